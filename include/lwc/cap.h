@@ -1,0 +1,42 @@
+/* lwc: capabilities and entry from the host program.
+ *
+ * A capability is the right to run SConts; each is served by an OS thread.  Idle
+ * capabilities sleep in the kernel and wake when work arrives. */
+#ifndef LWC_CAP_H
+#define LWC_CAP_H
+
+#include <lwc/base.h>
+#include <lwc/scont.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lwc_config {
+    unsigned ncaps;       /* 0: $LWC_CAPS, else 1 */
+    size_t   stack_size;  /* default SCont stack in bytes; 0: $LWC_STACK_SIZE, else 256 KiB */
+} lwc_config_t;
+
+/* Start the runtime (cfg NULL = defaults).  LWC_EBUSY if it is already running,
+ * LWC_EINVAL for a bad config, LWC_ENOMEM. */
+LWC_API int      lwc_init(const lwc_config_t *cfg);
+/* Stop every capability and free every SCont; handles become invalid.  Call it
+ * from a plain OS thread once the capabilities are idle or asleep in a retry:
+ * it waits for any that are running code. */
+LWC_API void     lwc_shutdown(void);
+LWC_API unsigned lwc_cap_count(void);            /* 0 before lwc_init */
+LWC_API unsigned lwc_cap_self(void);             /* the capability running the caller; -1u outside */
+/* runOnIdleHEC: run s on an idle capability.  LWC_EBUSY if none is idle,
+ * LWC_ESTATE if s cannot be resumed, LWC_EINVAL before lwc_init. */
+LWC_API int      lwc_cap_start(lwc_scont_t *s);
+/* The calling OS thread enters the runtime and returns when s completes: s becomes
+ * bound to this OS thread and runs on an idle capability, or, when none is idle,
+ * is made runnable through its unblock_thread upcall.  LWC_EINVAL inside an SCont
+ * or for a bound SCont, LWC_ESTATE if s cannot be resumed, LWC_EBUSY if no
+ * capability is idle and s has no unblock_thread upcall. */
+LWC_API int      lwc_eval(lwc_scont_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

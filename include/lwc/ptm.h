@@ -1,0 +1,54 @@
+/* lwc: primitive transactional memory.
+ *
+ * A PVar holds one word.  A transaction is a C function run by lwc_atomically:
+ * it reads and writes PVars through the lwc_tx_t it is given and sees one
+ * consistent snapshot while it runs (opacity), so code in it never observes a
+ * torn or impossible state.  On conflict the function is simply run again, so it
+ * must not have effects outside PVars: put those in lwc_tx_defer.
+ *
+ * PTM works from SConts and from plain OS threads; it needs no lwc_init. */
+#ifndef LWC_PTM_H
+#define LWC_PTM_H
+
+#include <lwc/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef lwc_word_t (*lwc_tx_fn)(lwc_tx_t *tx, void *arg);
+
+/* Run fn as one transaction; store its return value in *result (result may be
+ * NULL).  Returns LWC_OK, the error that woke a retrying caller
+ * (LWC_EBLOCKED_CONCDS ...), LWC_ESTATE if a switch it asked for could not be
+ * made (nothing is committed then), or LWC_EINVAL when called inside another
+ * transaction (transactions do not nest: use the tx you were given). */
+LWC_API int lwc_atomically(lwc_tx_fn fn, void *arg, lwc_word_t *result);
+
+/* NULL when out of memory. */
+LWC_API lwc_pvar_t *lwc_pvar_new(lwc_word_t init);
+/* The caller guarantees no transaction still uses pv.  NULL is ignored. */
+LWC_API void        lwc_pvar_free(lwc_pvar_t *pv);
+
+LWC_API lwc_word_t  lwc_pvar_read(lwc_tx_t *tx, lwc_pvar_t *pv);
+LWC_API void        lwc_pvar_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v);
+/* readPVarIO: one atomic read outside any transaction. */
+LWC_API lwc_word_t  lwc_pvar_peek(lwc_pvar_t *pv);
+
+/* Abandon the transaction (its writes are dropped) and wait until a PVar it read
+ * is written, then run it again.  In an SCont's own transaction the SCont blocks
+ * (LWC_BLOCKED_ON_CONCDS, through its upcalls); in a switch (lwc_switch, or once a
+ * switch_to_next upcall has run in it) or on a plain OS thread, the OS thread
+ * sleeps in the kernel.  A transaction that read no PVar can never be woken: its
+ * lwc_atomically returns LWC_EBLOCKED_CONCDS at once. */
+LWC_API _Noreturn void lwc_tx_retry(lwc_tx_t *tx);
+
+/* Run fn(arg) once, after this transaction commits (never if it is re-run or
+ * abandoned).  After a switch it runs on the capability that committed it,
+ * before the next SCont continues; it may run transactions but must not switch. */
+LWC_API void lwc_tx_defer(lwc_tx_t *tx, void (*fn)(void *), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

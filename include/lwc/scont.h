@@ -1,0 +1,98 @@
+/* lwc: one-shot continuations (SConts), switching and upcalls.
+ *
+ * An SCont is a suspended C stack that can be resumed once.  A switch names the
+ * SCont to run next and the status the current one takes, and happens exactly
+ * when its transaction commits: "put myself on this queue and run the next
+ * thread" is one atomic step, on any number of capabilities. */
+#ifndef LWC_SCONT_H
+#define LWC_SCONT_H
+
+#include <lwc/base.h>
+#include <lwc/ptm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum lwc_stack_kind {
+    LWC_STACK_GUARDED = 0,  /* mmap'd, with a guard page below it (default) */
+    LWC_STACK_PLAIN,        /* mmap'd, no guard page */
+    LWC_STACK_COPY          /* shared per-capability stack (not available yet: EINVAL) */
+} lwc_stack_kind_t;
+
+/* All-zero (or NULL) means defaults: the runtime's stack size, a guarded
+ * stack, no name. */
+typedef struct lwc_scont_attr {
+    size_t           stack_size;  /* bytes; rounded up to whole pages */
+    lwc_stack_kind_t stack_kind;
+    const char      *name;        /* copied; diagnostics print it */
+} lwc_scont_attr_t;
+
+/* Create an SCont that will run fn(arg).  Its status is LWC_BLOCKED_ON_SCHED and it
+ * has its creator's upcalls (none when created outside an SCont).  The caller owns
+ * one handle, dropped with lwc_scont_release.  Returns NULL with errno set: EINVAL
+ * (fn NULL, bad attr, lwc_init not called), ENOMEM. */
+LWC_API lwc_scont_t *lwc_scont_new(void (*fn)(void *), void *arg, const lwc_scont_attr_t *attr);
+/* The same, but the SCont always runs on an OS thread of its own: the capability
+ * is handed over between OS threads at every switch to or from it. */
+LWC_API lwc_scont_t *lwc_scont_new_bound(void (*fn)(void *), void *arg, const lwc_scont_attr_t *attr);
+/* Drop the handle that new returned.  The SCont itself lives on until it completes. */
+LWC_API void         lwc_scont_release(lwc_scont_t *s);
+
+LWC_API lwc_scont_t *lwc_scont_self(void);              /* NULL outside an SCont */
+LWC_API uint64_t     lwc_scont_id(const lwc_scont_t *s);  /* unique, from 1; 0 for NULL */
+LWC_API const char  *lwc_scont_name(const lwc_scont_t *s);/* "" when it has none */
+LWC_API int          lwc_scont_is_bound(const lwc_scont_t *s);
+/* Transactional read of s's status; with tx NULL, one atomic read. */
+LWC_API lwc_status_t lwc_scont_status(lwc_tx_t *tx, lwc_scont_t *s);
+LWC_API void         lwc_scont_set_local(lwc_scont_t *s, void *p);  /* scheduler-local state */
+LWC_API void        *lwc_scont_get_local(lwc_scont_t *s);
+
+/* ---- Switching ---------------------------------------------------------- */
+
+/* Runs inside the switch's transaction: return the SCont to run next and set
+ * *self_status to the status the caller takes (LWC_BLOCKED_ON_SCHED or
+ * LWC_BLOCKED_ON_CONCDS).  Returning self (with any status) means "no switch";
+ * returning NULL releases the capability (it becomes idle). */
+typedef lwc_scont_t *(*lwc_switch_fn)(lwc_tx_t *tx, lwc_scont_t *self, void *arg,
+                                      lwc_status_t *self_status);
+
+/* Run fn as one transaction and switch as it commits.  Returns when this SCont is
+ * next resumed: LWC_OK, or the error delivered to it while suspended; LWC_ESTATE at
+ * once if the target was not resumable (running, completed or resumed already), in
+ * which case nothing of the transaction is committed; LWC_EINVAL outside an SCont. */
+LWC_API int  lwc_switch(lwc_switch_fn fn, void *arg);
+/* Inside any transaction run by an SCont: switch to target when tx commits, the
+ * current SCont taking self_status.  A target that is not resumable abandons the
+ * transaction: its lwc_atomically returns LWC_ESTATE.  target NULL releases the
+ * capability; target == self is no switch. */
+LWC_API void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status);
+
+/* ---- Upcalls ------------------------------------------------------------ */
+
+typedef struct lwc_upcalls {
+    /* self stops with status why: return the SCont to run next on this capability
+     * (NULL: release the capability).  Runs inside the caller's transaction.  To
+     * idle the capability, call lwc_tx_retry(tx): the OS thread sleeps until a
+     * PVar this transaction read is written. */
+    lwc_scont_t *(*switch_to_next)(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env);
+    /* Make s runnable in its scheduler.  Runs inside a transaction, on any thread. */
+    void (*unblock_thread)(lwc_tx_t *tx, lwc_scont_t *s, void *env);
+    void *env;
+} lwc_upcalls_t;
+
+/* u NULL clears both.  Safe while s runs or switches elsewhere: a switch sees
+ * either the old set or the new one, never a mix. */
+LWC_API int  lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u);
+LWC_API int  lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out);
+/* switchToNext for the current SCont: ask its switch_to_next upcall for the next
+ * SCont and switch to it when tx commits, the current one taking status why.
+ * Without an upcall the capability is released. */
+LWC_API void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why);
+/* unblockThread: run s's own unblock_thread upcall in tx (nothing if it has none). */
+LWC_API void lwc_unblock_thread(lwc_tx_t *tx, lwc_scont_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,647 @@
+/* PVars and transactions.
+ *
+ * The algorithm is TL2's (Dice, Shalev, Shavit, DISC 2006) with snapshot
+ * extension: a global version clock, a versioned lock per PVar, reads checked
+ * against the snapshot as they happen, writes buffered and published under the
+ * PVars' locks at commit.  What lwc adds: retry (a transaction sleeps until a PVar
+ * it read is written) and the commit that carries a switch (scont.c). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../substrate/futex.h"
+#include "../substrate/internal.h"
+#include "internal.h"
+
+/* Note [Opacity]
+ * ~~~~~~~~~~~~~~
+ * A transaction takes the global clock as its snapshot `rv`.  A read accepts a
+ * value only if the PVar's lock, sampled before and after the value, is the same,
+ * unlocked, and not newer than rv: every value it returns was current at rv.
+ * When a PVar is newer, the snapshot is extended: if no PVar read so far has
+ * changed since rv, they are all still current at the clock's present value, and
+ * rv moves there.  Otherwise the body is abandoned with a longjmp and run again.
+ * So a body never sees two values that were not current together, and C code in
+ * it cannot crash on an impossible state.  A commit locks its write set, takes a
+ * new clock value wv, re-checks the read set (unless wv == rv + 1: nobody committed
+ * in between), publishes the values and unlocks with version wv. */
+static _Alignas(64) _Atomic uint64_t global_clock;
+
+#define LOCKED          1u
+#define LOCK_VERSION(l)      ((l) >> 1)
+#define TX_RERUN        1       /* abort codes besides the lwc errors */
+#define TX_RETRY        2
+
+#if LWC_ASAN || LWC_TSAN
+/* The sanitizers intercept longjmp to keep their shadow stacks right. */
+#define TX_SETJMP(tx)   setjmp((tx)->jb)
+#define TX_LONGJMP(tx)  longjmp((tx)->jb, 1)
+#else
+#define TX_SETJMP(tx)   __builtin_setjmp((void **)(tx)->jb)
+#define TX_LONGJMP(tx)  __builtin_longjmp((void **)(tx)->jb, 1)
+#endif
+
+static inline uint64_t bloom_bit(const lwc_pvar_t *pv)
+{
+    return (uint64_t)1 << (((uintptr_t)pv >> 5) & 63);
+}
+
+/* ---- PVars ---------------------------------------------------------------- */
+
+void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init)
+{
+    atomic_init(&pv->lock, 0);
+    atomic_init(&pv->value, init);
+    atomic_init(&pv->waiters, NULL);
+    atomic_init(&pv->wlock, 0);
+}
+
+lwc_pvar_t *lwc_pvar_new(lwc_word_t init)
+{
+    lwc_pvar_t *pv = malloc(sizeof *pv);
+    if (pv)
+        lwc_pvar_init(pv, init);
+    return pv;
+}
+
+void lwc_pvar_free(lwc_pvar_t *pv)
+{
+    free(pv);
+}
+
+lwc_word_t lwc_pvar_peek(lwc_pvar_t *pv)
+{
+    return atomic_load_explicit(&pv->value, memory_order_acquire);
+}
+
+/* ---- The descriptor ------------------------------------------------------- */
+
+void lwc_tx_init(lwc_tx_t *tx)
+{
+    memset(tx, 0, sizeof *tx);
+    tx->reads = tx->inline_reads;
+    tx->writes = tx->inline_writes;
+    tx->defers = tx->inline_defers;
+    tx->cap_reads = TX_INLINE_READS;
+    tx->cap_writes = TX_INLINE_WRITES;
+    tx->cap_defers = TX_INLINE_DEFERS;
+}
+
+void lwc_tx_destroy(lwc_tx_t *tx)
+{
+    if (tx->reads != tx->inline_reads) free(tx->reads);
+    if (tx->writes != tx->inline_writes) free(tx->writes);
+    if (tx->defers != tx->inline_defers) free(tx->defers);
+}
+
+_Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err)
+{
+    tx->abort_code = err;
+    TX_LONGJMP(tx);
+}
+
+/* Double an array that started inline; on failure the transaction ends ENOMEM. */
+static void *grow(lwc_tx_t *tx, void *arr, void *inline_arr, unsigned *cap, size_t elem)
+{
+    size_t n = (size_t)*cap * 2;
+    void *p = malloc(n * elem);
+    if (!p)
+        lwc_tx_abort(tx, LWC_ENOMEM);
+    memcpy(p, arr, (size_t)*cap * elem);
+    if (arr != inline_arr)
+        free(arr);
+    *cap = (unsigned)n;
+    return p;
+}
+
+static void tx_begin(lwc_tx_t *tx, lwc_scont_t *self, bool sleeps_thread)
+{
+    tx->nreads = tx->nwrites = tx->ndefers = 0;
+    tx->bloom = 0;
+    tx->has_switch = false;
+    tx->completing = false;
+    tx->target = NULL;
+    tx->self = self;
+    tx->sleeps_thread = sleeps_thread || self == NULL;
+    tx->abort_code = 0;
+    tx->active = true;
+    tx->rv = atomic_load_explicit(&global_clock, memory_order_acquire);
+}
+
+/* ---- Reads and writes ------------------------------------------------------ */
+
+static struct tx_write *find_write(lwc_tx_t *tx, const lwc_pvar_t *pv)
+{
+    if (!(tx->bloom & bloom_bit(pv)))
+        return NULL;
+    for (unsigned i = tx->nwrites; i-- > 0;)
+        if (tx->writes[i].pv == pv)
+            return &tx->writes[i];
+    return NULL;
+}
+
+/* Note [Opacity]: move the snapshot forward if everything read is still current. */
+static bool tx_extend(lwc_tx_t *tx)
+{
+    uint64_t now = atomic_load_explicit(&global_clock, memory_order_acquire);
+    for (unsigned i = 0; i < tx->nreads; i++) {
+        uint64_t l = atomic_load_explicit(&tx->reads[i]->lock, memory_order_acquire);
+        if ((l & LOCKED) || LOCK_VERSION(l) > tx->rv)
+            return false;
+    }
+    tx->rv = now;
+    return true;
+}
+
+lwc_word_t lwc_pvar_read(lwc_tx_t *tx, lwc_pvar_t *pv)
+{
+    if (!tx)
+        return lwc_pvar_peek(pv);
+    if (tx->nwrites) {
+        struct tx_write *w = find_write(tx, pv);
+        if (w)
+            return w->val;
+    }
+    for (unsigned spins = 0;;) {
+        uint64_t l1 = atomic_load_explicit(&pv->lock, memory_order_acquire);
+        lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
+        uint64_t l2 = atomic_load_explicit(&pv->lock, memory_order_relaxed);
+        if (l1 == l2 && !(l1 & LOCKED)) {
+            if (LOCK_VERSION(l1) <= tx->rv) {
+                if (tx->nreads == tx->cap_reads)
+                    tx->reads = grow(tx, tx->reads, tx->inline_reads, &tx->cap_reads,
+                                     sizeof *tx->reads);
+                tx->reads[tx->nreads++] = pv;
+                return v;
+            }
+            if (!tx_extend(tx))
+                lwc_tx_abort(tx, TX_RERUN);
+        } else if (++spins > LWC_SPIN_BOUND) {
+            lwc_tx_abort(tx, TX_RERUN);
+        } else {
+            lwc_cpu_relax();
+        }
+    }
+}
+
+static void tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
+{
+    struct tx_write *w = find_write(tx, pv);
+    if (w) {
+        w->val = v;
+        return;
+    }
+    if (tx->nwrites == tx->cap_writes)
+        tx->writes = grow(tx, tx->writes, tx->inline_writes, &tx->cap_writes,
+                          sizeof *tx->writes);
+    tx->writes[tx->nwrites++] = (struct tx_write){ pv, v, 0 };
+    tx->bloom |= bloom_bit(pv);
+}
+
+static lwc_word_t write_once(lwc_tx_t *tx, void *arg)
+{
+    lwc_word_t *pv_and_v = arg;
+    tx_write(tx, (lwc_pvar_t *)pv_and_v[0], pv_and_v[1]);
+    return 0;
+}
+
+void lwc_pvar_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
+{
+    if (tx) {
+        tx_write(tx, pv, v);
+        return;
+    }
+    /* No transaction: a transaction of one write (writePVarIO). */
+    lwc_word_t args[2] = { (lwc_word_t)pv, v };
+    lwc_atomically(write_once, args, NULL);
+}
+
+void lwc_tx_defer(lwc_tx_t *tx, void (*fn)(void *), void *arg)
+{
+    if (!tx || !fn)
+        return;
+    if (tx->ndefers == tx->cap_defers)
+        tx->defers = grow(tx, tx->defers, tx->inline_defers, &tx->cap_defers,
+                          sizeof *tx->defers);
+    tx->defers[tx->ndefers++] = (struct tx_defer){ fn, arg };
+}
+
+_Noreturn void lwc_tx_retry(lwc_tx_t *tx)
+{
+    lwc_tx_abort(tx, TX_RETRY);
+}
+
+/* ---- Retry ------------------------------------------------------------------ */
+
+/* Note [Retry wake-up]
+ * ~~~~~~~~~~~~~~~~~~~~
+ * A retrying transaction puts one node on the `waiters` list of every PVar it
+ * read, then checks that none of them has been locked or written since its
+ * snapshot, and only then sleeps.  A committer loads `waiters` while it holds the
+ * PVar's lock, after the CAS that took it.  All four accesses are seq_cst, so in
+ * their single total order either the committer's load comes after the waiter's
+ * insertion (it sees the node and fires it) or the waiter's check comes after the
+ * committer's CAS (it sees the lock or the new version and does not sleep).  No
+ * wake-up is lost, and no sleeper waits for a write that already happened.
+ *
+ * Firing sets the waiter's state with an exchange, so exactly one committer wakes
+ * each waiter.  An OS-thread sleeper is woken with a futex; an SCont that blocked
+ * through its upcalls is woken by a transaction the committer runs after its own
+ * commit (Note [Retry state] in substrate/internal.h). */
+
+enum { W_WAITING, W_FIRED, W_SLEEPING };
+
+struct retry_waiter {
+    _Atomic uint32_t state;
+    lwc_scont_t     *scont;   /* NULL: the OS thread sleeps */
+    uint32_t         epoch;
+};
+
+struct retry_node {
+    struct retry_node   *next, *prev;
+    struct retry_waiter *w;
+    lwc_pvar_t          *pv;
+};
+
+static void wlock(lwc_pvar_t *pv)
+{
+    while (atomic_exchange_explicit(&pv->wlock, 1, memory_order_acquire))
+        lwc_cpu_relax();
+}
+
+static void wunlock(lwc_pvar_t *pv)
+{
+    atomic_store_explicit(&pv->wlock, 0, memory_order_release);
+}
+
+static void queue_wake(struct lwc_thread *t, lwc_scont_t *s, uint32_t epoch)
+{
+    if (t->nwakes == t->cap_wakes) {
+        unsigned n = t->cap_wakes ? t->cap_wakes * 2 : 16;
+        struct pending_wake *p = realloc(t->wakes, n * sizeof *p);
+        if (!p) {
+            /* A wake-up we cannot record would be lost: stop loudly instead. */
+            lwc_warn("out of memory recording a retry wake-up");
+            abort();
+        }
+        t->wakes = p;
+        t->cap_wakes = n;
+    }
+    t->wakes[t->nwakes++] = (struct pending_wake){ s, epoch };
+}
+
+/* Called by a committer holding pv's lock: fire every waiter on pv. */
+static void pvar_fire(struct lwc_thread *t, lwc_pvar_t *pv)
+{
+    wlock(pv);
+    for (struct retry_node *n = atomic_load_explicit(&pv->waiters, memory_order_relaxed);
+         n; n = n->next) {
+        struct retry_waiter *w = n->w;
+        uint32_t old = atomic_exchange(&w->state, W_FIRED);
+        if (old == W_FIRED)
+            continue;
+        if (w->scont) {
+            lwc_scont_ref(w->scont);
+            queue_wake(t, w->scont, w->epoch);
+        } else if (old == W_SLEEPING) {
+            lwc_futex_wake(&w->state, 1);
+        }
+    }
+    wunlock(pv);
+}
+
+static void waiter_register(struct retry_node *nodes, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        lwc_pvar_t *pv = nodes[i].pv;
+        wlock(pv);
+        struct retry_node *head = atomic_load_explicit(&pv->waiters, memory_order_relaxed);
+        nodes[i].prev = NULL;
+        nodes[i].next = head;
+        if (head)
+            head->prev = &nodes[i];
+        atomic_store(&pv->waiters, &nodes[i]);      /* seq_cst: Note [Retry wake-up] */
+        wunlock(pv);
+    }
+}
+
+static void waiter_unregister(struct retry_node *nodes, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        lwc_pvar_t *pv = nodes[i].pv;
+        wlock(pv);
+        if (nodes[i].prev)
+            nodes[i].prev->next = nodes[i].next;
+        else
+            atomic_store_explicit(&pv->waiters, nodes[i].next, memory_order_relaxed);
+        if (nodes[i].next)
+            nodes[i].next->prev = nodes[i].prev;
+        wunlock(pv);
+    }
+}
+
+/* Has any PVar read by the abandoned transaction moved past its snapshot? */
+static bool reads_changed(struct retry_node *nodes, unsigned n, uint64_t rv)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t l = atomic_load(&nodes[i].pv->lock);  /* seq_cst: Note [Retry wake-up] */
+        if ((l & LOCKED) || LOCK_VERSION(l) > rv)
+            return true;
+    }
+    return false;
+}
+
+static void sleep_lock(struct lwc_thread *t)
+{
+    while (atomic_exchange_explicit(&t->sleep_lock, 1, memory_order_acquire))
+        lwc_cpu_relax();
+}
+
+static void sleep_unlock(struct lwc_thread *t)
+{
+    atomic_store_explicit(&t->sleep_lock, 0, memory_order_release);
+}
+
+static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
+{
+    for (unsigned i = 0; i < LWC_SPIN_BOUND; i++) {
+        if (atomic_load_explicit(&w->state, memory_order_acquire) == W_FIRED)
+            return;
+        lwc_cpu_relax();
+    }
+    sleep_lock(t);
+    t->sleep_word = &w->state;
+    sleep_unlock(t);
+    uint32_t expect = W_WAITING;
+    if (atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING) &&
+        !atomic_load(&lwc_rt.stopping)) {
+        while (atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING)
+            lwc_futex_wait(&w->state, W_SLEEPING);
+    }
+    sleep_lock(t);
+    t->sleep_word = NULL;
+    sleep_unlock(t);
+}
+
+/* The block half of an SCont-level retry: Note [Retry state]. */
+static lwc_word_t retry_block(lwc_tx_t *tx, void *arg)
+{
+    uint32_t e = *(uint32_t *)arg;
+    lwc_scont_t *self = tx->self;
+    if (lwc_pvar_read(tx, &self->retry_pv) == 2 * (lwc_word_t)e)
+        return 0;                                   /* fired already: do not block */
+    tx_write(tx, &self->retry_pv, 2 * (lwc_word_t)e + 1);
+    lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
+    return 0;
+}
+
+/* The waker's half, run after the commit that fired the waiter. */
+static lwc_word_t retry_wake(lwc_tx_t *tx, void *arg)
+{
+    struct pending_wake *pw = arg;
+    lwc_word_t fired = 2 * (lwc_word_t)pw->epoch;
+    lwc_word_t x = lwc_pvar_read(tx, &pw->s->retry_pv);
+    if (x > fired + 1 || x == fired)
+        return 0;                                   /* a later wait, or done already */
+    tx_write(tx, &pw->s->retry_pv, fired);
+    if (x == fired + 1 && lwc_scont_status(tx, pw->s) == LWC_BLOCKED_ON_CONCDS)
+        lwc_unblock_thread(tx, pw->s);
+    return 0;
+}
+
+/* Wait until a PVar the abandoned transaction read is written.  LWC_OK means run
+ * it again.  May return on another OS thread than it was called on. */
+static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
+{
+    unsigned n = tx->nreads;
+    if (n == 0)
+        return LWC_EBLOCKED_CONCDS;                 /* nothing can ever wake it */
+    struct retry_node stack_nodes[16];
+    struct retry_node *nodes = n <= 16 ? stack_nodes : malloc(n * sizeof *nodes);
+    if (!nodes)
+        return LWC_ENOMEM;
+    lwc_scont_t *self = tx->self;
+    lwc_upcalls_t up = { 0 };
+    if (self)
+        lwc_scont_load_upcalls(self, &up);
+    bool scont_level = !tx->sleeps_thread && up.switch_to_next && up.unblock_thread;
+    struct retry_waiter w = { .scont = scont_level ? self : NULL };
+    atomic_init(&w.state, W_WAITING);
+    if (scont_level)
+        w.epoch = ++self->retry_epoch;
+    for (unsigned i = 0; i < n; i++)
+        nodes[i] = (struct retry_node){ .w = &w, .pv = tx->reads[i] };
+    uint64_t rv = tx->rv;
+    tx->active = false;
+
+    int err = LWC_OK;
+    waiter_register(nodes, n);
+    if (!reads_changed(nodes, n, rv)) {
+        if (scont_level) {
+            self->retry_nodes = nodes;          /* for lwc_shutdown's sweep */
+            self->retry_nnodes = n;
+            err = lwc_tx_run(retry_block, &w.epoch, NULL, true);
+            self->retry_nodes = NULL;
+        } else {
+            sleep_thread(t, &w);
+        }
+    }
+    waiter_unregister(nodes, n);
+    if (nodes != stack_nodes)
+        free(nodes);
+    /* lwc_shutdown woke us: a runtime thread leaves its SCont where it is. */
+    t = lwc_thread_reload();
+    if (atomic_load(&lwc_rt.stopping) && t->current &&
+        (t->kind == THREAD_WORKER || t->kind == THREAD_BOUND))
+        lwc_thread_to_native(t, REQ_EXIT, NULL);
+    return err;
+}
+
+void lwc_retry_forget(struct retry_node *nodes, unsigned n)
+{
+    waiter_unregister(nodes, n);
+}
+
+/* lwc_shutdown: wake t if it sleeps in a retry (it then sees `stopping`). */
+void lwc_retry_interrupt(struct lwc_thread *t)
+{
+    sleep_lock(t);
+    if (t->sleep_word && atomic_exchange(t->sleep_word, W_FIRED) == W_SLEEPING)
+        lwc_futex_wake(t->sleep_word, 1);
+    sleep_unlock(t);
+}
+
+/* ---- Commit ------------------------------------------------------------------ */
+
+static void unlock_writes(lwc_tx_t *tx, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        atomic_store_explicit(&tx->writes[i].pv->lock, tx->writes[i].seen,
+                              memory_order_release);
+}
+
+static bool validate_reads(lwc_tx_t *tx)
+{
+    for (unsigned i = 0; i < tx->nreads; i++) {
+        lwc_pvar_t *pv = tx->reads[i];
+        uint64_t l = atomic_load_explicit(&pv->lock, memory_order_acquire);
+        if (l & LOCKED) {
+            struct tx_write *w = find_write(tx, pv);
+            if (!w)
+                return false;                       /* another committer has it */
+            l = w->seen;
+        }
+        if (LOCK_VERSION(l) > tx->rv)
+            return false;
+    }
+    return true;
+}
+
+static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
+{
+    if (tx->nwrites == 0)
+        return true;            /* read-only: every read was current at rv */
+    unsigned locked = 0;
+    for (; locked < tx->nwrites; locked++) {
+        struct tx_write *w = &tx->writes[locked];
+        for (unsigned spins = 0;; spins++) {
+            uint64_t l = atomic_load_explicit(&w->pv->lock, memory_order_relaxed);
+            if (!(l & LOCKED) && atomic_compare_exchange_weak(&w->pv->lock, &l, l | LOCKED)) {
+                w->seen = l;
+                break;
+            }
+            if (spins > LWC_SPIN_BOUND) {
+                unlock_writes(tx, locked);
+                return false;
+            }
+            lwc_cpu_relax();
+        }
+    }
+    uint64_t wv = atomic_fetch_add(&global_clock, 1) + 1;
+    if (wv != tx->rv + 1 && !validate_reads(tx)) {
+        unlock_writes(tx, locked);
+        return false;
+    }
+    /* Note [Switching out] in scont.c: raised before the new statuses show. */
+    if (tx->has_switch && tx->target != tx->self)
+        atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < tx->nwrites; i++) {
+        struct tx_write *w = &tx->writes[i];
+        atomic_store_explicit(&w->pv->value, w->val, memory_order_release);
+        if (atomic_load(&w->pv->waiters))           /* seq_cst: Note [Retry wake-up] */
+            pvar_fire(t, w->pv);
+    }
+    for (unsigned i = 0; i < tx->nwrites; i++)
+        atomic_store_explicit(&tx->writes[i].pv->lock, wv << 1, memory_order_release);
+    return true;
+}
+
+/* Exponential back-off between re-runs, so that two transactions that keep
+ * conflicting stop meeting. */
+static void backoff(unsigned attempt)
+{
+    unsigned n = 1u << (attempt < 10 ? attempt : 10);
+    for (unsigned i = 0; i < n; i++)
+        lwc_cpu_relax();
+}
+
+static void stash_defers(struct lwc_thread *t, lwc_tx_t *tx)
+{
+    for (unsigned i = 0; i < tx->ndefers; i++) {
+        if (t->ndefers == t->cap_defers) {
+            unsigned n = t->cap_defers ? t->cap_defers * 2 : 8;
+            struct tx_defer *p = realloc(t->defers, n * sizeof *p);
+            if (!p) {
+                lwc_warn("out of memory recording a deferred action");
+                abort();
+            }
+            t->defers = p;
+            t->cap_defers = n;
+        }
+        t->defers[t->ndefers++] = tx->defers[i];
+    }
+}
+
+int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
+{
+    for (volatile unsigned attempt = 0;; attempt++) {
+        struct lwc_thread *t = lwc_thread_reload();
+        if (!t)
+            return LWC_ENOMEM;
+        lwc_tx_t *tx = &t->tx;
+        if (tx->active)
+            return LWC_EINVAL;                      /* transactions do not nest */
+        tx_begin(tx, t->current, sleeps_thread);
+        if (TX_SETJMP(tx) == 0) {
+            lwc_word_t r = fn(tx, arg);
+            if (tx_commit(t, tx)) {
+                tx->active = false;
+                if (result)
+                    *result = r;
+                if (tx->ndefers)
+                    stash_defers(t, tx);
+                if (tx->has_switch && tx->target != tx->self) {
+                    lwc_switch_after_commit(tx);    /* returns once we are resumed */
+                    return lwc_scont_take_error();
+                }
+                lwc_tx_after_commit();
+                return LWC_OK;
+            }
+            tx->active = false;
+            backoff(attempt);
+            continue;
+        }
+        /* The body left by lwc_tx_abort. */
+        t = lwc_thread_peek();
+        tx = &t->tx;
+        int code = tx->abort_code;
+        tx->active = false;
+        if (code == TX_RERUN) {
+            backoff(attempt);
+        } else if (code == TX_RETRY) {
+            int err = tx_wait(t, tx);
+            if (err != LWC_OK)
+                return err;
+            attempt = 0;
+        } else {
+            return code;
+        }
+    }
+}
+
+int lwc_atomically(lwc_tx_fn fn, void *arg, lwc_word_t *result)
+{
+    if (!fn)
+        return LWC_EINVAL;
+    return lwc_tx_run(fn, arg, result, false);
+}
+
+/* ---- After commit -------------------------------------------------------------- */
+
+void lwc_tx_after_commit(void)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    if (!t || t->draining || (t->nwakes == 0 && t->ndefers == 0))
+        return;
+    t->draining = true;
+    /* What runs here may queue more; the indices keep up with it. */
+    while (t->nwakes || t->ndefers) {
+        for (unsigned i = 0; i < t->nwakes; i++) {
+            struct pending_wake pw = t->wakes[i];
+            int err = lwc_tx_run(retry_wake, &pw, NULL, true);
+            if (err != LWC_OK)
+                lwc_warn("waking SCont %llu from a retry failed: %s",
+                         (unsigned long long)pw.s->id, lwc_strerror(err));
+            lwc_scont_unref(pw.s);
+        }
+        t->nwakes = 0;
+        for (unsigned i = 0; i < t->ndefers; i++) {
+            struct tx_defer d = t->defers[i];
+            d.fn(d.arg);
+        }
+        t->ndefers = 0;
+    }
+    t->draining = false;
+}

@@ -1,0 +1,400 @@
+/* OS threads, capabilities, and the ways into the runtime. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "futex.h"
+#include "internal.h"
+#include "sanitize.h"
+
+struct lwc_runtime lwc_rt = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Note [TLS across switches]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * An SCont suspended on one OS thread may resume on another.  A compiler that
+ * computed the address of a __thread variable before a switch may reuse it after
+ * (it assumes a function never changes threads), and would then touch the old
+ * thread's record.  So: code that may have switched gets its thread from the
+ * swap's transfer value, or from lwc_thread_reload(), which the compiler cannot
+ * fold into an earlier read (it is out of line and has a volatile asm). */
+static __thread struct lwc_thread *tls_thread __attribute__((tls_model("initial-exec")));
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+void lwc_thread_free(struct lwc_thread *t)
+{
+    lwc_stack_cache_flush(t);
+    lwc_tx_destroy(&t->tx);
+    free(t->wakes);
+    free(t->defers);
+    free(t->altstack);
+    free(t);
+}
+
+static void thread_key_destroy(void *p)
+{
+    struct lwc_thread *t = p;
+    if (tls_thread == t)
+        tls_thread = NULL;
+    lwc_thread_free(t);
+}
+
+static void thread_key_init(void)
+{
+    pthread_key_create(&thread_key, thread_key_destroy);
+}
+
+static struct lwc_thread *thread_alloc(enum thread_kind kind)
+{
+    struct lwc_thread *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->kind = kind;
+    lwc_tx_init(&t->tx);
+    return t;
+}
+
+struct lwc_thread *lwc_thread_peek(void)
+{
+    return tls_thread;
+}
+
+struct lwc_thread *lwc_thread_get(void)
+{
+    if (tls_thread)
+        return tls_thread;
+    struct lwc_thread *t = thread_alloc(THREAD_FOREIGN);
+    if (!t)
+        return NULL;
+    pthread_once(&thread_key_once, thread_key_init);
+    pthread_setspecific(thread_key, t);     /* freed when the OS thread exits */
+    lwc_san_thread_start(t);
+    tls_thread = t;
+    return t;
+}
+
+__attribute__((noinline)) struct lwc_thread *lwc_thread_reload(void)
+{
+    __asm__ __volatile__("" ::: "memory");
+    return lwc_thread_get();
+}
+
+void lwc_warn(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "lwc: %s\n", buf);
+}
+
+/* ---- Mailboxes ------------------------------------------------------------- */
+
+enum { MAIL_EMPTY, MAIL_FULL, MAIL_ASLEEP, MAIL_STOP };
+
+void lwc_thread_mail(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *target)
+{
+    t->mail_cap = cap;
+    t->mail_target = target;
+    if (atomic_exchange_explicit(&t->mail, MAIL_FULL, memory_order_release) == MAIL_ASLEEP)
+        lwc_futex_wake(&t->mail, 1);
+}
+
+/* Wait for a capability and an SCont to run on it.  False: the runtime stops. */
+static bool mail_wait(struct lwc_thread *t)
+{
+    for (unsigned i = 0;; i++) {
+        uint32_t m = atomic_load_explicit(&t->mail, memory_order_acquire);
+        if (m == MAIL_FULL)
+            break;
+        if (m == MAIL_STOP || atomic_load(&lwc_rt.stopping))
+            return false;
+        if (i < LWC_SPIN_BOUND) {
+            lwc_cpu_relax();
+            continue;
+        }
+        if (m == MAIL_ASLEEP ||
+            atomic_compare_exchange_strong(&t->mail, &m, MAIL_ASLEEP))
+            lwc_futex_wait(&t->mail, MAIL_ASLEEP);
+    }
+    atomic_store_explicit(&t->mail, MAIL_EMPTY, memory_order_relaxed);
+    return true;
+}
+
+/* ---- The native stack: each OS thread's dispatcher -------------------------- */
+
+/* An SCont came back to the native stack asking for something (lwc_swap_to). */
+static void handle_request(struct lwc_thread *t)
+{
+    struct lwc_cap *cap = t->cap;
+    enum thread_request req = t->request;
+    lwc_scont_t *to = t->handoff;
+    t->cap = NULL;
+    t->request = REQ_NONE;
+    t->handoff = NULL;
+    if (req == REQ_HANDOFF)
+        lwc_thread_mail(to->bound ? to->bound : cap->worker, cap, to);
+    else if (cap)
+        atomic_store_explicit(&cap->busy, 0, memory_order_release);
+}
+
+/* Run what the mailbox brings until the thread's own SCont completes (bound and
+ * host threads) or the runtime stops.  cap and first, if given, run at once. */
+static void native_loop(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *first)
+{
+    for (;;) {
+        if (first) {
+            t->cap = cap;
+            lwc_swap_to(t, NULL, first);
+            handle_request(t);
+            first = NULL;
+        }
+        if (t->bound_done || !mail_wait(t))
+            return;
+        cap = t->mail_cap;
+        first = t->mail_target;
+    }
+}
+
+static void *runtime_thread_main(void *arg)
+{
+    struct lwc_thread *t = arg;
+    tls_thread = t;
+    lwc_san_thread_start(t);
+    lwc_altstack_enter(t);
+    native_loop(t, NULL, NULL);
+    lwc_altstack_leave(t);
+    return NULL;
+}
+
+static struct lwc_thread *runtime_thread_start(enum thread_kind kind)
+{
+    struct lwc_thread *t = thread_alloc(kind);
+    if (!t)
+        return NULL;
+    if (pthread_create(&t->pthread, NULL, runtime_thread_main, t) != 0) {
+        lwc_thread_free(t);
+        return NULL;
+    }
+    pthread_mutex_lock(&lwc_rt.lock);
+    t->all_next = lwc_rt.threads;
+    lwc_rt.threads = t;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    return t;
+}
+
+struct lwc_thread *lwc_thread_new_bound(lwc_scont_t *s)
+{
+    struct lwc_thread *t = thread_alloc(THREAD_BOUND);
+    if (!t)
+        return NULL;
+    t->bound_scont = s;
+    if (pthread_create(&t->pthread, NULL, runtime_thread_main, t) != 0) {
+        lwc_thread_free(t);
+        return NULL;
+    }
+    pthread_mutex_lock(&lwc_rt.lock);
+    t->all_next = lwc_rt.threads;
+    lwc_rt.threads = t;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    return t;
+}
+
+/* ---- Capabilities ------------------------------------------------------------ */
+
+static struct lwc_cap *cap_take_idle(void)
+{
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        int idle = 0;
+        if (atomic_compare_exchange_strong(&lwc_rt.caps[i].busy, &idle, 1))
+            return &lwc_rt.caps[i];
+    }
+    return NULL;
+}
+
+static lwc_word_t resume_body(lwc_tx_t *tx, void *arg)
+{
+    lwc_scont_t *s = arg;
+    lwc_status_t st = lwc_scont_status(tx, s);
+    if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
+        lwc_tx_abort(tx, LWC_ESTATE);
+    lwc_pvar_write(tx, &s->status, LWC_RUNNING);
+    return 0;
+}
+
+int lwc_cap_start(lwc_scont_t *s)
+{
+    if (!s || !atomic_load(&lwc_rt.up))
+        return LWC_EINVAL;
+    struct lwc_cap *cap = cap_take_idle();
+    if (!cap)
+        return LWC_EBUSY;
+    int err = lwc_tx_run(resume_body, s, NULL, true);
+    if (err != LWC_OK) {
+        atomic_store(&cap->busy, 0);
+        return err;
+    }
+    lwc_thread_mail(s->bound ? s->bound : cap->worker, cap, s);
+    return LWC_OK;
+}
+
+unsigned lwc_cap_count(void)
+{
+    return atomic_load(&lwc_rt.up) ? lwc_rt.ncaps : 0;
+}
+
+unsigned lwc_cap_self(void)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    return t && t->cap ? t->cap->id : (unsigned)-1;
+}
+
+static lwc_word_t eval_unblock_body(lwc_tx_t *tx, void *arg)
+{
+    lwc_scont_t *s = arg;
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(s, &u);
+    if (lwc_scont_status(tx, s) != LWC_BLOCKED_ON_SCHED)
+        lwc_tx_abort(tx, LWC_ESTATE);
+    if (!u.unblock_thread)
+        lwc_tx_abort(tx, LWC_EBUSY);
+    u.unblock_thread(tx, s, u.env);
+    return 0;
+}
+
+int lwc_eval(lwc_scont_t *s)
+{
+    if (!s || !atomic_load(&lwc_rt.up) || s->bound)
+        return LWC_EINVAL;
+    struct lwc_thread *t = lwc_thread_get();
+    if (!t)
+        return LWC_ENOMEM;
+    if (t->current || t->kind != THREAD_FOREIGN)
+        return LWC_EINVAL;
+    /* s runs only on this OS thread from now on: every switch to it hands the
+     * capability here, and the mailbox loop below serves it. */
+    s->bound = t;
+    t->kind = THREAD_HOST;
+    t->bound_scont = s;
+    t->bound_done = false;
+    lwc_altstack_enter(t);
+    int err;
+    struct lwc_cap *cap = cap_take_idle();
+    if (cap) {
+        err = lwc_tx_run(resume_body, s, NULL, true);
+        if (err != LWC_OK)
+            atomic_store(&cap->busy, 0);
+    } else {
+        err = lwc_tx_run(eval_unblock_body, s, NULL, true);
+    }
+    if (err == LWC_OK) {
+        native_loop(t, cap, cap ? s : NULL);
+        if (!t->bound_done)
+            err = LWC_EBUSY;                /* the runtime stopped first */
+        else
+            s->bound = NULL;                /* completed: unbound again, for good */
+    } else {
+        s->bound = NULL;
+    }
+    lwc_altstack_leave(t);
+    t->kind = THREAD_FOREIGN;
+    t->bound_scont = NULL;
+    t->bound_done = false;
+    return err;
+}
+
+/* ---- Start and stop --------------------------------------------------------- */
+
+static unsigned env_unsigned(const char *name, unsigned dflt, unsigned max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *end || n == 0 || n > max) {
+        lwc_warn("ignoring %s=%s (want 1..%u)", name, v, max);
+        return dflt;
+    }
+    return (unsigned)n;
+}
+
+#define LWC_MAX_CAPS 1024
+
+int lwc_init(const lwc_config_t *cfg)
+{
+    if (atomic_load(&lwc_rt.up) || atomic_load(&lwc_rt.stopping))
+        return LWC_EBUSY;
+    unsigned ncaps = cfg && cfg->ncaps ? cfg->ncaps : env_unsigned("LWC_CAPS", 1, LWC_MAX_CAPS);
+    if (ncaps > LWC_MAX_CAPS)
+        return LWC_EINVAL;
+    size_t stack = cfg && cfg->stack_size ? cfg->stack_size
+                   : (size_t)env_unsigned("LWC_STACK_SIZE", 256 * 1024, 1u << 30);
+    if (stack < 16 * 1024 || stack > ((size_t)1 << 30))
+        return LWC_EINVAL;
+    lwc_stack_set_default_size(stack);
+    lwc_rt.caps = calloc(ncaps, sizeof *lwc_rt.caps);
+    if (!lwc_rt.caps)
+        return LWC_ENOMEM;
+    lwc_rt.ncaps = ncaps;
+    for (unsigned i = 0; i < ncaps; i++) {
+        lwc_rt.caps[i].id = i;
+        atomic_init(&lwc_rt.caps[i].busy, 0);
+    }
+    for (unsigned i = 0; i < ncaps; i++) {
+        if (!(lwc_rt.caps[i].worker = runtime_thread_start(THREAD_WORKER))) {
+            atomic_store(&lwc_rt.up, 1);
+            lwc_shutdown();
+            return LWC_ENOMEM;
+        }
+    }
+    lwc_overflow_install();
+    atomic_store(&lwc_rt.up, 1);
+    return LWC_OK;
+}
+
+void lwc_shutdown(void)
+{
+    if (!atomic_load(&lwc_rt.up))
+        return;
+    struct lwc_thread *self = lwc_thread_peek();
+    if (self && (self->current || self->kind != THREAD_FOREIGN)) {
+        lwc_warn("lwc_shutdown called from inside the runtime: ignored");
+        return;
+    }
+    atomic_store(&lwc_rt.stopping, 1);
+    atomic_store(&lwc_rt.up, 0);
+    pthread_mutex_lock(&lwc_rt.lock);
+    struct lwc_thread *threads = lwc_rt.threads;
+    lwc_rt.threads = NULL;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    for (struct lwc_thread *t = threads; t; t = t->all_next) {
+        lwc_retry_interrupt(t);
+        if (atomic_exchange(&t->mail, MAIL_STOP) == MAIL_ASLEEP)
+            lwc_futex_wake(&t->mail, 1);
+    }
+    for (struct lwc_thread *t = threads; t;) {
+        struct lwc_thread *next = t->all_next;
+        pthread_join(t->pthread, NULL);
+        lwc_thread_free(t);
+        t = next;
+    }
+    lwc_scont_free_all();
+    lwc_overflow_uninstall();
+    free(lwc_rt.caps);
+    lwc_rt.caps = NULL;
+    lwc_rt.ncaps = 0;
+    if (self && !self->tx.active) {
+        pthread_setspecific(thread_key, NULL);
+        tls_thread = NULL;
+        lwc_thread_free(self);
+    }
+    lwc_stack_pool_drain();
+    atomic_store(&lwc_rt.stopping, 0);
+}

@@ -1,0 +1,34 @@
+/* Thin wrappers over futex(2), and the spin hint used before sleeping. */
+#ifndef LWC_SUBSTRATE_FUTEX_H
+#define LWC_SUBSTRATE_FUTEX_H
+
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static inline void lwc_futex_wait(_Atomic uint32_t *w, uint32_t expect)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, expect, NULL, NULL, 0);
+}
+
+static inline void lwc_futex_wake(_Atomic uint32_t *w, int n)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static inline void lwc_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* How long a waiter spins before it sleeps in the kernel: long enough to catch a
+ * wake-up from the other core in a ping-pong, short enough not to burn a core. */
+#define LWC_SPIN_BOUND 2000
+
+#endif

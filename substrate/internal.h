@@ -1,0 +1,179 @@
+/* Substrate internals.  Nothing outside substrate/ and ptm/ may include this. */
+#ifndef LWC_SUBSTRATE_INTERNAL_H
+#define LWC_SUBSTRATE_INTERNAL_H
+
+#include "config.h"
+#include <lwc/lwc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "context.h"
+#include "../ptm/internal.h"
+
+/* ---- Stacks (stack.c) ---------------------------------------------------- */
+
+struct lwc_stack {
+    char  *map;          /* the whole mapping, guard page included; NULL: none */
+    size_t map_size;
+    size_t guard;        /* bytes of guard at the bottom of the mapping */
+    unsigned vg_id;      /* valgrind's id for the registered stack */
+    bool   mprotected;   /* the guard is a PROT_NONE mapping (counts against the budget) */
+    bool   pooled;       /* default size and kind: goes back to the pool */
+};
+
+int  lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind);
+void lwc_stack_put(struct lwc_stack *st);
+void lwc_stack_pool_drain(void);
+void lwc_stack_cache_flush(struct lwc_thread *t);
+size_t lwc_stack_default_size(void);
+void lwc_stack_set_default_size(size_t size);
+static inline char  *lwc_stack_lo(const struct lwc_stack *st) { return st->map + st->guard; }
+static inline size_t lwc_stack_usable(const struct lwc_stack *st) { return st->map_size - st->guard; }
+
+/* ---- SConts (scont.c) ---------------------------------------------------- */
+
+/* Note [Retry state]
+ * ~~~~~~~~~~~~~~~~~~
+ * An SCont that retries in its own transaction blocks through its upcalls.  The
+ * race to close is between its blocking and a writer waking it: both happen in
+ * transactions over `retry_pv`, which holds 2*epoch for "epoch fired" and
+ * 2*epoch+1 for "blocked in epoch".  The SCont blocks only if its epoch has not
+ * fired; the waker unblocks it only if it is blocked in that very epoch (and
+ * otherwise marks the epoch fired).  Serializability leaves no third order.
+ * Anything else that resumes an SCont blocked in a retry must first move
+ * retry_pv off 2*epoch+1, or a late waker could unblock it from a later wait. */
+
+struct lwc_scont {
+    lwc_ctx_t        ctx;
+    lwc_pvar_t       status;          /* an lwc_status_t, transactional */
+    lwc_pvar_t       retry_pv;        /* Note [Retry state] */
+    _Atomic int      switching_out;   /* Note [Switching out] in scont.c */
+    _Atomic unsigned upcall_seq;      /* seqlock over the three upcall words */
+    _Atomic(void *)  up_next, up_unblock, up_env;
+    _Atomic(void *)  local;
+    uint64_t         id;
+    void           (*fn)(void *);
+    void            *arg;
+    char            *name;
+    struct lwc_thread *bound;         /* the OS thread it must run on, or NULL */
+    bool             bound_own;       /* created by new_bound: bound for life */
+    bool             completed;       /* set by its last switch, read when landing */
+    bool             release_on_complete; /* its switch_to_next failed it once */
+    struct retry_node *retry_nodes;   /* registered while blocked in a retry */
+    unsigned         retry_nnodes;
+    _Atomic int      refs;
+    int              wake_error;      /* delivered while suspended; returned by the switch */
+    uint32_t         retry_epoch;
+    struct lwc_stack stack;
+    struct lwc_scont *all_prev, *all_next; /* every SCont alive, for shutdown */
+#if LWC_ASAN
+    void            *asan_fake_stack;
+#endif
+#if LWC_TSAN
+    void            *tsan_fiber;
+#endif
+};
+
+void lwc_scont_unref(lwc_scont_t *s);
+void lwc_scont_ref(lwc_scont_t *s);
+/* Switch away from the current SCont as the transaction just committed says. */
+void lwc_switch_after_commit(lwc_tx_t *tx);
+/* Upcalls, read consistently (Note [Upcall seqlock] in scont.c). */
+void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u);
+void lwc_scont_free_all(void);
+/* The error delivered to the current SCont while it was suspended (0 if none). */
+int  lwc_scont_take_error(void);
+
+/* ---- OS threads and capabilities (cap.c) -------------------------------- */
+
+struct lwc_cap {
+    unsigned          id;
+    _Atomic int       busy;       /* 0: idle, anyone may take it */
+    struct lwc_thread *worker;    /* its own OS thread, runs every unbound SCont */
+};
+
+enum thread_request { REQ_NONE, REQ_RELEASE, REQ_HANDOFF, REQ_EXIT };
+enum thread_kind { THREAD_FOREIGN, THREAD_WORKER, THREAD_BOUND, THREAD_HOST };
+
+struct pending_wake { lwc_scont_t *s; uint32_t epoch; };
+
+/* Everything lwc keeps per OS thread.  Reached through TLS; see Note [TLS across
+ * switches] in cap.c before caching a pointer to it across a switch. */
+struct lwc_thread {
+    lwc_ctx_t          native;      /* the OS thread's own stack: its dispatcher */
+    enum thread_kind   kind;
+    struct lwc_cap    *cap;         /* held now, or NULL */
+    lwc_scont_t       *current;     /* running now, or NULL on the native stack */
+    lwc_scont_t       *prev;        /* what the last swap left; read by the landing side */
+    enum thread_request request;    /* for the native stack, from the SCont that left */
+    lwc_scont_t       *handoff;
+    /* mailbox: a capability and an SCont to run on it, handed over by another thread */
+    _Atomic uint32_t   mail;        /* 0 empty, 1 full, 2 empty with the owner asleep */
+    struct lwc_cap    *mail_cap;
+    lwc_scont_t       *mail_target;
+    bool               mail_exit;
+    lwc_scont_t       *bound_scont; /* THREAD_BOUND / THREAD_HOST: the one it runs */
+    bool               bound_done;  /* ... and it has completed */
+    pthread_t          pthread;
+    struct lwc_tx      tx;
+    /* after-commit work (ptm.c) */
+    struct pending_wake *wakes;
+    unsigned           nwakes, cap_wakes;
+    struct tx_defer   *defers;
+    unsigned           ndefers, cap_defers;
+    bool               draining;
+    /* stack cache (stack.c) */
+    void              *stack_cache;
+    unsigned           nstack_cache;
+    /* retry sleep in progress, for lwc_shutdown to interrupt */
+    _Atomic uint32_t  *sleep_word;
+    _Atomic int        sleep_lock;  /* guards sleep_word against lwc_shutdown */
+    void              *altstack;
+    struct lwc_thread *all_next;    /* runtime-owned threads, for shutdown */
+    bool               exited;
+#if LWC_ASAN
+    void              *asan_fake_stack;
+    void              *native_lo;
+    size_t             native_size;
+#endif
+#if LWC_TSAN
+    void              *tsan_fiber;
+#endif
+};
+
+struct lwc_runtime {
+    _Atomic int        up;          /* lwc_init done, lwc_shutdown not begun */
+    _Atomic int        stopping;
+    unsigned           ncaps;
+    struct lwc_cap    *caps;
+    pthread_mutex_t    lock;        /* threads list, SCont list */
+    struct lwc_thread *threads;
+    lwc_scont_t       *sconts;
+};
+extern struct lwc_runtime lwc_rt;
+
+struct lwc_thread *lwc_thread_get(void);      /* creates the record on first use */
+struct lwc_thread *lwc_thread_peek(void);     /* NULL if this OS thread has none */
+struct lwc_thread *lwc_thread_reload(void);   /* Note [TLS across switches] */
+struct lwc_thread *lwc_thread_new_bound(lwc_scont_t *s);
+void lwc_thread_free(struct lwc_thread *t);
+void lwc_thread_mail(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *target);
+/* Leave the SCont running on t for t's native stack with request req. */
+void lwc_thread_to_native(struct lwc_thread *t, enum thread_request req, lwc_scont_t *handoff);
+/* Land after a swap: finish the SCont that was left (Note [Switching out]). */
+void lwc_land(struct lwc_thread *t);
+/* Swap from the running context (SCont `from`, or the native stack when NULL)
+ * to SCont `to` on thread t.  Returns the thread it resumed on. */
+struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scont_t *to);
+
+void lwc_overflow_install(void);
+void lwc_overflow_uninstall(void);
+void lwc_altstack_enter(struct lwc_thread *t);
+void lwc_altstack_leave(struct lwc_thread *t);
+
+/* Report a misuse that cannot be returned as an error, once per site. */
+void lwc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

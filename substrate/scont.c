@@ -1,0 +1,434 @@
+/* SConts: creation, upcalls, switching and completion. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "futex.h"
+#include "internal.h"
+#include "sanitize.h"
+
+static _Atomic uint64_t next_id = 1;
+
+/* Note [Switching out]
+ * ~~~~~~~~~~~~~~~~~~~~
+ * A switch commits first and saves registers after: between the two, the old
+ * SCont is already LWC_BLOCKED_* for every other capability, yet its stack is
+ * still in use.  So the commit raises `switching_out` on it before the new status
+ * is published (tx_commit in ptm.c, ordered by the release of the status PVar's
+ * lock), and whoever lands after the swap (lwc_land), now off that stack, lowers
+ * it.  A resumer that won the status spins on the flag before it swaps in
+ * (lwc_swap_to).  The wait is a handful of instructions: the register save. */
+
+static void scont_entry(void *transfer, void *arg);
+
+static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
+                                 const lwc_scont_attr_t *attr, bool bound)
+{
+    lwc_stack_kind_t kind = attr ? attr->stack_kind : LWC_STACK_GUARDED;
+    if (!fn || !atomic_load(&lwc_rt.up) ||
+        (kind != LWC_STACK_GUARDED && kind != LWC_STACK_PLAIN)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t size = attr && attr->stack_size ? attr->stack_size : lwc_stack_default_size();
+    lwc_scont_t *s = calloc(1, sizeof *s);
+    if (!s)
+        goto nomem;
+    if (attr && attr->name && !(s->name = strdup(attr->name)))
+        goto nomem;
+    if (lwc_stack_get(&s->stack, size, kind) != LWC_OK)
+        goto nomem;
+    lwc_pvar_init(&s->status, LWC_BLOCKED_ON_SCHED);
+    lwc_pvar_init(&s->retry_pv, 0);
+    s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    s->fn = fn;
+    s->arg = arg;
+    atomic_init(&s->refs, 2);               /* the handle, and being alive */
+    struct lwc_thread *t = lwc_thread_peek();
+    if (t && t->current) {
+        lwc_upcalls_t u;
+        lwc_scont_load_upcalls(t->current, &u);
+        lwc_scont_set_upcalls(s, &u);
+    }
+    lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
+    lwc_san_scont_new(s);
+    if (bound) {
+        s->bound_own = true;
+        if (!(s->bound = lwc_thread_new_bound(s))) {
+            lwc_san_scont_free(s);
+            lwc_stack_put(&s->stack);
+            goto nomem;
+        }
+    }
+    pthread_mutex_lock(&lwc_rt.lock);
+    s->all_next = lwc_rt.sconts;
+    if (lwc_rt.sconts)
+        lwc_rt.sconts->all_prev = s;
+    lwc_rt.sconts = s;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    return s;
+nomem:
+    if (s)
+        free(s->name);
+    free(s);
+    errno = ENOMEM;
+    return NULL;
+}
+
+lwc_scont_t *lwc_scont_new(void (*fn)(void *), void *arg, const lwc_scont_attr_t *attr)
+{
+    return scont_create(fn, arg, attr, false);
+}
+
+lwc_scont_t *lwc_scont_new_bound(void (*fn)(void *), void *arg, const lwc_scont_attr_t *attr)
+{
+    return scont_create(fn, arg, attr, true);
+}
+
+static void scont_free(lwc_scont_t *s)
+{
+    if (s->stack.map)
+        lwc_stack_put(&s->stack);
+    lwc_san_scont_free(s);
+    free(s->name);
+    free(s);
+}
+
+void lwc_scont_ref(lwc_scont_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void lwc_scont_unref(lwc_scont_t *s)
+{
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_mutex_lock(&lwc_rt.lock);
+    if (s->all_prev)
+        s->all_prev->all_next = s->all_next;
+    else
+        lwc_rt.sconts = s->all_next;
+    if (s->all_next)
+        s->all_next->all_prev = s->all_prev;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    scont_free(s);
+}
+
+void lwc_scont_release(lwc_scont_t *s)
+{
+    if (s)
+        lwc_scont_unref(s);
+}
+
+/* Called by lwc_shutdown once every runtime thread has stopped. */
+void lwc_scont_free_all(void)
+{
+    lwc_scont_t *s = lwc_rt.sconts;
+    lwc_rt.sconts = NULL;
+    while (s) {
+        lwc_scont_t *next = s->all_next;
+        if (s->retry_nodes)
+            lwc_retry_forget(s->retry_nodes, s->retry_nnodes);
+        scont_free(s);
+        s = next;
+    }
+}
+
+lwc_scont_t *lwc_scont_self(void)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    return t ? t->current : NULL;
+}
+
+uint64_t lwc_scont_id(const lwc_scont_t *s)
+{
+    return s ? s->id : 0;
+}
+
+const char *lwc_scont_name(const lwc_scont_t *s)
+{
+    return s && s->name ? s->name : "";
+}
+
+int lwc_scont_is_bound(const lwc_scont_t *s)
+{
+    return s && s->bound_own;
+}
+
+lwc_status_t lwc_scont_status(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    if (!s)
+        return LWC_COMPLETED;
+    return (lwc_status_t)lwc_pvar_read(tx, &s->status);
+}
+
+void lwc_scont_set_local(lwc_scont_t *s, void *p)
+{
+    if (s)
+        atomic_store_explicit(&s->local, p, memory_order_release);
+}
+
+void *lwc_scont_get_local(lwc_scont_t *s)
+{
+    return s ? atomic_load_explicit(&s->local, memory_order_acquire) : NULL;
+}
+
+int lwc_scont_take_error(void)
+{
+    lwc_scont_t *s = lwc_thread_reload()->current;
+    int err = s->wake_error;
+    s->wake_error = 0;
+    return err;
+}
+
+/* ---- Upcalls ------------------------------------------------------------- */
+
+/* Note [Upcall seqlock]
+ * ~~~~~~~~~~~~~~~~~~~~~
+ * The upcalls are three words that a switch reads on every call and that anyone
+ * may change at any time.  A sequence count makes the pair consistent without a
+ * lock on the read side: a writer makes the count odd, stores, makes it even
+ * again; a reader copies the words between two equal even counts. */
+void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u)
+{
+    for (;;) {
+        unsigned q = atomic_load_explicit(&s->upcall_seq, memory_order_acquire);
+        if (q & 1) {
+            lwc_cpu_relax();
+            continue;
+        }
+        void *next = atomic_load_explicit(&s->up_next, memory_order_relaxed);
+        void *unblock = atomic_load_explicit(&s->up_unblock, memory_order_relaxed);
+        u->env = atomic_load_explicit(&s->up_env, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->upcall_seq, memory_order_relaxed) == q) {
+            u->switch_to_next = (lwc_scont_t *(*)(lwc_tx_t *, lwc_scont_t *, lwc_status_t, void *))next;
+            u->unblock_thread = (void (*)(lwc_tx_t *, lwc_scont_t *, void *))unblock;
+            return;
+        }
+    }
+}
+
+int lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u)
+{
+    if (!s)
+        return LWC_EINVAL;
+    unsigned q;
+    for (;;) {
+        q = atomic_load_explicit(&s->upcall_seq, memory_order_relaxed);
+        if (!(q & 1) && atomic_compare_exchange_weak_explicit(&s->upcall_seq, &q, q + 1,
+                                                              memory_order_acquire,
+                                                              memory_order_relaxed))
+            break;
+        lwc_cpu_relax();
+    }
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&s->up_next, u ? (void *)u->switch_to_next : NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->up_unblock, u ? (void *)u->unblock_thread : NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->up_env, u ? u->env : NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->upcall_seq, q + 2, memory_order_release);
+    return LWC_OK;
+}
+
+int lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out)
+{
+    if (!s || !out)
+        return LWC_EINVAL;
+    lwc_scont_load_upcalls(s, out);
+    return LWC_OK;
+}
+
+/* ---- Switching ----------------------------------------------------------- */
+
+static struct lwc_thread *tx_thread(lwc_tx_t *tx)
+{
+    return (struct lwc_thread *)((char *)tx - offsetof(struct lwc_thread, tx));
+}
+
+void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
+{
+    if (!tx) {
+        lwc_warn("lwc_switch_to called without a transaction");
+        return;
+    }
+    lwc_scont_t *self = tx->self;
+    /* No SCont, a second switch, or a wake-up / deferred action (those run
+     * between two SConts and must not switch either). */
+    if (!self || tx->has_switch || tx_thread(tx)->draining)
+        lwc_tx_abort(tx, LWC_EINVAL);
+    if (tx->completing)
+        self_status = LWC_COMPLETED;
+    else if (target != self && self_status != LWC_BLOCKED_ON_SCHED &&
+             self_status != LWC_BLOCKED_ON_CONCDS)
+        lwc_tx_abort(tx, LWC_EINVAL);
+    tx->sleeps_thread = true;
+    if (target == self) {
+        if (tx->completing)
+            lwc_tx_abort(tx, LWC_ESTATE);
+        tx->has_switch = true;
+        tx->target = self;
+        return;
+    }
+    if (target) {
+        lwc_word_t st = lwc_pvar_read(tx, &target->status);
+        if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
+            lwc_tx_abort(tx, LWC_ESTATE);
+        lwc_pvar_write(tx, &target->status, LWC_RUNNING);
+    }
+    lwc_pvar_write(tx, &self->status, self_status);
+    tx->has_switch = true;
+    tx->target = target;
+    tx->self_status = self_status;
+}
+
+void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
+{
+    if (!tx || !tx->self) {
+        if (tx)
+            lwc_tx_abort(tx, LWC_EINVAL);
+        return;
+    }
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(tx->self, &u);
+    tx->sleeps_thread = true;       /* a retry in the upcall idles the capability */
+    lwc_scont_t *next = u.switch_to_next ? u.switch_to_next(tx, tx->self, why, u.env) : NULL;
+    lwc_switch_to(tx, next, why);
+}
+
+void lwc_unblock_thread(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    if (!tx || !s)
+        return;
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(s, &u);
+    if (u.unblock_thread)
+        u.unblock_thread(tx, s, u.env);
+}
+
+struct switch_call { lwc_switch_fn fn; void *arg; };
+
+static lwc_word_t switch_body(lwc_tx_t *tx, void *arg)
+{
+    struct switch_call *sc = arg;
+    lwc_status_t st = LWC_BLOCKED_ON_SCHED;
+    lwc_scont_t *target = sc->fn(tx, tx->self, sc->arg, &st);
+    if (!tx->has_switch)
+        lwc_switch_to(tx, target, st);
+    else if (tx->target != target)
+        lwc_tx_abort(tx, LWC_EINVAL);
+    return 0;
+}
+
+int lwc_switch(lwc_switch_fn fn, void *arg)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    if (!fn || !t || !t->current || t->draining)
+        return LWC_EINVAL;
+    struct switch_call sc = { fn, arg };
+    return lwc_tx_run(switch_body, &sc, NULL, true);
+}
+
+void lwc_switch_after_commit(lwc_tx_t *tx)
+{
+    lwc_scont_t *self = tx->self;
+    if (tx->completing)
+        self->completed = true;
+    lwc_swap_to(tx_thread(tx), self, tx->target);
+}
+
+/* ---- The swap and the landing ---------------------------------------------- */
+
+/* Note [TLS across switches] in cap.c: every path below takes the thread it runs
+ * on from the swap's transfer value, never from TLS read before the swap. */
+struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scont_t *to)
+{
+    lwc_ctx_t *from_ctx = from ? &from->ctx : &t->native;
+    bool dying = from && from->completed;
+    if (to && (to->bound ? to->bound == t : t->kind == THREAD_WORKER)) {
+        while (atomic_load_explicit(&to->switching_out, memory_order_acquire))
+            lwc_cpu_relax();
+        t->prev = from;
+        t->current = to;
+        lwc_san_switch_begin(t, from, to, dying);
+        t = lwc_ctx_swap(from_ctx, &to->ctx, t);
+    } else {
+        if (t->request == REQ_NONE) {
+            t->request = to ? REQ_HANDOFF : REQ_RELEASE;
+            t->handoff = to;
+        }
+        t->prev = from;
+        t->current = NULL;
+        lwc_san_switch_begin(t, from, NULL, dying);
+        t = lwc_ctx_swap(from_ctx, &t->native, t);
+    }
+    lwc_san_switch_end(t);
+    lwc_land(t);
+    return t;
+}
+
+void lwc_thread_to_native(struct lwc_thread *t, enum thread_request req, lwc_scont_t *handoff)
+{
+    t->request = req;
+    t->handoff = handoff;
+    lwc_swap_to(t, t->current, NULL);
+}
+
+void lwc_land(struct lwc_thread *t)
+{
+    lwc_scont_t *prev = t->prev;
+    if (prev) {
+        t->prev = NULL;
+        if (prev->completed) {
+            if (prev == t->bound_scont)
+                t->bound_done = true;
+            lwc_stack_put(&prev->stack);
+            lwc_scont_unref(prev);
+        } else {
+            atomic_store_explicit(&prev->switching_out, 0, memory_order_release);
+        }
+    }
+    if (t->nwakes || t->ndefers)
+        lwc_tx_after_commit();
+}
+
+/* ---- Start and completion ----------------------------------------------------- */
+
+static lwc_word_t complete_body(lwc_tx_t *tx, void *arg)
+{
+    lwc_scont_t *s = arg;
+    tx->completing = true;
+    lwc_scont_t *next = NULL;
+    if (!s->release_on_complete) {
+        lwc_upcalls_t u;
+        lwc_scont_load_upcalls(s, &u);
+        tx->sleeps_thread = true;
+        if (u.switch_to_next)
+            next = u.switch_to_next(tx, s, LWC_COMPLETED, u.env);
+    }
+    lwc_switch_to(tx, next, LWC_COMPLETED);
+    return 0;
+}
+
+static _Noreturn void scont_complete(lwc_scont_t *s)
+{
+    for (;;) {
+        /* Returns only if the switch could not be made. */
+        int err = lwc_tx_run(complete_body, s, NULL, true);
+        lwc_warn("SCont %llu completed, but its switch_to_next upcall failed (%s): "
+                 "its capability is released instead",
+                 (unsigned long long)s->id, lwc_strerror(err));
+        s->release_on_complete = true;
+    }
+}
+
+static void scont_entry(void *transfer, void *arg)
+{
+    lwc_scont_t *s = arg;
+    struct lwc_thread *t = transfer;
+    lwc_san_switch_end(t);
+    lwc_land(t);
+    s->fn(s->arg);
+    scont_complete(s);
+}

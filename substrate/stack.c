@@ -1,0 +1,317 @@
+/* SCont stacks: mapping, guard pages, pooling, and the overflow report. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sanitize.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102          /* Linux 6.13; glibc headers may lag */
+#endif
+#ifndef MAP_STACK
+#define MAP_STACK 0
+#endif
+
+/* Note [Guard pages]
+ * ~~~~~~~~~~~~~~~~~~
+ * Each guarded stack has one page below it that faults on access.  Where the
+ * kernel has MADV_GUARD_INSTALL the guard is a page-table marker and adds no
+ * mapping, so a million stacks cost no more VMAs than a million plain ones (the
+ * kernel merges adjacent anonymous mappings).  Elsewhere a PROT_NONE page splits
+ * the mapping into two VMAs, and vm.max_map_count (65530 by default) would stop
+ * us at about 32K stacks: so mprotect guards are rationed to half the map count
+ * less a reserve, and stacks past the ration are plain.  Pooled stacks keep their
+ * guard: MADV_GUARD_INSTALL markers survive reuse, and so does PROT_NONE. */
+static size_t page_size;
+static size_t default_size = 256 * 1024;
+static _Atomic int madv_guard_works = 1;
+static _Atomic long mprotect_guards;
+static long mprotect_budget = -1;
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A free stack in a pool keeps this record at its top. */
+struct pool_entry {
+    struct pool_entry *next;
+    struct lwc_stack   st;
+};
+
+#define THREAD_CACHE_MAX 64
+#define POOL_MAX         4096
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pool_entry *pool;
+static unsigned pool_count;
+
+size_t lwc_stack_default_size(void)
+{
+    return default_size;
+}
+
+void lwc_stack_set_default_size(size_t size)
+{
+    if (size != default_size)
+        lwc_stack_pool_drain();
+    default_size = size;
+}
+
+static size_t page(void)
+{
+    if (!page_size)
+        page_size = (size_t)sysconf(_SC_PAGESIZE);
+    return page_size;
+}
+
+static long guard_budget(void)
+{
+    pthread_mutex_lock(&budget_lock);
+    if (mprotect_budget < 0) {
+        long maps = 65530;
+        FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+        if (f) {
+            if (fscanf(f, "%ld", &maps) != 1)
+                maps = 65530;
+            fclose(f);
+        }
+        mprotect_budget = maps > 16384 ? (maps - 8192) / 2 : maps / 4;
+        if (getenv("LWC_GUARD_NO_MADVISE"))
+            atomic_store(&madv_guard_works, 0);
+    }
+    pthread_mutex_unlock(&budget_lock);
+    return mprotect_budget;
+}
+
+static void guard_install(struct lwc_stack *st)
+{
+    long budget = guard_budget();
+    if (atomic_load_explicit(&madv_guard_works, memory_order_relaxed)) {
+        if (madvise(st->map, page(), MADV_GUARD_INSTALL) == 0) {
+            st->guard = page();
+            return;
+        }
+        if (errno == EINVAL)
+            atomic_store(&madv_guard_works, 0);
+    }
+    if (atomic_fetch_add(&mprotect_guards, 1) < budget &&
+        mprotect(st->map, page(), PROT_NONE) == 0) {
+        st->guard = page();
+        st->mprotected = true;
+        return;
+    }
+    atomic_fetch_sub(&mprotect_guards, 1);
+}
+
+static void stack_unmap(struct lwc_stack *st)
+{
+    lwc_san_stack_forget(st);
+    munmap(st->map, st->map_size);
+    if (st->mprotected)
+        atomic_fetch_sub(&mprotect_guards, 1);
+    st->map = NULL;
+}
+
+static struct pool_entry *entry_of(struct lwc_stack *st)
+{
+    return (struct pool_entry *)(st->map + st->map_size - sizeof(struct pool_entry));
+}
+
+static bool pool_take(struct lwc_stack *st)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    struct pool_entry *e = NULL;
+    if (t && t->stack_cache) {
+        e = t->stack_cache;
+        t->stack_cache = e->next;
+        t->nstack_cache--;
+    } else {
+        pthread_mutex_lock(&pool_lock);
+        if ((e = pool)) {
+            pool = e->next;
+            pool_count--;
+        }
+        pthread_mutex_unlock(&pool_lock);
+    }
+    if (!e)
+        return false;
+    *st = e->st;
+    return true;
+}
+
+int lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
+{
+    size = (size + page() - 1) & ~(page() - 1);
+    bool pooled = kind == LWC_STACK_GUARDED && size == default_size;
+    if (pooled && pool_take(st))
+        return LWC_OK;
+    memset(st, 0, sizeof *st);
+    st->map_size = size + (kind == LWC_STACK_GUARDED ? page() : 0);
+    void *m = mmap(NULL, st->map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return LWC_ENOMEM;
+    st->map = m;
+    st->pooled = pooled;
+    if (kind == LWC_STACK_GUARDED)
+        guard_install(st);
+    lwc_san_stack_register(st);
+    return LWC_OK;
+}
+
+void lwc_stack_put(struct lwc_stack *st)
+{
+    if (!st->map)
+        return;
+    if (st->pooled) {
+        struct lwc_thread *t = lwc_thread_peek();
+        struct pool_entry *e = entry_of(st);
+        e->st = *st;
+        if (t && t->nstack_cache < THREAD_CACHE_MAX) {
+            e->next = t->stack_cache;
+            t->stack_cache = e;
+            t->nstack_cache++;
+            st->map = NULL;
+            return;
+        }
+        pthread_mutex_lock(&pool_lock);
+        if (pool_count < POOL_MAX) {
+            e->next = pool;
+            pool = e;
+            pool_count++;
+            pthread_mutex_unlock(&pool_lock);
+            st->map = NULL;
+            return;
+        }
+        pthread_mutex_unlock(&pool_lock);
+    }
+    stack_unmap(st);
+}
+
+void lwc_stack_cache_flush(struct lwc_thread *t)
+{
+    while (t->stack_cache) {
+        struct pool_entry *e = t->stack_cache;
+        t->stack_cache = e->next;
+        struct lwc_stack st = e->st;
+        st.pooled = false;
+        stack_unmap(&st);
+    }
+    t->nstack_cache = 0;
+}
+
+void lwc_stack_pool_drain(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct pool_entry *e = pool;
+    pool = NULL;
+    pool_count = 0;
+    pthread_mutex_unlock(&pool_lock);
+    while (e) {
+        struct pool_entry *next = e->next;
+        struct lwc_stack st = e->st;
+        stack_unmap(&st);
+        e = next;
+    }
+}
+
+/* ---- Overflow --------------------------------------------------------------- */
+
+static struct sigaction old_segv;
+static int overflow_installed;
+
+/* async-signal-safe: decimal of n into buf, returns its length */
+static size_t fmt_u64(char *buf, unsigned long long n)
+{
+    char tmp[24];
+    size_t k = 0;
+    do tmp[k++] = (char)('0' + n % 10); while ((n /= 10));
+    for (size_t i = 0; i < k; i++)
+        buf[i] = tmp[k - 1 - i];
+    return k;
+}
+
+static void say(const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void overflow_handler(int sig, siginfo_t *si, void *uc)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    lwc_scont_t *s = t ? t->current : NULL;
+    uintptr_t addr = (uintptr_t)si->si_addr, lo = s ? (uintptr_t)s->stack.map : 0;
+    /* The guard page, or a frame that jumped a little past it. */
+    if (s && s->stack.guard && addr + 65536 >= lo && addr < lo + s->stack.guard) {
+        char buf[64];
+        say("lwc: stack overflow in SCont ", 29);
+        say(buf, fmt_u64(buf, s->id));
+        if (s->name) {
+            say(" (", 2);
+            say(s->name, strlen(s->name));
+            say(")", 1);
+        }
+        say(": its stack of ", 15);
+        say(buf, fmt_u64(buf, lwc_stack_usable(&s->stack)));
+        say(" bytes is too small\n", 20);
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    /* Not ours: hand it to whoever was there before, or die as we would have. */
+    if ((old_segv.sa_flags & SA_SIGINFO) && old_segv.sa_sigaction) {
+        old_segv.sa_sigaction(sig, si, uc);
+    } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
+        old_segv.sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL);               /* the fault repeats and kills us */
+    }
+}
+
+void lwc_overflow_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = overflow_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, &old_segv) == 0)
+        overflow_installed = 1;
+}
+
+void lwc_overflow_uninstall(void)
+{
+    if (overflow_installed)
+        sigaction(SIGSEGV, &old_segv, NULL);
+    overflow_installed = 0;
+}
+
+/* The overflow handler needs a stack of its own: the faulting one is full. */
+void lwc_altstack_enter(struct lwc_thread *t)
+{
+    size_t size = 64 * 1024;
+    long min = sysconf(_SC_SIGSTKSZ);
+    if (min > 0 && (size_t)min > size)
+        size = (size_t)min;
+    if (!t->altstack && !(t->altstack = malloc(size)))
+        return;
+    stack_t ss = { .ss_sp = t->altstack, .ss_size = size, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+}
+
+void lwc_altstack_leave(struct lwc_thread *t)
+{
+    if (!t->altstack)
+        return;
+    stack_t ss = { .ss_flags = SS_DISABLE };
+    sigaltstack(&ss, NULL);
+}

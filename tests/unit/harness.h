@@ -1,0 +1,220 @@
+/* Shared by the unit tests: a small FIFO scheduler written on the public API
+ * (a linked queue in PVars, any number of capabilities), and helpers. */
+#ifndef LWC_TEST_HARNESS_H
+#define LWC_TEST_HARNESS_H
+
+#include <check.h>
+#include <lwc/lwc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "config.h"
+#if LWC_VALGRIND
+#include <valgrind/valgrind.h>
+#define ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#else
+#define ON_VALGRIND() 0
+#endif
+
+/* Iterations for a stress loop: far fewer under valgrind, which is ~50x slower. */
+static inline unsigned scaled(unsigned n)
+{
+    return ON_VALGRIND() ? (n / 50 ? n / 50 : 1) : n;
+}
+
+/* Deterministic per-seed pseudo-random numbers (xorshift). */
+static inline unsigned next_rand(unsigned *seed)
+{
+    unsigned x = *seed ? *seed : 0x9e3779b9u;
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    return *seed = x;
+}
+
+static inline void spin_for(unsigned n)
+{
+    for (volatile unsigned i = 0; i < n; i++)
+        ;
+}
+
+/* ---- the test scheduler ---------------------------------------------------- */
+
+struct tnode { lwc_pvar_t *next; lwc_scont_t *s; };
+
+typedef struct tsched {
+    lwc_pvar_t *head, *tail, *live;
+    pthread_mutex_t lock;               /* spawned[] */
+    lwc_scont_t **spawned;
+    struct tnode **nodes;
+    unsigned nspawned, cap;
+    atomic_uint unblocks;               /* how often unblock_thread ran */
+} tsched_t;
+
+static void tq_push(lwc_tx_t *tx, tsched_t *ts, lwc_scont_t *s)
+{
+    struct tnode *n = lwc_scont_get_local(s);
+    lwc_pvar_write(tx, n->next, 0);
+    struct tnode *t = (struct tnode *)lwc_pvar_read(tx, ts->tail);
+    if (t)
+        lwc_pvar_write(tx, t->next, (lwc_word_t)n);
+    else
+        lwc_pvar_write(tx, ts->head, (lwc_word_t)n);
+    lwc_pvar_write(tx, ts->tail, (lwc_word_t)n);
+}
+
+static lwc_scont_t *tq_pop(lwc_tx_t *tx, tsched_t *ts)
+{
+    struct tnode *h = (struct tnode *)lwc_pvar_read(tx, ts->head);
+    if (!h)
+        return NULL;
+    struct tnode *nx = (struct tnode *)lwc_pvar_read(tx, h->next);
+    lwc_pvar_write(tx, ts->head, (lwc_word_t)nx);
+    if (!nx)
+        lwc_pvar_write(tx, ts->tail, 0);
+    return h->s;
+}
+
+static lwc_scont_t *ts_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
+{
+    (void)self;
+    tsched_t *ts = env;
+    if (why == LWC_COMPLETED)
+        lwc_pvar_write(tx, ts->live, lwc_pvar_read(tx, ts->live) - 1);
+    lwc_scont_t *n = tq_pop(tx, ts);
+    if (!n && lwc_pvar_read(tx, ts->live) > 0)
+        lwc_tx_retry(tx);
+    return n;
+}
+
+static void ts_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
+{
+    tsched_t *ts = env;
+    atomic_fetch_add(&ts->unblocks, 1);     /* counts runs, re-runs included */
+    tq_push(tx, ts, s);
+}
+
+static inline lwc_upcalls_t ts_upcalls(tsched_t *ts)
+{
+    lwc_upcalls_t u = { ts_next, ts_unblock, ts };
+    return u;
+}
+
+static inline void ts_init(tsched_t *ts)
+{
+    ts->head = lwc_pvar_new(0);
+    ts->tail = lwc_pvar_new(0);
+    ts->live = lwc_pvar_new(0);
+    pthread_mutex_init(&ts->lock, NULL);
+    ts->spawned = NULL;
+    ts->nodes = NULL;
+    ts->nspawned = ts->cap = 0;
+    atomic_init(&ts->unblocks, 0);
+}
+
+struct ts_spawn_arg { tsched_t *ts; lwc_scont_t *s; };
+
+static lwc_word_t ts_spawn_tx(lwc_tx_t *tx, void *arg)
+{
+    struct ts_spawn_arg *a = arg;
+    lwc_pvar_write(tx, a->ts->live, lwc_pvar_read(tx, a->ts->live) + 1);
+    tq_push(tx, a->ts, a->s);
+    return 0;
+}
+
+/* Create a thread of ts and queue it.  Works from SConts and from the host. */
+static inline lwc_scont_t *ts_spawn_attr(tsched_t *ts, void (*fn)(void *), void *arg,
+                                         const lwc_scont_attr_t *attr, int bound)
+{
+    lwc_scont_t *s = bound ? lwc_scont_new_bound(fn, arg, attr) : lwc_scont_new(fn, arg, attr);
+    ck_assert_ptr_nonnull(s);
+    lwc_upcalls_t u = ts_upcalls(ts);
+    lwc_scont_set_upcalls(s, &u);
+    struct tnode *n = malloc(sizeof *n);
+    n->next = lwc_pvar_new(0);
+    n->s = s;
+    lwc_scont_set_local(s, n);
+    pthread_mutex_lock(&ts->lock);
+    if (ts->nspawned == ts->cap) {
+        ts->cap = ts->cap ? ts->cap * 2 : 64;
+        ts->spawned = realloc(ts->spawned, ts->cap * sizeof *ts->spawned);
+        ts->nodes = realloc(ts->nodes, ts->cap * sizeof *ts->nodes);
+    }
+    ts->spawned[ts->nspawned] = s;
+    ts->nodes[ts->nspawned++] = n;
+    pthread_mutex_unlock(&ts->lock);
+    struct ts_spawn_arg a = { ts, s };
+    ck_assert_int_eq(lwc_atomically(ts_spawn_tx, &a, NULL), LWC_OK);
+    return s;
+}
+
+static inline lwc_scont_t *ts_spawn(tsched_t *ts, void (*fn)(void *), void *arg)
+{
+    return ts_spawn_attr(ts, fn, arg, NULL, 0);
+}
+
+static lwc_word_t ts_pop_tx(lwc_tx_t *tx, void *arg)
+{
+    return (lwc_word_t)tq_pop(tx, arg);
+}
+
+static lwc_word_t ts_wait_tx(lwc_tx_t *tx, void *arg)
+{
+    tsched_t *ts = arg;
+    if (lwc_pvar_read(tx, ts->live) != 0)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+/* From the host: start up to ncaps capabilities on queued threads and wait until
+ * every thread of ts has completed. */
+static inline void ts_run(tsched_t *ts, unsigned ncaps)
+{
+    for (unsigned i = 0; i < ncaps; i++) {
+        lwc_word_t s;
+        ck_assert_int_eq(lwc_atomically(ts_pop_tx, ts, &s), LWC_OK);
+        if (!s)
+            break;
+        ck_assert_int_eq(lwc_cap_start((lwc_scont_t *)s), LWC_OK);
+    }
+    ck_assert_int_eq(lwc_atomically(ts_wait_tx, ts, NULL), LWC_OK);
+}
+
+static inline void ts_destroy(tsched_t *ts)
+{
+    for (unsigned i = 0; i < ts->nspawned; i++) {
+        lwc_scont_release(ts->spawned[i]);
+        lwc_pvar_free(ts->nodes[i]->next);
+        free(ts->nodes[i]);
+    }
+    free(ts->spawned);
+    free(ts->nodes);
+    lwc_pvar_free(ts->head);
+    lwc_pvar_free(ts->tail);
+    lwc_pvar_free(ts->live);
+    pthread_mutex_destroy(&ts->lock);
+}
+
+static lwc_scont_t *ts_yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
+{
+    tsched_t *ts = arg;
+    tq_push(tx, ts, self);
+    *st = LWC_BLOCKED_ON_SCHED;
+    return tq_pop(tx, ts);
+}
+
+static inline int ts_yield(tsched_t *ts)
+{
+    return lwc_switch(ts_yield_body, ts);
+}
+
+/* Run a Check suite; the exit status is the number of failures. */
+static inline int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
+#endif

@@ -1,0 +1,394 @@
+/* PTM from plain OS threads: no lwc_init needed. */
+#include "harness.h"
+
+#include <string.h>
+
+static lwc_word_t read_write(lwc_tx_t *tx, void *arg)
+{
+    lwc_pvar_t *pv = arg;
+    lwc_word_t v = lwc_pvar_read(tx, pv);
+    lwc_pvar_write(tx, pv, v + 1);
+    ck_assert_uint_eq(lwc_pvar_read(tx, pv), v + 1);   /* reads its own write */
+    return v;
+}
+
+START_TEST(test_read_write_commit)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(41);
+    ck_assert_ptr_nonnull(pv);
+    lwc_word_t old = 0;
+    ck_assert_int_eq(lwc_atomically(read_write, pv, &old), LWC_OK);
+    ck_assert_uint_eq(old, 41);
+    ck_assert_uint_eq(lwc_pvar_peek(pv), 42);
+    ck_assert_int_eq(lwc_atomically(read_write, pv, NULL), LWC_OK);
+    ck_assert_uint_eq(lwc_pvar_peek(pv), 43);
+    lwc_pvar_write(NULL, pv, 7);                       /* a transaction of one write */
+    ck_assert_uint_eq(lwc_pvar_peek(pv), 7);
+    ck_assert_uint_eq(lwc_pvar_read(NULL, pv), 7);
+    lwc_pvar_free(pv);
+    lwc_pvar_free(NULL);
+}
+END_TEST
+
+static lwc_word_t nested(lwc_tx_t *tx, void *arg)
+{
+    (void)tx;
+    return (lwc_word_t)lwc_atomically(read_write, arg, NULL);
+}
+
+START_TEST(test_bad_arguments)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0);
+    ck_assert_int_eq(lwc_atomically(NULL, NULL, NULL), LWC_EINVAL);
+    lwc_word_t r = 0;
+    ck_assert_int_eq(lwc_atomically(nested, pv, &r), LWC_OK);
+    ck_assert_int_eq((int)r, LWC_EINVAL);              /* transactions do not nest */
+    ck_assert_uint_eq(lwc_pvar_peek(pv), 0);
+    ck_assert_int_eq(lwc_switch(NULL, NULL), LWC_EINVAL);
+    lwc_pvar_free(pv);
+}
+END_TEST
+
+/* GHC stm047: a retry that read nothing can never be woken. */
+static lwc_word_t retry_nothing(lwc_tx_t *tx, void *arg)
+{
+    (void)arg;
+    lwc_tx_retry(tx);
+}
+
+/* GHC stm048: the retry rolls back the write before it. */
+static lwc_word_t write_then_retry(lwc_tx_t *tx, void *arg)
+{
+    lwc_pvar_write(tx, arg, 99);
+    lwc_tx_retry(tx);
+}
+
+START_TEST(test_retry_nothing_to_wait_for)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(5);
+    for (int i = 0; i < 3; i++)                        /* and again: it carries on */
+        ck_assert_int_eq(lwc_atomically(retry_nothing, NULL, NULL), LWC_EBLOCKED_CONCDS);
+    ck_assert_int_eq(lwc_atomically(write_then_retry, pv, NULL), LWC_EBLOCKED_CONCDS);
+    ck_assert_uint_eq(lwc_pvar_peek(pv), 5);
+    lwc_pvar_free(pv);
+}
+END_TEST
+
+/* ---- a forced re-run: another thread commits in the middle of the body ----- */
+
+struct rerun {
+    lwc_pvar_t *a, *c;
+    atomic_int runs, deferred, go, done;
+};
+
+static void *commit_a(void *arg)
+{
+    struct rerun *r = arg;
+    while (!atomic_load(&r->go))
+        ;
+    lwc_pvar_write(NULL, r->a, 1000);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static void count_defer(void *arg)
+{
+    atomic_fetch_add(&((struct rerun *)arg)->deferred, 1);
+}
+
+static lwc_word_t rerun_body(lwc_tx_t *tx, void *arg)
+{
+    struct rerun *r = arg;
+    lwc_word_t a = lwc_pvar_read(tx, r->a);
+    if (atomic_fetch_add(&r->runs, 1) == 0) {
+        atomic_store(&r->go, 1);                       /* let the other thread commit */
+        while (!atomic_load(&r->done))
+            ;
+    }
+    lwc_tx_defer(tx, count_defer, r);
+    lwc_pvar_write(tx, r->c, a + 1);
+    return a;
+}
+
+START_TEST(test_conflict_reruns_and_defer_runs_once)
+{
+    struct rerun r = { .a = lwc_pvar_new(1), .c = lwc_pvar_new(0) };
+    pthread_t t;
+    pthread_create(&t, NULL, commit_a, &r);
+    lwc_word_t a = 0;
+    ck_assert_int_eq(lwc_atomically(rerun_body, &r, &a), LWC_OK);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&r.runs), 2);         /* the first run saw a stale a */
+    ck_assert_uint_eq(a, 1000);
+    ck_assert_uint_eq(lwc_pvar_peek(r.c), 1001);
+    ck_assert_int_eq(atomic_load(&r.deferred), 1);     /* not for the abandoned run */
+    lwc_pvar_free(r.a);
+    lwc_pvar_free(r.c);
+}
+END_TEST
+
+/* ---- big transactions grow past the inline sets ---------------------------------- */
+
+#define BIG 300
+struct big { lwc_pvar_t *pv[BIG]; atomic_int deferred; };
+
+static void big_defer(void *arg)
+{
+    atomic_fetch_add(&((struct big *)arg)->deferred, 1);
+}
+
+static lwc_word_t big_body(lwc_tx_t *tx, void *arg)
+{
+    struct big *b = arg;
+    lwc_word_t sum = 0;
+    for (int i = 0; i < BIG; i++) {
+        sum += lwc_pvar_read(tx, b->pv[i]);
+        lwc_pvar_write(tx, b->pv[i], (lwc_word_t)i * 2);
+    }
+    for (int i = 0; i < 20; i++)
+        lwc_tx_defer(tx, big_defer, b);
+    return sum;
+}
+
+START_TEST(test_large_transaction)
+{
+    struct big b;
+    atomic_init(&b.deferred, 0);
+    for (int i = 0; i < BIG; i++)
+        b.pv[i] = lwc_pvar_new(1);
+    lwc_word_t sum = 0;
+    ck_assert_int_eq(lwc_atomically(big_body, &b, &sum), LWC_OK);
+    ck_assert_uint_eq(sum, BIG);
+    ck_assert_int_eq(atomic_load(&b.deferred), 20);
+    for (int i = 0; i < BIG; i++) {
+        ck_assert_uint_eq(lwc_pvar_peek(b.pv[i]), (lwc_word_t)i * 2);
+        lwc_pvar_free(b.pv[i]);
+    }
+}
+END_TEST
+
+/* ---- opacity: a body never sees x + y != 0 ---------------------------------------- */
+
+struct pair { lwc_pvar_t *x, *y; atomic_int stop, torn; unsigned iters; };
+
+static lwc_word_t move_pair(lwc_tx_t *tx, void *arg)
+{
+    struct pair *p = arg;
+    lwc_word_t x = lwc_pvar_read(tx, p->x);
+    lwc_pvar_write(tx, p->x, x + 1);
+    lwc_pvar_write(tx, p->y, lwc_pvar_read(tx, p->y) - 1);
+    return 0;
+}
+
+static lwc_word_t check_pair(lwc_tx_t *tx, void *arg)
+{
+    struct pair *p = arg;
+    lwc_word_t x = lwc_pvar_read(tx, p->x);
+    spin_for(50);                                      /* widen the window */
+    lwc_word_t y = lwc_pvar_read(tx, p->y);
+    if (x + y != 0)
+        atomic_fetch_add(&p->torn, 1);                 /* inside the body: opacity */
+    return x;
+}
+
+static void *pair_writer(void *arg)
+{
+    struct pair *p = arg;
+    for (unsigned i = 0; i < p->iters; i++)
+        lwc_atomically(move_pair, p, NULL);
+    atomic_store(&p->stop, 1);
+    return NULL;
+}
+
+START_TEST(test_opacity)
+{
+    struct pair p = { .x = lwc_pvar_new(0), .y = lwc_pvar_new(0), .iters = scaled(200000) };
+    pthread_t w;
+    pthread_create(&w, NULL, pair_writer, &p);
+    unsigned checks = 0;
+    while (!atomic_load(&p.stop) || checks < 100) {
+        lwc_atomically(check_pair, &p, NULL);
+        checks++;
+    }
+    pthread_join(w, NULL);
+    ck_assert_int_eq(atomic_load(&p.torn), 0);
+    ck_assert_uint_eq(lwc_pvar_peek(p.x), p.iters);
+    ck_assert_uint_eq(lwc_pvar_peek(p.x) + lwc_pvar_peek(p.y), 0);
+    lwc_pvar_free(p.x);
+    lwc_pvar_free(p.y);
+}
+END_TEST
+
+/* ---- the bank: transfers from several OS threads keep the total --------------------- */
+
+#define ACCOUNTS 16
+struct bank { lwc_pvar_t *acct[ACCOUNTS]; unsigned seed; unsigned iters; atomic_int bad; };
+struct transfer { struct bank *b; int from, to; lwc_word_t amount; };
+
+static lwc_word_t do_transfer(lwc_tx_t *tx, void *arg)
+{
+    struct transfer *t = arg;
+    lwc_word_t f = lwc_pvar_read(tx, t->b->acct[t->from]);
+    if (f < t->amount)
+        return 0;
+    lwc_pvar_write(tx, t->b->acct[t->from], f - t->amount);
+    lwc_pvar_write(tx, t->b->acct[t->to], lwc_pvar_read(tx, t->b->acct[t->to]) + t->amount);
+    return 1;
+}
+
+static lwc_word_t audit(lwc_tx_t *tx, void *arg)
+{
+    struct bank *b = arg;
+    lwc_word_t sum = 0;
+    for (int i = 0; i < ACCOUNTS; i++)
+        sum += lwc_pvar_read(tx, b->acct[i]);
+    if (sum != ACCOUNTS * 100)
+        atomic_fetch_add(&b->bad, 1);
+    return sum;
+}
+
+struct teller { struct bank *b; unsigned seed; };
+
+static void *teller(void *arg)
+{
+    struct teller *t = arg;
+    for (unsigned i = 0; i < t->b->iters; i++) {
+        struct transfer tr = { t->b, (int)(next_rand(&t->seed) % ACCOUNTS),
+                               (int)(next_rand(&t->seed) % ACCOUNTS), next_rand(&t->seed) % 50 };
+        lwc_atomically(do_transfer, &tr, NULL);
+        if (i % 64 == 0)
+            lwc_atomically(audit, t->b, NULL);
+    }
+    return NULL;
+}
+
+START_TEST(test_bank_invariant_os_threads)
+{
+    for (unsigned seed = 1; seed <= 8; seed++) {
+        struct bank b = { .iters = scaled(20000) };
+        atomic_init(&b.bad, 0);
+        for (int i = 0; i < ACCOUNTS; i++)
+            b.acct[i] = lwc_pvar_new(100);
+        pthread_t th[3];
+        struct teller t[3];
+        for (int i = 0; i < 3; i++) {
+            t[i] = (struct teller){ &b, seed * 7919 + (unsigned)i };
+            pthread_create(&th[i], NULL, teller, &t[i]);
+        }
+        for (int i = 0; i < 3; i++)
+            pthread_join(th[i], NULL);
+        lwc_word_t total = 0;
+        ck_assert_int_eq(lwc_atomically(audit, &b, &total), LWC_OK);
+        ck_assert_uint_eq(total, ACCOUNTS * 100);
+        ck_assert_int_eq(atomic_load(&b.bad), 0);
+        for (int i = 0; i < ACCOUNTS; i++)
+            lwc_pvar_free(b.acct[i]);
+    }
+}
+END_TEST
+
+/* ---- retry wake-ups are never lost: a one-slot channel between OS threads ----------- */
+
+struct chan { lwc_pvar_t *slot; unsigned n; };
+
+static lwc_word_t chan_put(lwc_tx_t *tx, void *arg)
+{
+    lwc_word_t *v = arg;
+    struct chan *c = (struct chan *)v[0];
+    if (lwc_pvar_read(tx, c->slot) != 0)
+        lwc_tx_retry(tx);
+    lwc_pvar_write(tx, c->slot, v[1]);
+    return 0;
+}
+
+static lwc_word_t chan_take(lwc_tx_t *tx, void *arg)
+{
+    struct chan *c = arg;
+    lwc_word_t v = lwc_pvar_read(tx, c->slot);
+    if (v == 0)
+        lwc_tx_retry(tx);
+    lwc_pvar_write(tx, c->slot, 0);
+    return v;
+}
+
+static void *producer(void *arg)
+{
+    struct chan *c = arg;
+    for (lwc_word_t i = 1; i <= c->n; i++) {
+        lwc_word_t v[2] = { (lwc_word_t)c, i };
+        ck_assert_int_eq(lwc_atomically(chan_put, v, NULL), LWC_OK);
+    }
+    return NULL;
+}
+
+START_TEST(test_retry_wakeups_not_lost)
+{
+    struct chan c = { lwc_pvar_new(0), scaled(50000) };
+    pthread_t p;
+    pthread_create(&p, NULL, producer, &c);
+    for (lwc_word_t i = 1; i <= c.n; i++) {
+        lwc_word_t v = 0;
+        ck_assert_int_eq(lwc_atomically(chan_take, &c, &v), LWC_OK);
+        ck_assert_uint_eq(v, i);                       /* in order, none lost */
+    }
+    pthread_join(p, NULL);
+    ck_assert_uint_eq(lwc_pvar_peek(c.slot), 0);
+    lwc_pvar_free(c.slot);
+}
+END_TEST
+
+/* A retry that read several PVars wakes on a write to any of them. */
+struct many { lwc_pvar_t *pv[40]; };
+
+static lwc_word_t wait_any(lwc_tx_t *tx, void *arg)
+{
+    struct many *m = arg;
+    for (int i = 0; i < 40; i++)
+        if (lwc_pvar_read(tx, m->pv[i]))
+            return (lwc_word_t)i;
+    lwc_tx_retry(tx);
+}
+
+static void *poke_last(void *arg)
+{
+    struct many *m = arg;
+    spin_for(100000);
+    lwc_pvar_write(NULL, m->pv[37], 1);
+    return NULL;
+}
+
+START_TEST(test_retry_wakes_on_any_read)
+{
+    struct many m;
+    for (int i = 0; i < 40; i++)
+        m.pv[i] = lwc_pvar_new(0);
+    pthread_t t;
+    pthread_create(&t, NULL, poke_last, &m);
+    lwc_word_t which = 0;
+    ck_assert_int_eq(lwc_atomically(wait_any, &m, &which), LWC_OK);
+    ck_assert_uint_eq(which, 37);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 40; i++)
+        lwc_pvar_free(m.pv[i]);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ptm");
+    TCase *tc = tcase_create("basics");
+    tcase_add_test(tc, test_read_write_commit);
+    tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_retry_nothing_to_wait_for);
+    tcase_add_test(tc, test_conflict_reruns_and_defer_runs_once);
+    tcase_add_test(tc, test_large_transaction);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("concurrent");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_opacity);
+    tcase_add_test(tc, test_bank_invariant_os_threads);
+    tcase_add_test(tc, test_retry_wakeups_not_lost);
+    tcase_add_test(tc, test_retry_wakes_on_any_read);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
