@@ -29,9 +29,7 @@ static lwc_scont_t *pop(lwc_tx_t *tx)
 
 static lwc_scont_t *next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
 {
-    (void)self; (void)env;
-    if (why == LWC_COMPLETED)
-        lwc_pvar_write(tx, live, lwc_pvar_read(tx, live) - 1);
+    (void)self; (void)why; (void)env;
     lwc_scont_t *n = pop(tx);
     if (!n && lwc_pvar_read(tx, live) > 0)
         lwc_tx_retry(tx);               /* someone is blocked: sleep until a push */
@@ -51,6 +49,15 @@ static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_s
 }
 
 /* ---- the threads ---------------------------------------------------------- */
+
+/* A thread counts itself out before it returns, in a transaction of its own: a
+ * retry in switch_to_next would roll back a decrement made there. */
+static lwc_word_t count_out(lwc_tx_t *tx, void *arg)
+{
+    (void)arg;
+    lwc_pvar_write(tx, live, lwc_pvar_read(tx, live) - 1);
+    return 0;
+}
 
 static lwc_word_t take(lwc_tx_t *tx, void *arg)
 {
@@ -77,6 +84,7 @@ static void worker(void *arg)
                (unsigned long long)lwc_scont_id(lwc_scont_self()), step);
         lwc_switch(yield_body, NULL);
     }
+    lwc_atomically(count_out, NULL, NULL);
 }
 
 static void consumer(void *arg)
@@ -87,6 +95,7 @@ static void consumer(void *arg)
         lwc_atomically(take, NULL, &v);
         printf("  consumer got %lu from the mailbox\n", (unsigned long)v);
     }
+    lwc_atomically(count_out, NULL, NULL);
 }
 
 static void producer(void *arg)
@@ -97,13 +106,17 @@ static void producer(void *arg)
         lwc_atomically(put, (void *)(v * 100), NULL);
         lwc_switch(yield_body, NULL);
     }
+    lwc_atomically(count_out, NULL, NULL);
 }
 
 static lwc_word_t wait_all_done(lwc_tx_t *tx, void *arg)
 {
-    (void)arg;
+    lwc_scont_t **s = arg;
     if (lwc_pvar_read(tx, live) != 0)
         lwc_tx_retry(tx);               /* a plain OS thread sleeps here */
+    for (int i = 0; i < 4; i++)         /* and until every completion committed */
+        if (lwc_scont_status(tx, s[i]) != LWC_COMPLETED)
+            lwc_tx_retry(tx);
     return 0;
 }
 
@@ -133,7 +146,7 @@ int main(void)
     for (int i = 1; i < 4; i++)         /* queue three, start the first */
         lwc_atomically(enqueue, s[i], NULL);
     lwc_cap_start(s[0]);
-    lwc_atomically(wait_all_done, NULL, NULL);
+    lwc_atomically(wait_all_done, s, NULL);
     printf("all four threads finished\n");
     for (int i = 0; i < 4; i++)
         lwc_scont_release(s[i]);

@@ -1,1 +1,527 @@
-int main(void){return 0;}
+/* Capabilities, races between them, bound SConts and lwc_eval. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void setup2(void)
+{
+    lwc_config_t cfg = { .ncaps = 2 };
+    ck_assert_int_eq(lwc_init(&cfg), LWC_OK);
+}
+
+static void teardown(void)
+{
+    lwc_shutdown();
+}
+
+START_TEST(test_init_config)
+{
+    lwc_config_t too_many = { .ncaps = 5000 };
+    ck_assert_int_eq(lwc_init(&too_many), LWC_EINVAL);
+    lwc_config_t tiny_stack = { .ncaps = 1, .stack_size = 100 };
+    ck_assert_int_eq(lwc_init(&tiny_stack), LWC_EINVAL);
+    ck_assert_uint_eq(lwc_cap_count(), 0);
+
+    setenv("LWC_CAPS", "2", 1);
+    ck_assert_int_eq(lwc_init(NULL), LWC_OK);
+    ck_assert_uint_eq(lwc_cap_count(), 2);
+    ck_assert_int_eq(lwc_init(NULL), LWC_EBUSY);
+    lwc_shutdown();
+    lwc_shutdown();
+    ck_assert_uint_eq(lwc_cap_count(), 0);
+    setenv("LWC_CAPS", "banana", 1);                    /* ignored, with a warning */
+    ck_assert_int_eq(lwc_init(NULL), LWC_OK);
+    ck_assert_uint_eq(lwc_cap_count(), 1);
+    lwc_shutdown();
+    unsetenv("LWC_CAPS");
+}
+END_TEST
+
+/* ---- no idle capability ----------------------------------------------------------- */
+
+struct spinner { atomic_int started, stop; };
+
+static void spin_until_stop(void *arg)
+{
+    struct spinner *sp = arg;
+    atomic_fetch_add(&sp->started, 1);
+    while (!atomic_load(&sp->stop))
+        ;
+}
+
+static void nothing(void *arg) { (void)arg; }
+
+struct status_wait { lwc_scont_t *s; lwc_status_t want; };
+
+static lwc_word_t wait_status(lwc_tx_t *tx, void *arg)
+{
+    struct status_wait *w = arg;
+    if (lwc_scont_status(tx, w->s) != w->want)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+static void wait_completed(lwc_scont_t *s)
+{
+    struct status_wait w = { s, LWC_COMPLETED };
+    ck_assert_int_eq(lwc_atomically(wait_status, &w, NULL), LWC_OK);
+}
+
+START_TEST(test_cap_start_busy)
+{
+    struct spinner sp = { 0 };
+    lwc_scont_t *a = lwc_scont_new(spin_until_stop, &sp, NULL);
+    lwc_scont_t *b = lwc_scont_new(spin_until_stop, &sp, NULL);
+    lwc_scont_t *c = lwc_scont_new(nothing, NULL, NULL);
+    ck_assert_int_eq(lwc_cap_start(a), LWC_OK);
+    ck_assert_int_eq(lwc_cap_start(b), LWC_OK);
+    ck_assert_int_eq(lwc_cap_start(a), LWC_EBUSY);
+    while (atomic_load(&sp.started) < 2)
+        ;
+    ck_assert_int_eq(lwc_cap_start(c), LWC_EBUSY);      /* both capabilities are busy */
+    ck_assert_int_eq(lwc_scont_status(NULL, c), LWC_BLOCKED_ON_SCHED);
+    atomic_store(&sp.stop, 1);
+    wait_completed(a);
+    wait_completed(b);
+    int err;
+    while ((err = lwc_cap_start(c)) == LWC_EBUSY)
+        ;
+    ck_assert_int_eq(err, LWC_OK);
+    wait_completed(c);
+    lwc_scont_release(a);
+    lwc_scont_release(b);
+    lwc_scont_release(c);
+}
+END_TEST
+
+/* ---- two capabilities resume one SCont: exactly one wins ------------------------------- */
+
+struct race {
+    lwc_scont_t *target, *racer[2];
+    lwc_pvar_t *winner;                 /* which racer won, written in its switch */
+    atomic_int ready, go, target_runs;
+    int result[2];
+    unsigned delay[2];
+    lwc_pvar_t *finished;
+};
+
+struct racer_arg { struct race *r; int me; };
+
+static lwc_scont_t *claim_target(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
+{
+    struct racer_arg *ra = arg;
+    (void)self;
+    lwc_pvar_write(tx, ra->r->winner, (lwc_word_t)ra->me + 1);
+    *st = LWC_BLOCKED_ON_SCHED;
+    return ra->r->target;
+}
+
+static lwc_word_t count_finished(lwc_tx_t *tx, void *arg)
+{
+    lwc_pvar_t *pv = arg;
+    lwc_pvar_write(tx, pv, lwc_pvar_read(tx, pv) + 1);
+    return 0;
+}
+
+static void racer(void *arg)
+{
+    struct racer_arg *ra = arg;
+    struct race *r = ra->r;
+    atomic_fetch_add(&r->ready, 1);
+    while (!atomic_load(&r->go))
+        ;
+    spin_for(r->delay[ra->me]);
+    r->result[ra->me] = lwc_switch(claim_target, ra);
+    lwc_atomically(count_finished, r->finished, NULL);
+}
+
+static lwc_scont_t *to_winner(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
+{
+    struct race *r = arg;
+    (void)self;
+    *st = LWC_BLOCKED_ON_SCHED;
+    return r->racer[lwc_pvar_read(tx, r->winner) - 1];
+}
+
+static void race_target(void *arg)
+{
+    struct race *r = arg;
+    atomic_fetch_add(&r->target_runs, 1);
+    /* Stay running until the loser has made its attempt: once we switch back to
+     * the winner we are suspended, and so resumable, again. */
+    while (lwc_pvar_peek(r->finished) < 1)
+        ;
+    lwc_switch(to_winner, r);                           /* never resumed after this */
+}
+
+static lwc_word_t wait_count(lwc_tx_t *tx, void *arg)
+{
+    if (lwc_pvar_read(tx, arg) < 2)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+START_TEST(test_two_caps_resume_one_scont)
+{
+    unsigned seeds = scaled(300);
+    for (unsigned seed = 1; seed <= seeds; seed++) {
+        unsigned rnd = seed;
+        struct race r = { .winner = lwc_pvar_new(0), .finished = lwc_pvar_new(0) };
+        r.delay[0] = next_rand(&rnd) % 2000;
+        r.delay[1] = next_rand(&rnd) % 2000;
+        struct racer_arg ra[2] = { { &r, 0 }, { &r, 1 } };
+        r.target = lwc_scont_new(race_target, &r, NULL);
+        for (int i = 0; i < 2; i++)
+            r.racer[i] = lwc_scont_new(racer, &ra[i], NULL);
+        ck_assert_int_eq(lwc_cap_start(r.racer[0]), LWC_OK);
+        ck_assert_int_eq(lwc_cap_start(r.racer[1]), LWC_OK);
+        while (atomic_load(&r.ready) < 2)
+            ;
+        atomic_store(&r.go, 1);
+        ck_assert_int_eq(lwc_atomically(wait_count, r.finished, NULL), LWC_OK);
+        int wins = (r.result[0] == LWC_OK) + (r.result[1] == LWC_OK);
+        int losses = (r.result[0] == LWC_ESTATE) + (r.result[1] == LWC_ESTATE);
+        ck_assert_msg(wins == 1 && losses == 1, "seed %u: results %d %d", seed,
+                      r.result[0], r.result[1]);
+        ck_assert_int_eq(atomic_load(&r.target_runs), 1);
+        ck_assert_int_eq(r.result[lwc_pvar_peek(r.winner) - 1], LWC_OK);
+        for (int i = 0; i < 2; i++) {
+            wait_completed(r.racer[i]);
+            lwc_scont_release(r.racer[i]);
+        }
+        lwc_scont_release(r.target);
+        lwc_pvar_free(r.winner);
+        lwc_pvar_free(r.finished);
+    }
+}
+END_TEST
+
+/* ---- bound SConts always run on their own OS thread ------------------------------------- */
+
+struct bound_check {
+    tsched_t *ts;
+    pthread_t os[3];
+    int moved[3];
+    pthread_t unbound_os;
+    int unbound_moved;
+    int bound_flag[3];
+};
+struct bound_arg { struct bound_check *bc; int i; };
+
+static void bound_body(void *arg)
+{
+    struct bound_arg *ba = arg;
+    struct bound_check *bc = ba->bc;
+    bc->os[ba->i] = pthread_self();
+    bc->bound_flag[ba->i] = lwc_scont_is_bound(lwc_scont_self());
+    for (int k = 0; k < 20; k++) {
+        ck_assert_int_eq(ts_yield(bc->ts), LWC_OK);
+        if (!pthread_equal(bc->os[ba->i], pthread_self()))
+            bc->moved[ba->i] = 1;
+    }
+}
+
+static void unbound_body(void *arg)
+{
+    struct bound_check *bc = arg;
+    bc->unbound_os = pthread_self();
+    for (int k = 0; k < 40; k++)
+        ts_yield(bc->ts);
+}
+
+START_TEST(test_bound_sconts_keep_their_thread)
+{
+    tsched_t ts;
+    ts_init(&ts);
+    struct bound_check bc = { .ts = &ts };
+    struct bound_arg ba[3];
+    ts_spawn(&ts, unbound_body, &bc);
+    for (int i = 0; i < 3; i++) {
+        ba[i] = (struct bound_arg){ &bc, i };
+        ts_spawn_attr(&ts, bound_body, &ba[i], NULL, 1);
+    }
+    ts_run(&ts, 2);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(bc.moved[i], 0);
+        ck_assert_int_eq(bc.bound_flag[i], 1);
+        ck_assert(!pthread_equal(bc.os[i], pthread_self()));
+        ck_assert(!pthread_equal(bc.os[i], bc.unbound_os));
+        for (int j = 0; j < i; j++)
+            ck_assert(!pthread_equal(bc.os[i], bc.os[j]));
+    }
+    ts_destroy(&ts);
+}
+END_TEST
+
+/* ---- the bank, from SConts on two capabilities and from OS threads at once ------------- */
+
+#define ACCOUNTS 8
+struct bank { lwc_pvar_t *acct[ACCOUNTS]; unsigned iters; atomic_int bad; };
+struct teller { struct bank *b; unsigned seed; };
+struct transfer { struct bank *b; int from, to; lwc_word_t amount; };
+
+static lwc_word_t do_transfer(lwc_tx_t *tx, void *arg)
+{
+    struct transfer *t = arg;
+    lwc_word_t f = lwc_pvar_read(tx, t->b->acct[t->from]);
+    if (f < t->amount)
+        return 0;
+    lwc_pvar_write(tx, t->b->acct[t->from], f - t->amount);
+    lwc_pvar_write(tx, t->b->acct[t->to], lwc_pvar_read(tx, t->b->acct[t->to]) + t->amount);
+    return 1;
+}
+
+static lwc_word_t audit(lwc_tx_t *tx, void *arg)
+{
+    struct bank *b = arg;
+    lwc_word_t sum = 0;
+    for (int i = 0; i < ACCOUNTS; i++)
+        sum += lwc_pvar_read(tx, b->acct[i]);
+    if (sum != ACCOUNTS * 100)
+        atomic_fetch_add(&b->bad, 1);
+    return sum;
+}
+
+static void teller_loop(struct teller *t)
+{
+    for (unsigned i = 0; i < t->b->iters; i++) {
+        struct transfer tr = { t->b, (int)(next_rand(&t->seed) % ACCOUNTS),
+                               (int)(next_rand(&t->seed) % ACCOUNTS), next_rand(&t->seed) % 40 };
+        lwc_atomically(do_transfer, &tr, NULL);
+        if (i % 32 == 0)
+            lwc_atomically(audit, t->b, NULL);
+    }
+}
+
+static void scont_teller(void *arg) { teller_loop(arg); }
+static void *os_teller(void *arg) { teller_loop(arg); return NULL; }
+
+START_TEST(test_bank_sconts_and_os_threads)
+{
+    for (unsigned seed = 1; seed <= 4; seed++) {
+        struct bank b = { .iters = scaled(20000) };
+        atomic_init(&b.bad, 0);
+        for (int i = 0; i < ACCOUNTS; i++)
+            b.acct[i] = lwc_pvar_new(100);
+        struct teller t[4];
+        for (int i = 0; i < 4; i++)
+            t[i] = (struct teller){ &b, seed * 131 + (unsigned)i };
+        lwc_scont_t *s[2];
+        for (int i = 0; i < 2; i++) {
+            s[i] = lwc_scont_new(scont_teller, &t[i], NULL);
+            ck_assert_int_eq(lwc_cap_start(s[i]), LWC_OK);
+        }
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, os_teller, &t[2 + i]);
+        for (int i = 0; i < 2; i++) {
+            pthread_join(th[i], NULL);
+            wait_completed(s[i]);
+            lwc_scont_release(s[i]);
+        }
+        lwc_word_t total;
+        lwc_atomically(audit, &b, &total);
+        ck_assert_uint_eq(total, ACCOUNTS * 100);
+        ck_assert_int_eq(atomic_load(&b.bad), 0);
+        for (int i = 0; i < ACCOUNTS; i++)
+            lwc_pvar_free(b.acct[i]);
+    }
+}
+END_TEST
+
+/* ---- SCont retries woken across capabilities: nothing lost --------------------------- */
+
+struct pipe { tsched_t *ts; lwc_pvar_t *slot; unsigned n; lwc_word_t sum; int in_order;
+              unsigned seed; };
+
+static lwc_word_t pipe_put(lwc_tx_t *tx, void *arg)
+{
+    lwc_word_t *a = arg;
+    struct pipe *p = (struct pipe *)a[0];
+    if (lwc_pvar_read(tx, p->slot))
+        lwc_tx_retry(tx);
+    lwc_pvar_write(tx, p->slot, a[1]);
+    return 0;
+}
+
+static lwc_word_t pipe_take(lwc_tx_t *tx, void *arg)
+{
+    struct pipe *p = arg;
+    lwc_word_t v = lwc_pvar_read(tx, p->slot);
+    if (!v)
+        lwc_tx_retry(tx);
+    lwc_pvar_write(tx, p->slot, 0);
+    return v;
+}
+
+static void pipe_producer(void *arg)
+{
+    struct pipe *p = arg;
+    unsigned seed = p->seed;
+    for (lwc_word_t i = 1; i <= p->n; i++) {
+        lwc_word_t a[2] = { (lwc_word_t)p, i };
+        ck_assert_int_eq(lwc_atomically(pipe_put, a, NULL), LWC_OK);
+        if (next_rand(&seed) % 4 == 0)
+            ts_yield(p->ts);
+    }
+}
+
+static void pipe_consumer(void *arg)
+{
+    struct pipe *p = arg;
+    p->in_order = 1;
+    for (lwc_word_t i = 1; i <= p->n; i++) {
+        lwc_word_t v = 0;
+        ck_assert_int_eq(lwc_atomically(pipe_take, p, &v), LWC_OK);
+        p->in_order &= v == i;
+        p->sum += v;
+    }
+}
+
+static void noise(void *arg)
+{
+    tsched_t *ts = arg;
+    for (int i = 0; i < 50; i++)
+        ts_yield(ts);
+}
+
+START_TEST(test_retry_wakeups_across_caps)
+{
+    unsigned seeds = scaled(40) < 4 ? 4 : scaled(40);
+    for (unsigned seed = 1; seed <= seeds; seed++) {
+        tsched_t ts;
+        ts_init(&ts);
+        struct pipe p = { .ts = &ts, .slot = lwc_pvar_new(0), .n = scaled(5000), .seed = seed };
+        if (seed % 2)
+            ts_spawn(&ts, pipe_consumer, &p);
+        ts_spawn(&ts, pipe_producer, &p);
+        if (!(seed % 2))
+            ts_spawn(&ts, pipe_consumer, &p);
+        ts_spawn(&ts, noise, &ts);
+        ts_run(&ts, 2);
+        ck_assert_int_eq(p.in_order, 1);
+        ck_assert_uint_eq(p.sum, (lwc_word_t)p.n * (p.n + 1) / 2);
+        ts_destroy(&ts);
+        lwc_pvar_free(p.slot);
+    }
+}
+END_TEST
+
+/* ---- lwc_eval with every capability busy goes through unblock_thread ----------------- */
+
+struct eval_busy { tsched_t *ts; struct spinner sp; pthread_t os; int ran; };
+
+static void yield_until_stop(void *arg)
+{
+    struct eval_busy *e = arg;
+    atomic_fetch_add(&e->sp.started, 1);
+    while (!atomic_load(&e->sp.stop))
+        ts_yield(e->ts);                                /* busy, but fair */
+}
+
+static void eval_body(void *arg)
+{
+    struct eval_busy *e = arg;
+    e->os = pthread_self();
+    e->ran = 1;
+    atomic_store(&e->sp.stop, 1);
+}
+
+START_TEST(test_eval_when_no_cap_is_idle)
+{
+    tsched_t ts;
+    ts_init(&ts);
+    struct eval_busy e = { .ts = &ts };
+    ts_spawn(&ts, yield_until_stop, &e);
+    ts_spawn(&ts, yield_until_stop, &e);
+    lwc_word_t first, second;
+    lwc_atomically(ts_pop_tx, &ts, &first);
+    lwc_atomically(ts_pop_tx, &ts, &second);
+    ck_assert_int_eq(lwc_cap_start((lwc_scont_t *)first), LWC_OK);
+    ck_assert_int_eq(lwc_cap_start((lwc_scont_t *)second), LWC_OK);
+    while (atomic_load(&e.sp.started) < 2)
+        ;
+    /* s belongs to ts; with both capabilities spinning it must wait its turn */
+    lwc_scont_t *s = ts_spawn_full(&ts, eval_body, &e, NULL, 0, 0);
+    ck_assert_int_eq(lwc_eval(s), LWC_OK);              /* queued again via unblock_thread */
+    ck_assert_int_eq(e.ran, 1);
+    ck_assert(pthread_equal(e.os, pthread_self()));
+    ck_assert_uint_ge(atomic_load(&ts.unblocks), 1);
+    ck_assert_int_eq(lwc_atomically(ts_wait_tx, &ts, NULL), LWC_OK);
+    ts_destroy(&ts);
+    lwc_scont_t *plain = lwc_scont_new(nothing, NULL, NULL);
+    ck_assert_int_eq(lwc_eval(plain), LWC_OK);
+    lwc_scont_release(plain);
+}
+END_TEST
+
+/* ---- idle capabilities sleep in the kernel ---------------------------------------------- */
+
+/* Count this process's threads that the kernel reports as sleeping (state S). */
+static int sleeping_threads(int *total)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    *total = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        char *p = strrchr(buf, ')');
+        (*total)++;
+        if (p && p[2] == 'S')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_idle_capabilities_sleep)
+{
+    /* Both workers run, go idle, and end up asleep in the kernel: not spinning. */
+    lwc_scont_t *a = lwc_scont_new(nothing, NULL, NULL);
+    ck_assert_int_eq(lwc_cap_start(a), LWC_OK);
+    wait_completed(a);
+    int total = 0, asleep = 0;
+    for (int tries = 0; tries < 2000; tries++) {        /* up to 20 s: not a timing assert */
+        asleep = sleeping_threads(&total);
+        if (asleep >= total - 1)                        /* everyone but this thread */
+            break;
+        usleep(10000);
+    }
+    ck_assert_int_ge(total, 3);
+    ck_assert_int_ge(asleep, total - 1);
+    lwc_scont_release(a);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cap");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, test_init_config);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("two capabilities");
+    tcase_set_timeout(tc, 600);
+    tcase_add_checked_fixture(tc, setup2, teardown);
+    tcase_add_test(tc, test_cap_start_busy);
+    tcase_add_test(tc, test_two_caps_resume_one_scont);
+    tcase_add_test(tc, test_bound_sconts_keep_their_thread);
+    tcase_add_test(tc, test_bank_sconts_and_os_threads);
+    tcase_add_test(tc, test_retry_wakeups_across_caps);
+    tcase_add_test(tc, test_eval_when_no_cap_is_idle);
+    tcase_add_test(tc, test_idle_capabilities_sleep);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}

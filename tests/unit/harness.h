@@ -39,7 +39,8 @@ static inline void spin_for(unsigned n)
 
 /* ---- the test scheduler ---------------------------------------------------- */
 
-struct tnode { lwc_pvar_t *next; lwc_scont_t *s; };
+struct tsched;
+struct tnode { lwc_pvar_t *next; lwc_scont_t *s; struct tsched *ts; void (*fn)(void *); void *arg; };
 
 typedef struct tsched {
     lwc_pvar_t *head, *tail, *live;
@@ -74,16 +75,21 @@ static lwc_scont_t *tq_pop(lwc_tx_t *tx, tsched_t *ts)
     return h->s;
 }
 
+/* Note [Counting finished threads]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A thread is counted out by a transaction of its own, before its function
+ * returns, and not in switch_to_next when it completes: a switch_to_next that
+ * finds nothing to run retries, and a retry rolls back everything in its
+ * transaction, the decrement too.  Two threads completing on two capabilities
+ * would each see the other still live, and both sleep forever. */
 static lwc_scont_t *ts_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
 {
-    (void)self;
+    (void)self; (void)why;
     tsched_t *ts = env;
-    if (why == LWC_COMPLETED)
-        lwc_pvar_write(tx, ts->live, lwc_pvar_read(tx, ts->live) - 1);
     lwc_scont_t *n = tq_pop(tx, ts);
     if (!n && lwc_pvar_read(tx, ts->live) > 0)
-        lwc_tx_retry(tx);
-    return n;
+        lwc_tx_retry(tx);                   /* idle this capability until a push */
+    return n;                               /* NULL: all done, release it */
 }
 
 static void ts_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
@@ -111,26 +117,46 @@ static inline void ts_init(tsched_t *ts)
     atomic_init(&ts->unblocks, 0);
 }
 
-struct ts_spawn_arg { tsched_t *ts; lwc_scont_t *s; };
+struct ts_spawn_arg { tsched_t *ts; lwc_scont_t *s; int queue; };
 
 static lwc_word_t ts_spawn_tx(lwc_tx_t *tx, void *arg)
 {
     struct ts_spawn_arg *a = arg;
     lwc_pvar_write(tx, a->ts->live, lwc_pvar_read(tx, a->ts->live) + 1);
-    tq_push(tx, a->ts, a->s);
+    if (a->queue)
+        tq_push(tx, a->ts, a->s);
     return 0;
 }
 
-/* Create a thread of ts and queue it.  Works from SConts and from the host. */
-static inline lwc_scont_t *ts_spawn_attr(tsched_t *ts, void (*fn)(void *), void *arg,
-                                         const lwc_scont_attr_t *attr, int bound)
+static lwc_word_t ts_count_out(lwc_tx_t *tx, void *arg)
 {
-    lwc_scont_t *s = bound ? lwc_scont_new_bound(fn, arg, attr) : lwc_scont_new(fn, arg, attr);
+    tsched_t *ts = arg;
+    lwc_pvar_write(tx, ts->live, lwc_pvar_read(tx, ts->live) - 1);
+    return 0;
+}
+
+static void ts_trampoline(void *arg)
+{
+    struct tnode *n = arg;
+    n->fn(n->arg);
+    lwc_atomically(ts_count_out, n->ts, NULL);  /* Note [Counting finished threads] */
+}
+
+/* Create a thread of ts and (with queue) queue it.  Works from SConts and from
+ * the host. */
+static inline lwc_scont_t *ts_spawn_full(tsched_t *ts, void (*fn)(void *), void *arg,
+                                         const lwc_scont_attr_t *attr, int bound, int queue)
+{
+    struct tnode *n = malloc(sizeof *n);
+    n->next = lwc_pvar_new(0);
+    n->ts = ts;
+    n->fn = fn;
+    n->arg = arg;
+    lwc_scont_t *s = bound ? lwc_scont_new_bound(ts_trampoline, n, attr)
+                           : lwc_scont_new(ts_trampoline, n, attr);
     ck_assert_ptr_nonnull(s);
     lwc_upcalls_t u = ts_upcalls(ts);
     lwc_scont_set_upcalls(s, &u);
-    struct tnode *n = malloc(sizeof *n);
-    n->next = lwc_pvar_new(0);
     n->s = s;
     lwc_scont_set_local(s, n);
     pthread_mutex_lock(&ts->lock);
@@ -142,9 +168,15 @@ static inline lwc_scont_t *ts_spawn_attr(tsched_t *ts, void (*fn)(void *), void 
     ts->spawned[ts->nspawned] = s;
     ts->nodes[ts->nspawned++] = n;
     pthread_mutex_unlock(&ts->lock);
-    struct ts_spawn_arg a = { ts, s };
+    struct ts_spawn_arg a = { ts, s, queue };
     ck_assert_int_eq(lwc_atomically(ts_spawn_tx, &a, NULL), LWC_OK);
     return s;
+}
+
+static inline lwc_scont_t *ts_spawn_attr(tsched_t *ts, void (*fn)(void *), void *arg,
+                                         const lwc_scont_attr_t *attr, int bound)
+{
+    return ts_spawn_full(ts, fn, arg, attr, bound, 1);
 }
 
 static inline lwc_scont_t *ts_spawn(tsched_t *ts, void (*fn)(void *), void *arg)
@@ -157,11 +189,16 @@ static lwc_word_t ts_pop_tx(lwc_tx_t *tx, void *arg)
     return (lwc_word_t)tq_pop(tx, arg);
 }
 
+/* Every thread counted out, and every one's completion committed: after that no
+ * capability touches ts again. */
 static lwc_word_t ts_wait_tx(lwc_tx_t *tx, void *arg)
 {
     tsched_t *ts = arg;
     if (lwc_pvar_read(tx, ts->live) != 0)
         lwc_tx_retry(tx);
+    for (unsigned i = 0; i < ts->nspawned; i++)
+        if (lwc_scont_status(tx, ts->spawned[i]) != LWC_COMPLETED)
+            lwc_tx_retry(tx);
     return 0;
 }
 
