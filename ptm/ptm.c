@@ -267,8 +267,8 @@ struct retry_node {
 
 static void wlock(lwc_pvar_t *pv)
 {
-    while (atomic_exchange_explicit(&pv->wlock, 1, memory_order_acquire))
-        lwc_cpu_relax();
+    for (unsigned i = 0; atomic_exchange_explicit(&pv->wlock, 1, memory_order_acquire); i++)
+        lwc_spin_step(i);
 }
 
 static void wunlock(lwc_pvar_t *pv)
@@ -355,8 +355,8 @@ static bool reads_changed(struct retry_node *nodes, unsigned n, uint64_t rv)
 
 static void sleep_lock(struct lwc_thread *t)
 {
-    while (atomic_exchange_explicit(&t->sleep_lock, 1, memory_order_acquire))
-        lwc_cpu_relax();
+    for (unsigned i = 0; atomic_exchange_explicit(&t->sleep_lock, 1, memory_order_acquire); i++)
+        lwc_spin_step(i);
 }
 
 static void sleep_unlock(struct lwc_thread *t)
@@ -539,11 +539,15 @@ static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
 }
 
 /* Exponential back-off between re-runs, so that two transactions that keep
- * conflicting stop meeting. */
+ * conflicting stop meeting; past a few, the one we conflict with may well be
+ * preempted while it holds its locks, so give it the core. */
 static void backoff(unsigned attempt)
 {
-    unsigned n = 1u << (attempt < 10 ? attempt : 10);
-    for (unsigned i = 0; i < n; i++)
+    if (attempt >= 6) {
+        sched_yield();
+        return;
+    }
+    for (unsigned i = 0, n = 1u << attempt; i < n; i++)
         lwc_cpu_relax();
 }
 

@@ -3,6 +3,7 @@
 #define LWC_SUBSTRATE_FUTEX_H
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -30,5 +31,16 @@ static inline void lwc_cpu_relax(void)
 /* How long a waiter spins before it sleeps in the kernel: long enough to catch a
  * wake-up from the other core in a ping-pong, short enough not to burn a core. */
 #define LWC_SPIN_BOUND 2000
+
+/* One step of a wait for another thread that is known to be about to act (it
+ * holds a short lock, or is saving its registers).  If that thread has been
+ * preempted, spinning cannot help it: every so often give the core away. */
+static inline void lwc_spin_step(unsigned i)
+{
+    if ((i & 255) == 255)
+        sched_yield();
+    else
+        lwc_cpu_relax();
+}
 
 #endif

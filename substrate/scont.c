@@ -222,7 +222,7 @@ int lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u)
                                                               memory_order_acquire,
                                                               memory_order_relaxed))
             break;
-        lwc_cpu_relax();
+        lwc_spin_step(0);
     }
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&s->up_next, u ? (void *)u->switch_to_next : NULL, memory_order_relaxed);
@@ -347,8 +347,8 @@ struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scon
     lwc_ctx_t *from_ctx = from ? &from->ctx : &t->native;
     bool dying = from && from->completed;
     if (to && (to->bound ? to->bound == t : t->kind == THREAD_WORKER)) {
-        while (atomic_load_explicit(&to->switching_out, memory_order_acquire))
-            lwc_cpu_relax();
+        for (unsigned i = 0; atomic_load_explicit(&to->switching_out, memory_order_acquire); i++)
+            lwc_spin_step(i);
         t->prev = from;
         t->current = to;
         lwc_san_switch_begin(t, from, to, dying);

@@ -59,6 +59,8 @@ void lwc_stack_set_default_size(size_t size)
     if (size != default_size)
         lwc_stack_pool_drain();
     default_size = size;
+    /* LWC_GUARD_NO_MADVISE=1 forces the mprotect guards (for testing them). */
+    atomic_store(&madv_guard_works, getenv("LWC_GUARD_NO_MADVISE") ? 0 : 1);
 }
 
 static size_t page(void)
@@ -80,8 +82,6 @@ static long guard_budget(void)
             fclose(f);
         }
         mprotect_budget = maps > 16384 ? (maps - 8192) / 2 : maps / 4;
-        if (getenv("LWC_GUARD_NO_MADVISE"))
-            atomic_store(&madv_guard_works, 0);
     }
     pthread_mutex_unlock(&budget_lock);
     return mprotect_budget;

@@ -1,6 +1,8 @@
 /* Capabilities, races between them, bound SConts and lwc_eval. */
 #include "harness.h"
 
+#include <sched.h>
+
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +51,7 @@ static void spin_until_stop(void *arg)
     struct spinner *sp = arg;
     atomic_fetch_add(&sp->started, 1);
     while (!atomic_load(&sp->stop))
-        ;
+        sched_yield();
 }
 
 static void nothing(void *arg) { (void)arg; }
@@ -80,7 +82,7 @@ START_TEST(test_cap_start_busy)
     ck_assert_int_eq(lwc_cap_start(b), LWC_OK);
     ck_assert_int_eq(lwc_cap_start(a), LWC_EBUSY);
     while (atomic_load(&sp.started) < 2)
-        ;
+        sched_yield();
     ck_assert_int_eq(lwc_cap_start(c), LWC_EBUSY);      /* both capabilities are busy */
     ck_assert_int_eq(lwc_scont_status(NULL, c), LWC_BLOCKED_ON_SCHED);
     atomic_store(&sp.stop, 1);
@@ -88,7 +90,7 @@ START_TEST(test_cap_start_busy)
     wait_completed(b);
     int err;
     while ((err = lwc_cap_start(c)) == LWC_EBUSY)
-        ;
+        sched_yield();
     ck_assert_int_eq(err, LWC_OK);
     wait_completed(c);
     lwc_scont_release(a);
@@ -132,7 +134,7 @@ static void racer(void *arg)
     struct race *r = ra->r;
     atomic_fetch_add(&r->ready, 1);
     while (!atomic_load(&r->go))
-        ;
+        sched_yield();
     spin_for(r->delay[ra->me]);
     r->result[ra->me] = lwc_switch(claim_target, ra);
     lwc_atomically(count_finished, r->finished, NULL);
@@ -153,7 +155,7 @@ static void race_target(void *arg)
     /* Stay running until the loser has made its attempt: once we switch back to
      * the winner we are suspended, and so resumable, again. */
     while (lwc_pvar_peek(r->finished) < 1)
-        ;
+        sched_yield();
     lwc_switch(to_winner, r);                           /* never resumed after this */
 }
 
@@ -179,7 +181,7 @@ START_TEST(test_two_caps_resume_one_scont)
         ck_assert_int_eq(lwc_cap_start(r.racer[0]), LWC_OK);
         ck_assert_int_eq(lwc_cap_start(r.racer[1]), LWC_OK);
         while (atomic_load(&r.ready) < 2)
-            ;
+            sched_yield();
         atomic_store(&r.go, 1);
         ck_assert_int_eq(lwc_atomically(wait_count, r.finished, NULL), LWC_OK);
         int wins = (r.result[0] == LWC_OK) + (r.result[1] == LWC_OK);
@@ -443,7 +445,7 @@ START_TEST(test_eval_when_no_cap_is_idle)
     ck_assert_int_eq(lwc_cap_start((lwc_scont_t *)first), LWC_OK);
     ck_assert_int_eq(lwc_cap_start((lwc_scont_t *)second), LWC_OK);
     while (atomic_load(&e.sp.started) < 2)
-        ;
+        sched_yield();
     /* s belongs to ts; with both capabilities spinning it must wait its turn */
     lwc_scont_t *s = ts_spawn_full(&ts, eval_body, &e, NULL, 0, 0);
     ck_assert_int_eq(lwc_eval(s), LWC_OK);              /* queued again via unblock_thread */

@@ -1,6 +1,8 @@
 /* PTM from plain OS threads: no lwc_init needed. */
 #include "harness.h"
 
+#include <sched.h>
+
 #include <string.h>
 
 static lwc_word_t read_write(lwc_tx_t *tx, void *arg)
@@ -85,7 +87,7 @@ static void *commit_a(void *arg)
 {
     struct rerun *r = arg;
     while (!atomic_load(&r->go))
-        ;
+        sched_yield();
     lwc_pvar_write(NULL, r->a, 1000);
     atomic_store(&r->done, 1);
     return NULL;
@@ -103,7 +105,7 @@ static lwc_word_t rerun_body(lwc_tx_t *tx, void *arg)
     if (atomic_fetch_add(&r->runs, 1) == 0) {
         atomic_store(&r->go, 1);                       /* let the other thread commit */
         while (!atomic_load(&r->done))
-            ;
+            sched_yield();
     }
     lwc_tx_defer(tx, count_defer, r);
     lwc_pvar_write(tx, r->c, a + 1);
