@@ -1,27 +1,45 @@
 /* Machine contexts: the one primitive every switch in lwc ends in.
  *
- * lwc_ctx_swap saves the callee-saved registers (and the FP control words) of the
- * running code on its own stack, stores the stack pointer in *from, and resumes
- * *to.  The value passed as `transfer` comes out of the lwc_ctx_swap call that
- * suspended *to (or is the first argument of a new context's entry function). */
+ * Note [Jumping between contexts]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * lwc_ctx_switch saves the callee-saved registers and the FP control words of the
+ * running code on its own stack and resumes `to`.  It does not write the
+ * suspended context's stack pointer anywhere: it hands it, with `data`, to the
+ * side it resumes, as the lwc_transfer_t that side's own lwc_ctx_switch call (or
+ * a new context's entry function) returns.  That side records it with
+ * lwc_ctx_saved(where the suspended context lives, transfer).  Passing the stack
+ * pointer in registers, as Boost.Context's fcontext does, matters: storing %rsp
+ * to memory and loading the next one from memory inside the switch made it
+ * fifteen times slower on this project's machine (tools/bench, raw_switch).
+ * It also tells the runtime exactly when a suspended SCont is resumable: once
+ * lwc_ctx_saved has run (Note [Switching out] in scont.c). */
 #ifndef LWC_SUBSTRATE_CONTEXT_H
 #define LWC_SUBSTRATE_CONTEXT_H
 
 #include <stddef.h>
 #include "config.h"
 
+typedef struct lwc_transfer { void *sp; void *data; } lwc_transfer_t;
+
 #if LWC_CONTEXT_UCONTEXT
 #include <ucontext.h>
 typedef struct lwc_ctx { ucontext_t uc; } lwc_ctx_t;
+lwc_transfer_t lwc_ctx_switch(lwc_ctx_t *from, lwc_ctx_t *to, void *data);
+static inline void lwc_ctx_saved(lwc_ctx_t *from, lwc_transfer_t t) { (void)from; (void)t; }
 #else
 typedef struct lwc_ctx { void *sp; } lwc_ctx_t;
+lwc_transfer_t lwc_ctx_jump(void *to_sp, void *data);
+static inline lwc_transfer_t lwc_ctx_switch(lwc_ctx_t *from, lwc_ctx_t *to, void *data)
+{
+    (void)from;
+    return lwc_ctx_jump(to->sp, data);
+}
+static inline void lwc_ctx_saved(lwc_ctx_t *from, lwc_transfer_t t) { from->sp = t.sp; }
 #endif
 
-void *lwc_ctx_swap(lwc_ctx_t *from, lwc_ctx_t *to, void *transfer);
-
 /* Prepare *c to run entry(transfer, arg) on [stack_lo, stack_lo + size) when first
- * swapped to.  entry must never return. */
+ * switched to.  entry must never return. */
 void lwc_ctx_make(lwc_ctx_t *c, void *stack_lo, size_t size,
-                  void (*entry)(void *transfer, void *arg), void *arg);
+                  void (*entry)(lwc_transfer_t t, void *arg), void *arg);
 
 #endif

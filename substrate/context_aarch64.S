@@ -1,14 +1,15 @@
-/* AArch64 (AAPCS64) context switch.  See context.h.
+/* AArch64 (AAPCS64) context switch: lwc_ctx_jump.  See Note [Jumping between
+ * contexts] in context.h.
  *
  * Saved frame (176 bytes), from the saved stack pointer up:
  *   x19..x28, x29 (fp), x30 (lr), d8..d15 (the low halves of v8..v15 are all the
  *   ABI keeps), FPCR. */
     .text
-    .globl  lwc_ctx_swap
-    .hidden lwc_ctx_swap
-    .type   lwc_ctx_swap, %function
+    .globl  lwc_ctx_jump
+    .hidden lwc_ctx_jump
+    .type   lwc_ctx_jump, %function
     .p2align 4
-lwc_ctx_swap:                       /* x0 = from, x1 = to, x2 = transfer */
+lwc_ctx_jump:                       /* x0 = to_sp, x1 = data; returns {old sp, data} */
     .cfi_startproc
     sub     sp, sp, #176
     stp     x19, x20, [sp, #0]
@@ -21,12 +22,10 @@ lwc_ctx_swap:                       /* x0 = from, x1 = to, x2 = transfer */
     stp     d10, d11, [sp, #112]
     stp     d12, d13, [sp, #128]
     stp     d14, d15, [sp, #144]
-    mrs     x9, fpcr
-    str     x9, [sp, #160]
+    mrs     x10, fpcr
+    str     x10, [sp, #160]
     mov     x9, sp
-    str     x9, [x0]
-    ldr     x9, [x1]
-    mov     sp, x9
+    mov     sp, x0
     ldp     x19, x20, [sp, #0]
     ldp     x21, x22, [sp, #16]
     ldp     x23, x24, [sp, #32]
@@ -37,15 +36,17 @@ lwc_ctx_swap:                       /* x0 = from, x1 = to, x2 = transfer */
     ldp     d10, d11, [sp, #112]
     ldp     d12, d13, [sp, #128]
     ldp     d14, d15, [sp, #144]
-    ldr     x9, [sp, #160]
-    msr     fpcr, x9
-    add     sp, sp, #176
-    mov     x0, x2
+    ldr     x11, [sp, #160]
+    cmp     x10, x11                /* writing FPCR is slow: only when it differs */
+    b.eq    1f
+    msr     fpcr, x11
+1:  add     sp, sp, #176
+    mov     x0, x9
     ret
     .cfi_endproc
-    .size   lwc_ctx_swap, .-lwc_ctx_swap
+    .size   lwc_ctx_jump, .-lwc_ctx_jump
 
-/* First code of a new context: x19 = arg, x20 = entry, x0 = transfer. */
+/* First code of a new context: x0/x1 = the transfer, x19 = arg, x20 = entry. */
     .globl  lwc_ctx_trampoline
     .hidden lwc_ctx_trampoline
     .type   lwc_ctx_trampoline, %function
@@ -53,7 +54,7 @@ lwc_ctx_swap:                       /* x0 = from, x1 = to, x2 = transfer */
 lwc_ctx_trampoline:
     .cfi_startproc
     .cfi_undefined x30
-    mov     x1, x19
+    mov     x2, x19
     blr     x20
     brk     #0
     .cfi_endproc

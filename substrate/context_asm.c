@@ -1,5 +1,5 @@
 /* Building the first frame of a new context for the assembly switch: the frame
- * lwc_ctx_swap pops, with lwc_ctx_trampoline as its return address. */
+ * lwc_ctx_jump restores, with lwc_ctx_trampoline as its return address. */
 #include "context.h"
 
 #include <stdint.h>
@@ -10,7 +10,7 @@
 void lwc_ctx_trampoline(void);
 
 void lwc_ctx_make(lwc_ctx_t *c, void *stack_lo, size_t size,
-                  void (*entry)(void *, void *), void *arg)
+                  void (*entry)(lwc_transfer_t, void *), void *arg)
 {
     uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
 #if defined(__x86_64__)

@@ -7,24 +7,24 @@
 
 static __thread void *ctx_transfer;
 
-void *lwc_ctx_swap(lwc_ctx_t *from, lwc_ctx_t *to, void *transfer)
+lwc_transfer_t lwc_ctx_switch(lwc_ctx_t *from, lwc_ctx_t *to, void *data)
 {
-    ctx_transfer = transfer;
+    ctx_transfer = data;
     swapcontext(&from->uc, &to->uc);
-    return ctx_transfer;
+    return (lwc_transfer_t){ NULL, ctx_transfer };
 }
 
 /* makecontext passes only ints: each pointer travels as two halves. */
 static void ctx_start(unsigned elo, unsigned ehi, unsigned alo, unsigned ahi)
 {
-    void (*entry)(void *, void *) =
-        (void (*)(void *, void *))(((uintptr_t)ehi << 32) | elo);
+    void (*entry)(lwc_transfer_t, void *) =
+        (void (*)(lwc_transfer_t, void *))(((uintptr_t)ehi << 32) | elo);
     void *arg = (void *)(((uintptr_t)ahi << 32) | alo);
-    entry(ctx_transfer, arg);
+    entry((lwc_transfer_t){ NULL, ctx_transfer }, arg);
 }
 
 void lwc_ctx_make(lwc_ctx_t *c, void *stack_lo, size_t size,
-                  void (*entry)(void *, void *), void *arg)
+                  void (*entry)(lwc_transfer_t, void *), void *arg)
 {
     uintptr_t e = (uintptr_t)entry, a = (uintptr_t)arg;
     getcontext(&c->uc);

@@ -1,8 +1,20 @@
-/* x86-64 System V context switch.  See context.h.
+/* x86-64 System V context switch: lwc_ctx_jump.  See Note [Jumping between
+ * contexts] in context.h.
+ *
+ * Note [FP control words]
+ * ~~~~~~~~~~~~~~~~~~~~~~~
+ * The ABI makes the control bits of MXCSR and the x87 control word callee-saved,
+ * and the MXCSR status flags caller-saved.  Loading MXCSR with a value that
+ * differs from the current one is very slow (about 110 ns on this project's
+ * machine), and any program that has done inexact floating point has a status
+ * flag set: restoring the whole saved word on every switch, as fcontext does,
+ * pays that on every switch between two contexts whose flags differ.  So each
+ * word is compared with the live one and loaded only when a control bit differs;
+ * the status flags flow through, as a caller-saved register may.
  *
  * Saved frame, from the saved stack pointer up:
  *   0: MXCSR (4 bytes) and the x87 control word (2 bytes)
- *   8: r15, r14, r13, r12, rbx, rbp, then the return address.
+ *   8: r15, r14, r13, r12, rbx, rbp; 56: the return address.
  * Everything else is caller-saved in the ABI, so the compiler has already spilled
  * whatever it needs across the call. */
 #ifdef __CET__
@@ -12,39 +24,58 @@
 #endif
 
     .text
-    .globl  lwc_ctx_swap
-    .hidden lwc_ctx_swap
-    .type   lwc_ctx_swap, @function
+    .globl  lwc_ctx_jump
+    .hidden lwc_ctx_jump
+    .type   lwc_ctx_jump, @function
     .p2align 4
-lwc_ctx_swap:                       /* rdi = from, rsi = to, rdx = transfer */
+lwc_ctx_jump:                       /* rdi = to_sp, rsi = data; returns {old sp, data} */
     .cfi_startproc
     LWC_ENDBR
-    pushq   %rbp
-    pushq   %rbx
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
-    subq    $8, %rsp
+    leaq    -56(%rsp), %rsp
+    .cfi_adjust_cfa_offset 56
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
-    movq    %rsp, (%rdi)
-    movq    (%rsi), %rsp
+    movq    %r15, 8(%rsp)
+    movq    %r14, 16(%rsp)
+    movq    %r13, 24(%rsp)
+    movq    %r12, 32(%rsp)
+    movq    %rbx, 40(%rsp)
+    movq    %rbp, 48(%rsp)
+    movl    (%rsp), %r9d            /* our MXCSR and FCW, read back at the widths */
+    movzwl  4(%rsp), %r10d          /* they were stored at, so the stores forward */
+    movq    %rsp, %rax
+    movq    %rdi, %rsp
+    movq    56(%rsp), %r8
+    /* Note [FP control words]: load them only when they differ. */
+    movl    (%rsp), %r11d
+    xorl    %r9d, %r11d
+    testl   $0xffc0, %r11d          /* MXCSR control bits; 0..5 are status flags */
+    jnz     .Lload_mxcsr
+.Lmxcsr_done:
+    cmpw    4(%rsp), %r10w
+    jne     .Lload_fcw
+.Lfcw_done:
+    movq    8(%rsp), %r15
+    movq    16(%rsp), %r14
+    movq    24(%rsp), %r13
+    movq    32(%rsp), %r12
+    movq    40(%rsp), %rbx
+    movq    48(%rsp), %rbp
+    leaq    64(%rsp), %rsp
+    movq    %rsi, %rdx
+    /* Not `ret`: the return stack predicts this context's caller, never the other
+     * one's, so a ret would mispredict on every switch. */
+    jmp     *%r8
+.Lload_mxcsr:
     ldmxcsr (%rsp)
+    jmp     .Lmxcsr_done
+.Lload_fcw:
     fldcw   4(%rsp)
-    addq    $8, %rsp
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %rbx
-    popq    %rbp
-    movq    %rdx, %rax
-    ret
+    jmp     .Lfcw_done
     .cfi_endproc
-    .size   lwc_ctx_swap, .-lwc_ctx_swap
+    .size   lwc_ctx_jump, .-lwc_ctx_jump
 
-/* First code of a new context: rbx = arg, r12 = entry, rax = transfer.
+/* First code of a new context: rax/rdx = the transfer, rbx = arg, r12 = entry.
  * The stack is 16-byte aligned here, as a call needs. */
     .globl  lwc_ctx_trampoline
     .hidden lwc_ctx_trampoline
@@ -55,7 +86,8 @@ lwc_ctx_trampoline:
     .cfi_undefined rip
     LWC_ENDBR
     movq    %rax, %rdi
-    movq    %rbx, %rsi
+    movq    %rdx, %rsi
+    movq    %rbx, %rdx
     call    *%r12
     ud2
     .cfi_endproc

@@ -107,6 +107,7 @@ struct lwc_thread {
     struct lwc_cap    *cap;         /* held now, or NULL */
     lwc_scont_t       *current;     /* running now, or NULL on the native stack */
     lwc_scont_t       *prev;        /* what the last swap left; read by the landing side */
+    lwc_ctx_t         *prev_ctx;    /* ... and where its stack pointer goes (context.h) */
     enum thread_request request;    /* for the native stack, from the SCont that left */
     lwc_scont_t       *handoff;
     /* mailbox: a capability and an SCont to run on it, handed over by another thread */
@@ -162,8 +163,9 @@ void lwc_thread_free(struct lwc_thread *t);
 void lwc_thread_mail(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *target);
 /* Leave the SCont running on t for t's native stack with request req. */
 void lwc_thread_to_native(struct lwc_thread *t, enum thread_request req, lwc_scont_t *handoff);
-/* Land after a swap: finish the SCont that was left (Note [Switching out]). */
-void lwc_land(struct lwc_thread *t);
+/* Land after a swap: record where the context we left stopped, and finish the
+ * SCont that was left (Note [Switching out]).  Returns the thread we are on. */
+struct lwc_thread *lwc_land(lwc_transfer_t tr);
 /* Swap from the running context (SCont `from`, or the native stack when NULL)
  * to SCont `to` on thread t.  Returns the thread it resumed on. */
 struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scont_t *to);

@@ -21,7 +21,7 @@ static _Atomic uint64_t next_id = 1;
  * it.  A resumer that won the status spins on the flag before it swaps in
  * (lwc_swap_to).  The wait is a handful of instructions: the register save. */
 
-static void scont_entry(void *transfer, void *arg);
+static void scont_entry(lwc_transfer_t tr, void *arg);
 
 static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
                                  const lwc_scont_attr_t *attr, bool bound)
@@ -346,26 +346,25 @@ struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scon
 {
     lwc_ctx_t *from_ctx = from ? &from->ctx : &t->native;
     bool dying = from && from->completed;
+    lwc_transfer_t tr;
+    t->prev = from;
+    t->prev_ctx = from_ctx;
     if (to && (to->bound ? to->bound == t : t->kind == THREAD_WORKER)) {
         for (unsigned i = 0; atomic_load_explicit(&to->switching_out, memory_order_acquire); i++)
             lwc_spin_step(i);
-        t->prev = from;
         t->current = to;
         lwc_san_switch_begin(t, from, to, dying);
-        t = lwc_ctx_swap(from_ctx, &to->ctx, t);
+        tr = lwc_ctx_switch(from_ctx, &to->ctx, t);
     } else {
         if (t->request == REQ_NONE) {
             t->request = to ? REQ_HANDOFF : REQ_RELEASE;
             t->handoff = to;
         }
-        t->prev = from;
         t->current = NULL;
         lwc_san_switch_begin(t, from, NULL, dying);
-        t = lwc_ctx_swap(from_ctx, &t->native, t);
+        tr = lwc_ctx_switch(from_ctx, &t->native, t);
     }
-    lwc_san_switch_end(t);
-    lwc_land(t);
-    return t;
+    return lwc_land(tr);
 }
 
 void lwc_thread_to_native(struct lwc_thread *t, enum thread_request req, lwc_scont_t *handoff)
@@ -375,8 +374,11 @@ void lwc_thread_to_native(struct lwc_thread *t, enum thread_request req, lwc_sco
     lwc_swap_to(t, t->current, NULL);
 }
 
-void lwc_land(struct lwc_thread *t)
+struct lwc_thread *lwc_land(lwc_transfer_t tr)
 {
+    struct lwc_thread *t = tr.data;
+    lwc_ctx_saved(t->prev_ctx, tr);
+    lwc_san_switch_end(t);
     lwc_scont_t *prev = t->prev;
     if (prev) {
         t->prev = NULL;
@@ -391,6 +393,7 @@ void lwc_land(struct lwc_thread *t)
     }
     if (t->nwakes || t->ndefers)
         lwc_tx_after_commit();
+    return t;
 }
 
 /* ---- Start and completion ----------------------------------------------------- */
@@ -423,12 +426,10 @@ static _Noreturn void scont_complete(lwc_scont_t *s)
     }
 }
 
-static void scont_entry(void *transfer, void *arg)
+static void scont_entry(lwc_transfer_t tr, void *arg)
 {
     lwc_scont_t *s = arg;
-    struct lwc_thread *t = transfer;
-    lwc_san_switch_end(t);
-    lwc_land(t);
+    lwc_land(tr);
     s->fn(s->arg);
     scont_complete(s);
 }

@@ -1,1 +1,225 @@
-int main(void){return 0;}
+/* lwc benchmarks: `make bench`.  Prints a table for people and one JSON line per
+ * figure for machines ("BENCH {...}").  Each figure is the median of 5 runs on
+ * this machine, in the same process as its peer where it has one.  Never run by
+ * make check: speed is measured here, not asserted there. */
+#include "config.h"
+
+#include <lwc/lwc.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+#include "../substrate/context.h"   /* the raw switch: a private primitive */
+
+#define RUNS 5
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static void report(const char *name, double ns, const char *target, const char *peer)
+{
+    printf("%-28s %9.2f ns   %-22s %s\n", name, ns, target, peer ? peer : "");
+    printf("BENCH {\"name\":\"%s\",\"ns\":%.3f,\"target\":\"%s\"}\n", name, ns, target);
+}
+
+/* ---- raw context switch: lwc_ctx_swap against Boost's fcontext ------------------ */
+
+#define SWITCHES 20000000L
+static lwc_ctx_t main_ctx, other_ctx;
+
+static void raw_other(lwc_transfer_t t, void *arg)
+{
+    (void)arg;
+    for (;;) {
+        lwc_ctx_saved(&main_ctx, t);
+        t = lwc_ctx_switch(&other_ctx, &main_ctx, NULL);
+    }
+}
+
+static double bench_raw_switch(void)
+{
+    size_t size = 64 * 1024;
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    lwc_ctx_make(&other_ctx, stack, size, raw_other, NULL);
+    double t0 = now_ns();
+    for (long i = 0; i < SWITCHES / 2; i++)
+        lwc_ctx_saved(&other_ctx, lwc_ctx_switch(&main_ctx, &other_ctx, NULL));
+    double t = (now_ns() - t0) / SWITCHES;
+    munmap(stack, size);
+    return t;
+}
+
+#if HAVE_FCONTEXT
+typedef void *fcontext_t;
+typedef struct { fcontext_t fctx; void *data; } transfer_t;
+transfer_t jump_fcontext(fcontext_t const to, void *vp);
+fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+
+static void fctx_other(transfer_t t)
+{
+    for (;;)
+        t = jump_fcontext(t.fctx, NULL);
+}
+
+static double bench_fcontext(void)
+{
+    size_t size = 64 * 1024;
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    fcontext_t other = make_fcontext(stack + size, size, fctx_other);
+    double t0 = now_ns();
+    for (long i = 0; i < SWITCHES / 2; i++)
+        other = jump_fcontext(other, NULL).fctx;
+    double t = (now_ns() - t0) / SWITCHES;
+    munmap(stack, size);
+    return t;
+}
+#endif
+
+/* ---- lwc_switch between two SConts on one capability ------------------------------ */
+
+#define SCONT_SWITCHES 10000000L
+struct sw { lwc_scont_t *a, *b; double ns; lwc_pvar_t *done; };
+
+static lwc_scont_t *to_arg(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
+{
+    (void)tx; (void)self;
+    *st = LWC_BLOCKED_ON_SCHED;
+    return arg;
+}
+
+static void sw_b(void *arg)
+{
+    struct sw *s = arg;
+    for (;;)
+        lwc_switch(to_arg, s->a);
+}
+
+static void sw_a(void *arg)
+{
+    struct sw *s = arg;
+    double t0 = now_ns();
+    for (long i = 0; i < SCONT_SWITCHES / 2; i++)
+        lwc_switch(to_arg, s->b);
+    s->ns = (now_ns() - t0) / SCONT_SWITCHES;
+    lwc_pvar_write(NULL, s->done, 1);
+}
+
+static lwc_word_t wait_done(lwc_tx_t *tx, void *arg)
+{
+    if (!lwc_pvar_read(tx, arg))
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+static double bench_lwc_switch(void)
+{
+    struct sw s = { .done = lwc_pvar_new(0) };
+    s.a = lwc_scont_new(sw_a, &s, NULL);
+    s.b = lwc_scont_new(sw_b, &s, NULL);
+    lwc_cap_start(s.a);
+    lwc_atomically(wait_done, s.done, NULL);
+    lwc_scont_release(s.a);
+    lwc_scont_release(s.b);
+    lwc_pvar_free(s.done);
+    return s.ns;
+}
+
+/* ---- one uncontended read+write transaction ---------------------------------------- */
+
+#define TXS 20000000L
+static lwc_word_t incr(lwc_tx_t *tx, void *arg)
+{
+    lwc_word_t v = lwc_pvar_read(tx, arg);
+    lwc_pvar_write(tx, arg, v + 1);
+    return v;
+}
+
+static double bench_ptm(void)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0);
+    double t0 = now_ns();
+    for (long i = 0; i < TXS; i++)
+        lwc_atomically(incr, pv, NULL);
+    double t = (now_ns() - t0) / TXS;
+    if (lwc_pvar_peek(pv) != (lwc_word_t)TXS)
+        fprintf(stderr, "bench: ptm lost an update\n");
+    lwc_pvar_free(pv);
+    return t;
+}
+
+/* MXCSR status flags: set by any inexact floating-point result (printf of a
+ * double sets them).  Note [FP control words] in substrate/context_x86_64.S. */
+static void mxcsr_flags(int set)
+{
+#if defined(__x86_64__)
+    unsigned m = _mm_getcsr() & ~0x3fu;
+    _mm_setcsr(set ? m | 0x20u : m);
+#else
+    (void)set;
+#endif
+}
+
+typedef double (*bench_fn)(void);
+
+static double run(bench_fn fn)
+{
+    double v[RUNS];
+    for (int i = 0; i < RUNS; i++)
+        v[i] = fn();
+    return median(v, RUNS);
+}
+
+int main(int argc, char **argv)
+{
+    const char *only = argc > 1 ? argv[1] : NULL;
+    lwc_config_t cfg = { .ncaps = 1 };
+    if (lwc_init(&cfg) != LWC_OK)
+        return 1;
+    printf("%-28s %12s   %-22s %s\n", "benchmark", "median/op", "target", "peer, same run");
+    if (!only || !strcmp(only, "switch")) {
+        /* The raw switch twice: with MXCSR's status flags clear, and set as they
+         * are in any program that has done floating point. */
+        for (int flags = 0; flags <= 1; flags++) {
+            char peer[64] = "(no Boost.Context)";
+            const char *name = flags ? "raw_switch_fpflags" : "raw_switch";
+            double raw, fctx = 0;
+            mxcsr_flags(flags);
+            raw = run(bench_raw_switch);
+#if HAVE_FCONTEXT
+            mxcsr_flags(flags);
+            fctx = run(bench_fcontext);
+            snprintf(peer, sizeof peer, "fcontext %.2f ns", fctx);
+            report(flags ? "fcontext_switch_fpflags" : "fcontext_switch", fctx, "(peer)",
+                   "Boost.Context 1.74");
+#endif
+            report(name, raw, "<= fcontext", peer);
+        }
+        report("lwc_switch", run(bench_lwc_switch), "<= 15 ns", NULL);
+    }
+    if (!only || !strcmp(only, "ptm"))
+        report("ptm_read_write_tx", run(bench_ptm), "<= 15 ns", NULL);
+    lwc_shutdown();
+    return 0;
+}
