@@ -188,9 +188,12 @@ int lwc_scont_take_error(void)
 /* Note [Upcall seqlock]
  * ~~~~~~~~~~~~~~~~~~~~~
  * The upcalls are three words that a switch reads on every call and that anyone
- * may change at any time.  A sequence count makes the pair consistent without a
+ * may change at any time.  A sequence count makes the three consistent without a
  * lock on the read side: a writer makes the count odd, stores, makes it even
- * again; a reader copies the words between two equal even counts. */
+ * again; a reader copies the words between two equal even counts.  The words are
+ * stored with release and loaded with acquire (no fences, which ThreadSanitizer
+ * cannot model): a reader that sees a new word therefore also sees the odd count
+ * stored before it, and tries again. */
 void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u)
 {
     for (;;) {
@@ -199,10 +202,9 @@ void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u)
             lwc_cpu_relax();
             continue;
         }
-        void *next = atomic_load_explicit(&s->up_next, memory_order_relaxed);
-        void *unblock = atomic_load_explicit(&s->up_unblock, memory_order_relaxed);
-        u->env = atomic_load_explicit(&s->up_env, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
+        void *next = atomic_load_explicit(&s->up_next, memory_order_acquire);
+        void *unblock = atomic_load_explicit(&s->up_unblock, memory_order_acquire);
+        u->env = atomic_load_explicit(&s->up_env, memory_order_acquire);
         if (atomic_load_explicit(&s->upcall_seq, memory_order_relaxed) == q) {
             u->switch_to_next = (lwc_scont_t *(*)(lwc_tx_t *, lwc_scont_t *, lwc_status_t, void *))next;
             u->unblock_thread = (void (*)(lwc_tx_t *, lwc_scont_t *, void *))unblock;
@@ -224,10 +226,9 @@ int lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u)
             break;
         lwc_spin_step(0);
     }
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&s->up_next, u ? (void *)u->switch_to_next : NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->up_unblock, u ? (void *)u->unblock_thread : NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->up_env, u ? u->env : NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->up_next, u ? (void *)u->switch_to_next : NULL, memory_order_release);
+    atomic_store_explicit(&s->up_unblock, u ? (void *)u->unblock_thread : NULL, memory_order_release);
+    atomic_store_explicit(&s->up_env, u ? u->env : NULL, memory_order_release);
     atomic_store_explicit(&s->upcall_seq, q + 2, memory_order_release);
     return LWC_OK;
 }
