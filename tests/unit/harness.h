@@ -3,13 +3,14 @@
 #ifndef LWC_TEST_HARNESS_H
 #define LWC_TEST_HARNESS_H
 
+#include "config.h"
+
 #include <check.h>
 #include <lwc/lwc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "config.h"
 #if LWC_VALGRIND
 #include <valgrind/valgrind.h>
 #define ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
