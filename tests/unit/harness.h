@@ -18,6 +18,9 @@
 #define ON_VALGRIND() 0
 #endif
 
+/* Sanitized builds keep shadow state per SCont: a million of them is too many. */
+#define SANITIZED (LWC_ASAN || LWC_TSAN)
+
 /* Iterations for a stress loop: far fewer under valgrind, which is ~50x slower. */
 static inline unsigned scaled(unsigned n)
 {
