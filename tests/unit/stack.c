@@ -55,7 +55,6 @@ static int overflow_in_child(const char *env, char *out, size_t outsz)
         close(fd[0]);
         if (env)
             putenv((char *)env);
-        lwc_shutdown();                                 /* the parent's copy, if any */
         lwc_config_t cfg = { .ncaps = 1 };
         if (lwc_init(&cfg) != LWC_OK)
             _exit(3);
@@ -228,7 +227,6 @@ START_TEST(test_mprotect_guards_are_rationed)
         return;
     pid_t pid = fork();
     if (pid == 0) {
-        lwc_shutdown();
         putenv("LWC_GUARD_NO_MADVISE=1");
         lwc_config_t cfg = { .ncaps = 1, .stack_size = 16 * 1024 };
         if (lwc_init(&cfg) != LWC_OK)
@@ -245,15 +243,20 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("stack");
-    TCase *tc = tcase_create("stacks");
+    /* These fork, and a child must not inherit a running runtime (its worker
+     * threads do not exist there): no fixture, each child starts its own. */
+    TCase *tc = tcase_create("in a child");
     tcase_set_timeout(tc, 600);
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_overflow_reported_madvise_guard);
     tcase_add_test(tc, test_overflow_reported_mprotect_guard);
+    tcase_add_test(tc, test_mprotect_guards_are_rationed);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("stacks");
+    tcase_set_timeout(tc, 600);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_plain_stack);
     tcase_add_test(tc, test_deep_recursion_big_stack);
     tcase_add_test(tc, test_a_million_sconts);
-    tcase_add_test(tc, test_mprotect_guards_are_rationed);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
