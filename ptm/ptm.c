@@ -276,19 +276,26 @@ static void wunlock(lwc_pvar_t *pv)
     atomic_store_explicit(&pv->wlock, 0, memory_order_release);
 }
 
+/* Make room for one more entry in an after-commit queue.  Work that a commit
+ * has promised (a wake-up, a deferred action) must not be dropped: with no
+ * memory to record it, stop loudly instead. */
+static void *queue_room(void *arr, unsigned n, unsigned *cap, size_t elem, const char *what)
+{
+    if (n < *cap)
+        return arr;
+    unsigned c = *cap ? *cap * 2 : 16;
+    void *p = realloc(arr, c * elem);
+    if (!p) {
+        lwc_warn("out of memory recording a %s", what);
+        abort();
+    }
+    *cap = c;
+    return p;
+}
+
 static void queue_wake(struct lwc_thread *t, lwc_scont_t *s, uint32_t epoch)
 {
-    if (t->nwakes == t->cap_wakes) {
-        unsigned n = t->cap_wakes ? t->cap_wakes * 2 : 16;
-        struct pending_wake *p = realloc(t->wakes, n * sizeof *p);
-        if (!p) {
-            /* A wake-up we cannot record would be lost: stop loudly instead. */
-            lwc_warn("out of memory recording a retry wake-up");
-            abort();
-        }
-        t->wakes = p;
-        t->cap_wakes = n;
-    }
+    t->wakes = queue_room(t->wakes, t->nwakes, &t->cap_wakes, sizeof *t->wakes, "retry wake-up");
     t->wakes[t->nwakes++] = (struct pending_wake){ s, epoch };
 }
 
@@ -554,16 +561,8 @@ static void backoff(unsigned attempt)
 static void stash_defers(struct lwc_thread *t, lwc_tx_t *tx)
 {
     for (unsigned i = 0; i < tx->ndefers; i++) {
-        if (t->ndefers == t->cap_defers) {
-            unsigned n = t->cap_defers ? t->cap_defers * 2 : 8;
-            struct tx_defer *p = realloc(t->defers, n * sizeof *p);
-            if (!p) {
-                lwc_warn("out of memory recording a deferred action");
-                abort();
-            }
-            t->defers = p;
-            t->cap_defers = n;
-        }
+        t->defers = queue_room(t->defers, t->ndefers, &t->cap_defers, sizeof *t->defers,
+                               "deferred action");
         t->defers[t->ndefers++] = tx->defers[i];
     }
 }

@@ -172,11 +172,13 @@ static void *runtime_thread_main(void *arg)
     return NULL;
 }
 
-static struct lwc_thread *runtime_thread_start(enum thread_kind kind)
+/* A worker for a capability, or the OS thread of a bound SCont. */
+static struct lwc_thread *runtime_thread_start(enum thread_kind kind, lwc_scont_t *bound)
 {
     struct lwc_thread *t = thread_alloc(kind);
     if (!t)
         return NULL;
+    t->bound_scont = bound;
     if (pthread_create(&t->pthread, NULL, runtime_thread_main, t) != 0) {
         lwc_thread_free(t);
         return NULL;
@@ -190,19 +192,7 @@ static struct lwc_thread *runtime_thread_start(enum thread_kind kind)
 
 struct lwc_thread *lwc_thread_new_bound(lwc_scont_t *s)
 {
-    struct lwc_thread *t = thread_alloc(THREAD_BOUND);
-    if (!t)
-        return NULL;
-    t->bound_scont = s;
-    if (pthread_create(&t->pthread, NULL, runtime_thread_main, t) != 0) {
-        lwc_thread_free(t);
-        return NULL;
-    }
-    pthread_mutex_lock(&lwc_rt.lock);
-    t->all_next = lwc_rt.threads;
-    lwc_rt.threads = t;
-    pthread_mutex_unlock(&lwc_rt.lock);
-    return t;
+    return runtime_thread_start(THREAD_BOUND, s);
 }
 
 /* ---- Capabilities ------------------------------------------------------------ */
@@ -348,7 +338,7 @@ int lwc_init(const lwc_config_t *cfg)
         atomic_init(&lwc_rt.caps[i].busy, 0);
     }
     for (unsigned i = 0; i < ncaps; i++) {
-        if (!(lwc_rt.caps[i].worker = runtime_thread_start(THREAD_WORKER))) {
+        if (!(lwc_rt.caps[i].worker = runtime_thread_start(THREAD_WORKER, NULL))) {
             atomic_store(&lwc_rt.up, 1);
             lwc_shutdown();
             return LWC_ENOMEM;

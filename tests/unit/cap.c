@@ -56,22 +56,6 @@ static void spin_until_stop(void *arg)
 
 static void nothing(void *arg) { (void)arg; }
 
-struct status_wait { lwc_scont_t *s; lwc_status_t want; };
-
-static lwc_word_t wait_status(lwc_tx_t *tx, void *arg)
-{
-    struct status_wait *w = arg;
-    if (lwc_scont_status(tx, w->s) != w->want)
-        lwc_tx_retry(tx);
-    return 0;
-}
-
-static void wait_completed(lwc_scont_t *s)
-{
-    struct status_wait w = { s, LWC_COMPLETED };
-    ck_assert_int_eq(lwc_atomically(wait_status, &w, NULL), LWC_OK);
-}
-
 START_TEST(test_cap_start_busy)
 {
     struct spinner sp = { 0 };
@@ -260,54 +244,14 @@ END_TEST
 
 /* ---- the bank, from SConts on two capabilities and from OS threads at once ------------- */
 
-#define ACCOUNTS 8
-struct bank { lwc_pvar_t *acct[ACCOUNTS]; unsigned iters; atomic_int bad; };
-struct teller { struct bank *b; unsigned seed; };
-struct transfer { struct bank *b; int from, to; lwc_word_t amount; };
-
-static lwc_word_t do_transfer(lwc_tx_t *tx, void *arg)
-{
-    struct transfer *t = arg;
-    lwc_word_t f = lwc_pvar_read(tx, t->b->acct[t->from]);
-    if (f < t->amount)
-        return 0;
-    lwc_pvar_write(tx, t->b->acct[t->from], f - t->amount);
-    lwc_pvar_write(tx, t->b->acct[t->to], lwc_pvar_read(tx, t->b->acct[t->to]) + t->amount);
-    return 1;
-}
-
-static lwc_word_t audit(lwc_tx_t *tx, void *arg)
-{
-    struct bank *b = arg;
-    lwc_word_t sum = 0;
-    for (int i = 0; i < ACCOUNTS; i++)
-        sum += lwc_pvar_read(tx, b->acct[i]);
-    if (sum != ACCOUNTS * 100)
-        atomic_fetch_add(&b->bad, 1);
-    return sum;
-}
-
-static void teller_loop(struct teller *t)
-{
-    for (unsigned i = 0; i < t->b->iters; i++) {
-        struct transfer tr = { t->b, (int)(next_rand(&t->seed) % ACCOUNTS),
-                               (int)(next_rand(&t->seed) % ACCOUNTS), next_rand(&t->seed) % 40 };
-        lwc_atomically(do_transfer, &tr, NULL);
-        if (i % 32 == 0)
-            lwc_atomically(audit, t->b, NULL);
-    }
-}
-
 static void scont_teller(void *arg) { teller_loop(arg); }
 static void *os_teller(void *arg) { teller_loop(arg); return NULL; }
 
 START_TEST(test_bank_sconts_and_os_threads)
 {
     for (unsigned seed = 1; seed <= 4; seed++) {
-        struct bank b = { .iters = scaled(20000) };
-        atomic_init(&b.bad, 0);
-        for (int i = 0; i < ACCOUNTS; i++)
-            b.acct[i] = lwc_pvar_new(100);
+        struct bank b;
+        bank_open(&b, scaled(20000));
         struct teller t[4];
         for (int i = 0; i < 4; i++)
             t[i] = (struct teller){ &b, seed * 131 + (unsigned)i };
@@ -324,12 +268,7 @@ START_TEST(test_bank_sconts_and_os_threads)
             wait_completed(s[i]);
             lwc_scont_release(s[i]);
         }
-        lwc_word_t total;
-        lwc_atomically(audit, &b, &total);
-        ck_assert_uint_eq(total, ACCOUNTS * 100);
-        ck_assert_int_eq(atomic_load(&b.bad), 0);
-        for (int i = 0; i < ACCOUNTS; i++)
-            lwc_pvar_free(b.acct[i]);
+        bank_close(&b);
     }
 }
 END_TEST

@@ -18,13 +18,17 @@
 #define ON_VALGRIND() 0
 #endif
 
+/* A light run: under valgrind (~50x slower) or an emulator (LWC_TEST_LIGHT=1,
+ * make check-aarch64): stress loops and big populations run small. */
+#define LIGHT_RUN() (ON_VALGRIND() || getenv("LWC_TEST_LIGHT") != NULL)
+
 /* Sanitized builds keep shadow state per SCont: a million of them is too many. */
 #define SANITIZED (LWC_ASAN || LWC_TSAN)
 
 /* Iterations for a stress loop: far fewer under valgrind, which is ~50x slower. */
 static inline unsigned scaled(unsigned n)
 {
-    return ON_VALGRIND() ? (n / 50 ? n / 50 : 1) : n;
+    return LIGHT_RUN() ? (n / 50 ? n / 50 : 1) : n;
 }
 
 /* Deterministic per-seed pseudo-random numbers (xorshift). */
@@ -246,6 +250,83 @@ static lwc_scont_t *ts_yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lw
 static inline int ts_yield(tsched_t *ts)
 {
     return lwc_switch(ts_yield_body, ts);
+}
+
+/* From the host: sleep (in a retry on the status PVar) until s has status want. */
+struct status_wait { lwc_scont_t *s; lwc_status_t want; };
+
+static lwc_word_t wait_status(lwc_tx_t *tx, void *arg)
+{
+    struct status_wait *w = arg;
+    if (lwc_scont_status(tx, w->s) != w->want)
+        lwc_tx_retry(tx);                       /* the status is a PVar */
+    return 0;
+}
+
+static inline void wait_completed(lwc_scont_t *s)
+{
+    struct status_wait w = { s, LWC_COMPLETED };
+    ck_assert_int_eq(lwc_atomically(wait_status, &w, NULL), LWC_OK);
+}
+
+/* ---- the bank: transfers keep the total ----------------------------------- */
+
+#define ACCOUNTS 16
+struct bank { lwc_pvar_t *acct[ACCOUNTS]; unsigned iters; atomic_int bad; };
+struct teller { struct bank *b; unsigned seed; };
+struct transfer { struct bank *b; int from, to; lwc_word_t amount; };
+
+static lwc_word_t do_transfer(lwc_tx_t *tx, void *arg)
+{
+    struct transfer *t = arg;
+    lwc_word_t f = lwc_pvar_read(tx, t->b->acct[t->from]);
+    if (f < t->amount)
+        return 0;
+    lwc_pvar_write(tx, t->b->acct[t->from], f - t->amount);
+    lwc_pvar_write(tx, t->b->acct[t->to], lwc_pvar_read(tx, t->b->acct[t->to]) + t->amount);
+    return 1;
+}
+
+/* Inside the transaction: a torn snapshot would show a wrong total. */
+static lwc_word_t audit(lwc_tx_t *tx, void *arg)
+{
+    struct bank *b = arg;
+    lwc_word_t sum = 0;
+    for (int i = 0; i < ACCOUNTS; i++)
+        sum += lwc_pvar_read(tx, b->acct[i]);
+    if (sum != ACCOUNTS * 100)
+        atomic_fetch_add(&b->bad, 1);
+    return sum;
+}
+
+static inline void teller_loop(struct teller *t)
+{
+    for (unsigned i = 0; i < t->b->iters; i++) {
+        struct transfer tr = { t->b, (int)(next_rand(&t->seed) % ACCOUNTS),
+                               (int)(next_rand(&t->seed) % ACCOUNTS), next_rand(&t->seed) % 50 };
+        lwc_atomically(do_transfer, &tr, NULL);
+        if (i % 32 == 0)
+            lwc_atomically(audit, t->b, NULL);
+    }
+}
+
+static inline void bank_open(struct bank *b, unsigned iters)
+{
+    b->iters = iters;
+    atomic_init(&b->bad, 0);
+    for (int i = 0; i < ACCOUNTS; i++)
+        b->acct[i] = lwc_pvar_new(100);
+}
+
+/* Check the books and close them. */
+static inline void bank_close(struct bank *b)
+{
+    lwc_word_t total = 0;
+    ck_assert_int_eq(lwc_atomically(audit, b, &total), LWC_OK);
+    ck_assert_uint_eq(total, ACCOUNTS * 100);
+    ck_assert_int_eq(atomic_load(&b->bad), 0);
+    for (int i = 0; i < ACCOUNTS; i++)
+        lwc_pvar_free(b->acct[i]);
 }
 
 /* Run a Check suite; the exit status is the number of failures. */

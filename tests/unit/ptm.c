@@ -223,54 +223,17 @@ END_TEST
 
 /* ---- the bank: transfers from several OS threads keep the total --------------------- */
 
-#define ACCOUNTS 16
-struct bank { lwc_pvar_t *acct[ACCOUNTS]; unsigned seed; unsigned iters; atomic_int bad; };
-struct transfer { struct bank *b; int from, to; lwc_word_t amount; };
-
-static lwc_word_t do_transfer(lwc_tx_t *tx, void *arg)
-{
-    struct transfer *t = arg;
-    lwc_word_t f = lwc_pvar_read(tx, t->b->acct[t->from]);
-    if (f < t->amount)
-        return 0;
-    lwc_pvar_write(tx, t->b->acct[t->from], f - t->amount);
-    lwc_pvar_write(tx, t->b->acct[t->to], lwc_pvar_read(tx, t->b->acct[t->to]) + t->amount);
-    return 1;
-}
-
-static lwc_word_t audit(lwc_tx_t *tx, void *arg)
-{
-    struct bank *b = arg;
-    lwc_word_t sum = 0;
-    for (int i = 0; i < ACCOUNTS; i++)
-        sum += lwc_pvar_read(tx, b->acct[i]);
-    if (sum != ACCOUNTS * 100)
-        atomic_fetch_add(&b->bad, 1);
-    return sum;
-}
-
-struct teller { struct bank *b; unsigned seed; };
-
 static void *teller(void *arg)
 {
-    struct teller *t = arg;
-    for (unsigned i = 0; i < t->b->iters; i++) {
-        struct transfer tr = { t->b, (int)(next_rand(&t->seed) % ACCOUNTS),
-                               (int)(next_rand(&t->seed) % ACCOUNTS), next_rand(&t->seed) % 50 };
-        lwc_atomically(do_transfer, &tr, NULL);
-        if (i % 64 == 0)
-            lwc_atomically(audit, t->b, NULL);
-    }
+    teller_loop(arg);
     return NULL;
 }
 
 START_TEST(test_bank_invariant_os_threads)
 {
     for (unsigned seed = 1; seed <= 8; seed++) {
-        struct bank b = { .iters = scaled(20000) };
-        atomic_init(&b.bad, 0);
-        for (int i = 0; i < ACCOUNTS; i++)
-            b.acct[i] = lwc_pvar_new(100);
+        struct bank b;
+        bank_open(&b, scaled(20000));
         pthread_t th[3];
         struct teller t[3];
         for (int i = 0; i < 3; i++) {
@@ -279,12 +242,7 @@ START_TEST(test_bank_invariant_os_threads)
         }
         for (int i = 0; i < 3; i++)
             pthread_join(th[i], NULL);
-        lwc_word_t total = 0;
-        ck_assert_int_eq(lwc_atomically(audit, &b, &total), LWC_OK);
-        ck_assert_uint_eq(total, ACCOUNTS * 100);
-        ck_assert_int_eq(atomic_load(&b.bad), 0);
-        for (int i = 0; i < ACCOUNTS; i++)
-            lwc_pvar_free(b.acct[i]);
+        bank_close(&b);
     }
 }
 END_TEST

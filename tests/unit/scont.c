@@ -281,16 +281,6 @@ static void park_once(void *arg)
     r->after = 1;
 }
 
-struct status_wait { lwc_scont_t *s; lwc_status_t want; };
-
-static lwc_word_t wait_status(lwc_tx_t *tx, void *arg)
-{
-    struct status_wait *w = arg;
-    if (lwc_scont_status(tx, w->s) != w->want)
-        lwc_tx_retry(tx);                               /* the status is a PVar */
-    return 0;
-}
-
 START_TEST(test_release_capability_and_restart)
 {
     struct resumed r = { 0 };

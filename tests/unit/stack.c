@@ -205,7 +205,7 @@ static void run_many(unsigned n)
 START_TEST(test_a_million_sconts)
 {
     /* the full million natively; valgrind and the sanitizers track each stack */
-    run_many(ON_VALGRIND() || LWC_TSAN ? 2000 : SANITIZED ? 20000 : 1000000);
+    run_many(LIGHT_RUN() || LWC_TSAN ? 2000 : SANITIZED ? 20000 : 1000000);
 }
 END_TEST
 
@@ -223,7 +223,7 @@ START_TEST(test_mprotect_guards_are_rationed)
 {
     /* Without MADV_GUARD_INSTALL every guard costs a mapping: past the ration the
      * stacks are plain, and creation never fails for want of mappings. */
-    if (ON_VALGRIND() || LWC_TSAN)
+    if (LIGHT_RUN() || LWC_TSAN)
         return;                 /* ThreadSanitizer cannot map that many stacks */
     pid_t pid = fork();
     if (pid == 0) {
