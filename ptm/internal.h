@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 struct retry_node;
+struct lwc_thread;
 
 /* Note [PVar layout]
  * ~~~~~~~~~~~~~~~~~~
@@ -48,7 +49,6 @@ struct lwc_tx {
     bool             completing;  /* the substrate's own completion transaction */
     lwc_scont_t     *self;        /* SCont running the transaction, or NULL */
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
-    lwc_status_t     self_status;
     int              abort_code;  /* why the body was left by longjmp */
     jmp_buf          jb;
     lwc_pvar_t      *inline_reads[TX_INLINE_READS];
@@ -70,15 +70,15 @@ _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err);
  * it asked for, and returns what lwc_atomically returns. */
 int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread);
 
-/* Work a commit leaves for after it: wake-ups of SConts that retried on a PVar it
- * wrote, and deferred functions.  Run by the committing OS thread once it is off
- * the old SCont's stack (or at once when the commit did not switch). */
-void lwc_tx_after_commit(void);
+/* Work a commit leaves for after it on thread t: wake-ups of SConts that retried
+ * on a PVar it wrote, and deferred functions.  Run by the committing OS thread
+ * once it is off the old SCont's stack (or at once when the commit did not
+ * switch).  Cheap to call with nothing queued. */
+void lwc_tx_after_commit(struct lwc_thread *t);
 
 /* Take a node list out of the PVars' waiter lists (an SCont freed at shutdown
  * while blocked in a retry), and wake an OS thread asleep in one. */
 void lwc_retry_forget(struct retry_node *nodes, unsigned n);
-struct lwc_thread;
 void lwc_retry_interrupt(struct lwc_thread *t);
 
 #endif

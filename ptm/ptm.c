@@ -586,10 +586,11 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                 if (tx->ndefers)
                     stash_defers(t, tx);
                 if (tx->has_switch && tx->target != tx->self) {
-                    lwc_switch_after_commit(tx);    /* returns once we are resumed */
-                    return lwc_scont_take_error();
+                    /* returns once we are resumed, maybe on another thread */
+                    t = lwc_switch_after_commit(tx);
+                    return lwc_scont_take_error(t->current);
                 }
-                lwc_tx_after_commit();
+                lwc_tx_after_commit(t);
                 return LWC_OK;
             }
             tx->active = false;
@@ -623,10 +624,9 @@ int lwc_atomically(lwc_tx_fn fn, void *arg, lwc_word_t *result)
 
 /* ---- After commit -------------------------------------------------------------- */
 
-void lwc_tx_after_commit(void)
+void lwc_tx_after_commit(struct lwc_thread *t)
 {
-    struct lwc_thread *t = lwc_thread_peek();
-    if (!t || t->draining || (t->nwakes == 0 && t->ndefers == 0))
+    if (t->draining || (t->nwakes == 0 && t->ndefers == 0))
         return;
     t->draining = true;
     /* What runs here may queue more; the indices keep up with it. */

@@ -95,6 +95,18 @@ void lwc_warn(const char *fmt, ...)
 
 /* ---- Mailboxes ------------------------------------------------------------- */
 
+/* Note [Mailboxes]
+ * ~~~~~~~~~~~~~~~~
+ * A capability moves between OS threads by mail: (capability, SCont to run).
+ * The fields are plain because at most one mail is ever in flight to a thread:
+ * - a worker is mailed only its own capability, and only by the thread holding
+ *   that capability (handle_request) or by lwc_cap_start, which took it idle;
+ *   while someone else holds it the worker is in mail_wait, and it leaves
+ *   mail_wait only by reading that one mail;
+ * - a bound or host thread is mailed only to run its own SCont, and only by the
+ *   thread that won that SCont's status (LWC_RUNNING is written once per resume).
+ * lwc_shutdown overwrites the word with MAIL_STOP; a mail that races with it is
+ * dropped with the runtime. */
 enum { MAIL_EMPTY, MAIL_FULL, MAIL_ASLEEP, MAIL_STOP };
 
 void lwc_thread_mail(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *target)

@@ -78,13 +78,14 @@ struct lwc_scont {
 
 void lwc_scont_unref(lwc_scont_t *s);
 void lwc_scont_ref(lwc_scont_t *s);
-/* Switch away from the current SCont as the transaction just committed says. */
-void lwc_switch_after_commit(lwc_tx_t *tx);
+/* Switch away from the current SCont as the transaction just committed says.
+ * Returns, once the SCont is resumed, the thread it resumed on. */
+struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx);
 /* Upcalls, read consistently (Note [Upcall seqlock] in scont.c). */
 void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u);
 void lwc_scont_free_all(void);
-/* The error delivered to the current SCont while it was suspended (0 if none). */
-int  lwc_scont_take_error(void);
+/* The error delivered to s while it was suspended (0 if none), cleared. */
+int  lwc_scont_take_error(lwc_scont_t *s);
 
 /* ---- OS threads and capabilities (cap.c) -------------------------------- */
 
@@ -133,7 +134,6 @@ struct lwc_thread {
     _Atomic int        sleep_lock;  /* guards sleep_word against lwc_shutdown */
     void              *altstack;
     struct lwc_thread *all_next;    /* runtime-owned threads, for shutdown */
-    bool               exited;
 #if LWC_ASAN
     void              *asan_fake_stack;
     void              *native_lo;

@@ -175,9 +175,8 @@ void *lwc_scont_get_local(lwc_scont_t *s)
     return s ? atomic_load_explicit(&s->local, memory_order_acquire) : NULL;
 }
 
-int lwc_scont_take_error(void)
+int lwc_scont_take_error(lwc_scont_t *s)
 {
-    lwc_scont_t *s = lwc_thread_reload()->current;
     int err = s->wake_error;
     s->wake_error = 0;
     return err;
@@ -281,7 +280,6 @@ void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
     lwc_pvar_write(tx, &self->status, self_status);
     tx->has_switch = true;
     tx->target = target;
-    tx->self_status = self_status;
 }
 
 void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
@@ -331,12 +329,12 @@ int lwc_switch(lwc_switch_fn fn, void *arg)
     return lwc_tx_run(switch_body, &sc, NULL, true);
 }
 
-void lwc_switch_after_commit(lwc_tx_t *tx)
+struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx)
 {
     lwc_scont_t *self = tx->self;
     if (tx->completing)
         self->completed = true;
-    lwc_swap_to(tx_thread(tx), self, tx->target);
+    return lwc_swap_to(tx_thread(tx), self, tx->target);
 }
 
 /* ---- The swap and the landing ---------------------------------------------- */
@@ -392,8 +390,7 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr)
             atomic_store_explicit(&prev->switching_out, 0, memory_order_release);
         }
     }
-    if (t->nwakes || t->ndefers)
-        lwc_tx_after_commit();
+    lwc_tx_after_commit(t);
     return t;
 }
 
