@@ -72,10 +72,7 @@ START_TEST(test_cap_start_busy)
     atomic_store(&sp.stop, 1);
     wait_completed(a);
     wait_completed(b);
-    int err;
-    while ((err = lwc_cap_start(c)) == LWC_EBUSY)
-        sched_yield();
-    ck_assert_int_eq(err, LWC_OK);
+    cap_start_when_idle(c);
     wait_completed(c);
     lwc_scont_release(a);
     lwc_scont_release(b);
@@ -278,33 +275,12 @@ END_TEST
 struct pipe { tsched_t *ts; lwc_pvar_t *slot; unsigned n; lwc_word_t sum; int in_order;
               unsigned seed; };
 
-static lwc_word_t pipe_put(lwc_tx_t *tx, void *arg)
-{
-    lwc_word_t *a = arg;
-    struct pipe *p = (struct pipe *)a[0];
-    if (lwc_pvar_read(tx, p->slot))
-        lwc_tx_retry(tx);
-    lwc_pvar_write(tx, p->slot, a[1]);
-    return 0;
-}
-
-static lwc_word_t pipe_take(lwc_tx_t *tx, void *arg)
-{
-    struct pipe *p = arg;
-    lwc_word_t v = lwc_pvar_read(tx, p->slot);
-    if (!v)
-        lwc_tx_retry(tx);
-    lwc_pvar_write(tx, p->slot, 0);
-    return v;
-}
-
 static void pipe_producer(void *arg)
 {
     struct pipe *p = arg;
     unsigned seed = p->seed;
     for (lwc_word_t i = 1; i <= p->n; i++) {
-        lwc_word_t a[2] = { (lwc_word_t)p, i };
-        ck_assert_int_eq(lwc_atomically(pipe_put, a, NULL), LWC_OK);
+        slot_put(p->slot, i);
         if (next_rand(&seed) % 4 == 0)
             ts_yield(p->ts);
     }
@@ -315,8 +291,7 @@ static void pipe_consumer(void *arg)
     struct pipe *p = arg;
     p->in_order = 1;
     for (lwc_word_t i = 1; i <= p->n; i++) {
-        lwc_word_t v = 0;
-        ck_assert_int_eq(lwc_atomically(pipe_take, p, &v), LWC_OK);
+        lwc_word_t v = slot_take(p->slot);
         p->in_order &= v == i;
         p->sum += v;
     }

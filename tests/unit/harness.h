@@ -8,6 +8,7 @@
 #include <check.h>
 #include <lwc/lwc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -267,6 +268,48 @@ static inline void wait_completed(lwc_scont_t *s)
 {
     struct status_wait w = { s, LWC_COMPLETED };
     ck_assert_int_eq(lwc_atomically(wait_status, &w, NULL), LWC_OK);
+}
+
+/* A capability that just ran something may not have let go of it yet. */
+static inline void cap_start_when_idle(lwc_scont_t *s)
+{
+    int err;
+    while ((err = lwc_cap_start(s)) == LWC_EBUSY)
+        sched_yield();
+    ck_assert_int_eq(err, LWC_OK);
+}
+
+/* ---- a one-slot channel: 0 is empty; put and take retry ----------------- */
+
+static lwc_word_t slot_put_tx(lwc_tx_t *tx, void *arg)
+{
+    lwc_word_t *a = arg;                        /* { slot, value } */
+    if (lwc_pvar_read(tx, (lwc_pvar_t *)a[0]))
+        lwc_tx_retry(tx);
+    lwc_pvar_write(tx, (lwc_pvar_t *)a[0], a[1]);
+    return 0;
+}
+
+static lwc_word_t slot_take_tx(lwc_tx_t *tx, void *slot)
+{
+    lwc_word_t v = lwc_pvar_read(tx, slot);
+    if (!v)
+        lwc_tx_retry(tx);
+    lwc_pvar_write(tx, slot, 0);
+    return v;
+}
+
+static inline void slot_put(lwc_pvar_t *slot, lwc_word_t v)
+{
+    lwc_word_t a[2] = { (lwc_word_t)slot, v };
+    ck_assert_int_eq(lwc_atomically(slot_put_tx, a, NULL), LWC_OK);
+}
+
+static inline lwc_word_t slot_take(lwc_pvar_t *slot)
+{
+    lwc_word_t v = 0;
+    ck_assert_int_eq(lwc_atomically(slot_take_tx, slot, &v), LWC_OK);
+    return v;
 }
 
 /* ---- the bank: transfers keep the total ----------------------------------- */

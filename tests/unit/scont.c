@@ -291,10 +291,7 @@ START_TEST(test_release_capability_and_restart)
     ck_assert_int_eq(r.before, 1);
     ck_assert_int_eq(r.after, 0);
     /* the capability was released: it can be started again, on s itself */
-    int err;
-    while ((err = lwc_cap_start(s)) == LWC_EBUSY)       /* the worker may not have let go yet */
-        ;
-    ck_assert_int_eq(err, LWC_OK);
+    cap_start_when_idle(s);
     w.want = LWC_COMPLETED;
     ck_assert_int_eq(lwc_atomically(wait_status, &w, NULL), LWC_OK);
     ck_assert_int_eq(r.after, 1);
@@ -474,10 +471,7 @@ START_TEST(test_bad_switch_to_next_releases_capability)
     ck_assert_int_eq(lwc_atomically(wait_status, &w, NULL), LWC_OK);
     /* the capability was released, so it can run something else */
     lwc_scont_t *again = lwc_scont_new(nothing, NULL, NULL);
-    int err;
-    while ((err = lwc_cap_start(again)) == LWC_EBUSY)
-        sched_yield();
-    ck_assert_int_eq(err, LWC_OK);
+    cap_start_when_idle(again);
     w.s = again;
     ck_assert_int_eq(lwc_atomically(wait_status, &w, NULL), LWC_OK);
     lwc_scont_release(dead);
