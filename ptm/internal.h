@@ -13,20 +13,19 @@ struct lwc_thread;
 
 /* Note [PVar layout]
  * ~~~~~~~~~~~~~~~~~~
- * `lock` is a versioned lock: bit 0 set while a committing transaction owns the
- * PVar, the other bits the global clock value of the last commit that wrote it.
- * A reader samples lock, value, lock again; equal, unlocked and not newer than its
- * snapshot means the value belongs to the snapshot (see Note [Opacity]).
- * `waiters` lists the transactions asleep in lwc_tx_retry that read this PVar;
- * `wlock` guards that list only. */
+ * A PVar is its value and nothing else on the hot path: transactions are
+ * validated by value against the global commit sequence (Note [Opacity] in
+ * ptm.c), so there is no per-PVar lock or version.  `waiters` lists the
+ * transactions asleep in lwc_tx_retry that read this PVar; `wlock` guards that
+ * list only. */
 struct lwc_pvar {
-    _Atomic uint64_t          lock;
     _Atomic lwc_word_t        value;
     struct retry_node *_Atomic waiters;
     _Atomic uint32_t          wlock;
 };
 
-struct tx_write { lwc_pvar_t *pv; lwc_word_t val; uint64_t seen; };
+struct tx_read  { lwc_pvar_t *pv; lwc_word_t val; };
+struct tx_write { lwc_pvar_t *pv; lwc_word_t val; };
 struct tx_defer { void (*fn)(void *); void *arg; };
 
 #define TX_INLINE_READS  32
@@ -36,8 +35,8 @@ struct tx_defer { void (*fn)(void *); void *arg; };
 /* One descriptor per OS thread, reused by every transaction that thread runs.
  * A transaction never outlives a switch: it commits (or is abandoned) first. */
 struct lwc_tx {
-    uint64_t         rv;          /* snapshot: global clock at start (or extension) */
-    lwc_pvar_t     **reads;
+    uint64_t         snapshot;    /* the commit sequence every read so far is current at */
+    struct tx_read  *reads;
     struct tx_write *writes;
     struct tx_defer *defers;
     unsigned         nreads, nwrites, ndefers;
@@ -51,10 +50,50 @@ struct lwc_tx {
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
     int              abort_code;  /* why the body was left by longjmp */
     jmp_buf          jb;
-    lwc_pvar_t      *inline_reads[TX_INLINE_READS];
+    struct tx_read   inline_reads[TX_INLINE_READS];
     struct tx_write  inline_writes[TX_INLINE_WRITES];
     struct tx_defer  inline_defers[TX_INLINE_DEFERS];
 };
+
+/* The commit sequence: Note [Opacity] in ptm.c.  A cache line of its own. */
+struct lwc_commit { _Alignas(64) _Atomic uint64_t seq; };
+extern struct lwc_commit lwc_commit;
+
+static inline uint64_t lwc_bloom_bit(const lwc_pvar_t *pv)
+{
+    return (uint64_t)1 << (((uintptr_t)pv >> 5) & 63);
+}
+
+/* Read and write inside a running transaction.  The fast paths are inline and
+ * call nothing: several run in every switch.  The slow paths handle a PVar
+ * already written, a moved sequence, and full logs. */
+lwc_word_t lwc_tx_read_slow(lwc_tx_t *tx, lwc_pvar_t *pv);
+void lwc_tx_write_slow(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v);
+
+static inline lwc_word_t lwc_tx_read(lwc_tx_t *tx, lwc_pvar_t *pv)
+{
+    if (__builtin_expect(!(tx->bloom & lwc_bloom_bit(pv)) && tx->nreads < tx->cap_reads, 1)) {
+        /* Note [Opacity] in ptm.c: the value, then the sequence. */
+        lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
+        if (__builtin_expect(atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed) ==
+                             tx->snapshot, 1)) {
+            tx->reads[tx->nreads++] = (struct tx_read){ pv, v };
+            return v;
+        }
+    }
+    return lwc_tx_read_slow(tx, pv);
+}
+
+static inline void lwc_tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
+{
+    uint64_t bit = lwc_bloom_bit(pv);
+    if (__builtin_expect(!(tx->bloom & bit) && tx->nwrites < tx->cap_writes, 1)) {
+        tx->writes[tx->nwrites++] = (struct tx_write){ pv, v };
+        tx->bloom |= bit;
+        return;
+    }
+    lwc_tx_write_slow(tx, pv, v);
+}
 
 /* Initialise a PVar that lives inside another object (SCont status ...). */
 void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init);
@@ -73,8 +112,9 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread);
 /* Work a commit leaves for after it on thread t: wake-ups of SConts that retried
  * on a PVar it wrote, and deferred functions.  Run by the committing OS thread
  * once it is off the old SCont's stack (or at once when the commit did not
- * switch).  Cheap to call with nothing queued. */
-void lwc_tx_after_commit(struct lwc_thread *t);
+ * switch), through lwc_tx_after_commit (substrate/internal.h), which calls
+ * this only when something is queued. */
+void lwc_tx_drain(struct lwc_thread *t);
 
 /* Take a node list out of the PVars' waiter lists (an SCont freed at shutdown
  * while blocked in a retry), and wake an OS thread asleep in one. */

@@ -1,10 +1,11 @@
 /* PVars and transactions.
  *
- * The algorithm is TL2's (Dice, Shalev, Shavit, DISC 2006) with snapshot
- * extension: a global version clock, a versioned lock per PVar, reads checked
- * against the snapshot as they happen, writes buffered and published under the
- * PVars' locks at commit.  What lwc adds: retry (a transaction sleeps until a PVar
- * it read is written) and the commit that carries a switch (scont.c). */
+ * The algorithm is NOrec's (Dalessandro, Spear, Scott, PPoPP 2010): one global
+ * commit sequence, reads validated by value, writes buffered and published
+ * while the sequence is held.  An uncontended writing transaction costs one
+ * atomic read-modify-write however many PVars it writes, and a read-only one
+ * none.  What lwc adds: retry (a transaction sleeps until a PVar it read is
+ * written) and the commit that carries a switch (scont.c). */
 #include "config.h"
 
 #include <errno.h>
@@ -17,20 +18,36 @@
 
 /* Note [Opacity]
  * ~~~~~~~~~~~~~~
- * A transaction takes the global clock as its snapshot `rv`.  A read accepts a
- * value only if the PVar's lock, sampled before and after the value, is the same,
- * unlocked, and not newer than rv: every value it returns was current at rv.
- * When a PVar is newer, the snapshot is extended: if no PVar read so far has
- * changed since rv, they are all still current at the clock's present value, and
- * rv moves there.  Otherwise the body is abandoned with a longjmp and run again.
- * So a body never sees two values that were not current together, and C code in
- * it cannot crash on an impossible state.  A commit locks its write set, takes a
- * new clock value wv, re-checks the read set (unless wv == rv + 1: nobody committed
- * in between), publishes the values and unlocks with version wv. */
-static _Alignas(64) _Atomic uint64_t global_clock;
+ * `lwc_commit.seq` is even while no transaction is publishing and odd while one is;
+ * each writing commit moves it up by two.  A transaction starts with a snapshot,
+ * an even value of it.  A read loads the PVar's value, then the sequence: if the
+ * sequence still equals the snapshot, no commit has published since the
+ * snapshot, so the value and every value read before it were current together.
+ * If it moved, the transaction revalidates: it waits for an even sequence s,
+ * reloads every value it has read, and if all are unchanged and the sequence is
+ * still s, they are all current at s, which becomes the snapshot.  A changed
+ * value abandons the body with a longjmp to run it again.  So a body never sees
+ * two values that were not current together (opacity), and C code in it cannot
+ * crash on an impossible state.
+ *
+ * A writing commit takes the sequence from its snapshot to snapshot+1 with one
+ * compare-and-swap, which succeeds only if nobody committed since: the reads are
+ * then current, and stay so while it holds the odd value.  It stores the values
+ * (release) and moves the sequence to snapshot+2 (release).  A failed CAS
+ * revalidates and tries again.  A reader that sees a new value has therefore
+ * also seen the odd sequence that came before it (the value stores are releases
+ * after the CAS), and rejects the value unless it revalidates past that commit.
+ *
+ * Validation by value accepts a PVar that changed and changed back (A-B-A): the
+ * transaction sees a state that was current at the new snapshot, which is all
+ * serializability asks.  The cost of the design is that every writing commit
+ * touches one cache line: commits from all capabilities are serialized.  They
+ * are short (a CAS, the stores, a store), and with the capability counts lwc
+ * targets that line costs less than what it replaced: TL2, with a lock per
+ * written PVar and a global clock increment, paid three atomic read-modify-
+ * writes for a switch where this pays one. */
+struct lwc_commit lwc_commit;
 
-#define LOCKED          1u
-#define LOCK_VERSION(l)      ((l) >> 1)
 #define TX_RERUN        1       /* abort codes besides the lwc errors */
 #define TX_RETRY        2
 
@@ -43,16 +60,10 @@ static _Alignas(64) _Atomic uint64_t global_clock;
 #define TX_LONGJMP(tx)  __builtin_longjmp((void **)(tx)->jb, 1)
 #endif
 
-static inline uint64_t bloom_bit(const lwc_pvar_t *pv)
-{
-    return (uint64_t)1 << (((uintptr_t)pv >> 5) & 63);
-}
-
 /* ---- PVars ---------------------------------------------------------------- */
 
 void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init)
 {
-    atomic_init(&pv->lock, 0);
     atomic_init(&pv->value, init);
     atomic_init(&pv->waiters, NULL);
     atomic_init(&pv->wlock, 0);
@@ -116,25 +127,54 @@ static void *grow(lwc_tx_t *tx, void *arr, void *inline_arr, unsigned *cap, size
     return p;
 }
 
-static void tx_begin(lwc_tx_t *tx, lwc_scont_t *self, bool sleeps_thread)
+/* The commit sequence once no commit is publishing.  seq_cst, for
+ * Note [Retry wake-up]; on x86-64 and aarch64 that costs what acquire does. */
+static uint64_t stable_seq(void)
+{
+    for (unsigned i = 0;; i++) {
+        uint64_t s = atomic_load(&lwc_commit.seq);
+        if (!(s & 1))
+            return s;
+        lwc_spin_step(i);
+    }
+}
+
+/* Are the values of reads[0..n) what they were?  True: yes, all current at
+ * *at (an even commit sequence).  Note [Opacity]. */
+static bool reads_current(const struct tx_read *reads, unsigned n, uint64_t *at)
+{
+    for (;;) {
+        uint64_t s = stable_seq();
+        unsigned i = 0;
+        while (i < n && atomic_load_explicit(&reads[i].pv->value, memory_order_acquire) ==
+                        reads[i].val)
+            i++;
+        if (i < n)
+            return false;
+        if (atomic_load(&lwc_commit.seq) == s) {
+            *at = s;
+            return true;
+        }
+    }
+}
+
+static inline void tx_begin(lwc_tx_t *tx, lwc_scont_t *self, bool sleeps_thread)
 {
     tx->nreads = tx->nwrites = tx->ndefers = 0;
     tx->bloom = 0;
-    tx->has_switch = false;
+    tx->has_switch = false;     /* `target` is read only with has_switch */
     tx->completing = false;
-    tx->target = NULL;
     tx->self = self;
-    tx->sleeps_thread = sleeps_thread || self == NULL;
-    tx->abort_code = 0;
+    tx->sleeps_thread = sleeps_thread | !self;
     tx->active = true;
-    tx->rv = atomic_load_explicit(&global_clock, memory_order_acquire);
+    tx->snapshot = stable_seq();
 }
 
 /* ---- Reads and writes ------------------------------------------------------ */
 
-static struct tx_write *find_write(lwc_tx_t *tx, const lwc_pvar_t *pv)
+static inline struct tx_write *find_write(lwc_tx_t *tx, const lwc_pvar_t *pv)
 {
-    if (!(tx->bloom & bloom_bit(pv)))
+    if (!(tx->bloom & lwc_bloom_bit(pv)))
         return NULL;
     for (unsigned i = tx->nwrites; i-- > 0;)
         if (tx->writes[i].pv == pv)
@@ -142,51 +182,31 @@ static struct tx_write *find_write(lwc_tx_t *tx, const lwc_pvar_t *pv)
     return NULL;
 }
 
-/* Note [Opacity]: move the snapshot forward if everything read is still current. */
-static bool tx_extend(lwc_tx_t *tx)
+lwc_word_t lwc_tx_read_slow(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
-    uint64_t now = atomic_load_explicit(&global_clock, memory_order_acquire);
-    for (unsigned i = 0; i < tx->nreads; i++) {
-        uint64_t l = atomic_load_explicit(&tx->reads[i]->lock, memory_order_acquire);
-        if ((l & LOCKED) || LOCK_VERSION(l) > tx->rv)
-            return false;
+    struct tx_write *w = find_write(tx, pv);
+    if (w)
+        return w->val;
+    for (;;) {
+        lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
+        if (atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed) == tx->snapshot) {
+            if (tx->nreads == tx->cap_reads)
+                tx->reads = grow(tx, tx->reads, tx->inline_reads, &tx->cap_reads,
+                                 sizeof *tx->reads);
+            tx->reads[tx->nreads++] = (struct tx_read){ pv, v };
+            return v;
+        }
+        if (!reads_current(tx->reads, tx->nreads, &tx->snapshot))
+            lwc_tx_abort(tx, TX_RERUN);
     }
-    tx->rv = now;
-    return true;
 }
 
 lwc_word_t lwc_pvar_read(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
-    if (!tx)
-        return lwc_pvar_peek(pv);
-    if (tx->nwrites) {
-        struct tx_write *w = find_write(tx, pv);
-        if (w)
-            return w->val;
-    }
-    for (unsigned spins = 0;;) {
-        uint64_t l1 = atomic_load_explicit(&pv->lock, memory_order_acquire);
-        lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
-        uint64_t l2 = atomic_load_explicit(&pv->lock, memory_order_relaxed);
-        if (l1 == l2 && !(l1 & LOCKED)) {
-            if (LOCK_VERSION(l1) <= tx->rv) {
-                if (tx->nreads == tx->cap_reads)
-                    tx->reads = grow(tx, tx->reads, tx->inline_reads, &tx->cap_reads,
-                                     sizeof *tx->reads);
-                tx->reads[tx->nreads++] = pv;
-                return v;
-            }
-            if (!tx_extend(tx))
-                lwc_tx_abort(tx, TX_RERUN);
-        } else if (++spins > LWC_SPIN_BOUND) {
-            lwc_tx_abort(tx, TX_RERUN);
-        } else {
-            lwc_cpu_relax();
-        }
-    }
+    return tx ? lwc_tx_read(tx, pv) : lwc_pvar_peek(pv);
 }
 
-static void tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
+void lwc_tx_write_slow(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
 {
     struct tx_write *w = find_write(tx, pv);
     if (w) {
@@ -196,21 +216,21 @@ static void tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
     if (tx->nwrites == tx->cap_writes)
         tx->writes = grow(tx, tx->writes, tx->inline_writes, &tx->cap_writes,
                           sizeof *tx->writes);
-    tx->writes[tx->nwrites++] = (struct tx_write){ pv, v, 0 };
-    tx->bloom |= bloom_bit(pv);
+    tx->writes[tx->nwrites++] = (struct tx_write){ pv, v };
+    tx->bloom |= lwc_bloom_bit(pv);
 }
 
 static lwc_word_t write_once(lwc_tx_t *tx, void *arg)
 {
     lwc_word_t *pv_and_v = arg;
-    tx_write(tx, (lwc_pvar_t *)pv_and_v[0], pv_and_v[1]);
+    lwc_tx_write(tx, (lwc_pvar_t *)pv_and_v[0], pv_and_v[1]);
     return 0;
 }
 
 void lwc_pvar_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
 {
     if (tx) {
-        tx_write(tx, pv, v);
+        lwc_tx_write(tx, pv, v);
         return;
     }
     /* No transaction: a transaction of one write (writePVarIO). */
@@ -238,13 +258,17 @@ _Noreturn void lwc_tx_retry(lwc_tx_t *tx)
 /* Note [Retry wake-up]
  * ~~~~~~~~~~~~~~~~~~~~
  * A retrying transaction puts one node on the `waiters` list of every PVar it
- * read, then checks that none of them has been locked or written since its
- * snapshot, and only then sleeps.  A committer loads `waiters` while it holds the
- * PVar's lock, after the CAS that took it.  All four accesses are seq_cst, so in
- * their single total order either the committer's load comes after the waiter's
- * insertion (it sees the node and fires it) or the waiter's check comes after the
- * committer's CAS (it sees the lock or the new version and does not sleep).  No
- * wake-up is lost, and no sleeper waits for a write that already happened.
+ * read, then checks that the values it read are still current (reads_current,
+ * whose first load of the commit sequence is seq_cst), and only then sleeps.
+ * A committer loads `waiters` of each PVar it wrote (seq_cst) after the CAS that
+ * took the sequence (seq_cst).  In the single total order of those four
+ * accesses, either the committer's load comes after the waiter's insertion (it
+ * sees the node and fires it), or the waiter's load of the sequence comes after
+ * the committer's CAS: it sees the commit (waiting for it to finish if it is
+ * still publishing) and the value it wrote, and does not sleep.  No wake-up is
+ * lost, and no sleeper waits for a write that already happened.  A write that
+ * leaves the value as it was may find nobody to wake: rerunning would retry
+ * again on the same values.
  *
  * Firing sets the waiter's state with an exchange, so exactly one committer wakes
  * each waiter.  An OS-thread sleeper is woken with a futex; an SCont that blocked
@@ -299,7 +323,7 @@ static void queue_wake(struct lwc_thread *t, lwc_scont_t *s, uint32_t epoch)
     t->wakes[t->nwakes++] = (struct pending_wake){ s, epoch };
 }
 
-/* Called by a committer holding pv's lock: fire every waiter on pv. */
+/* Called by a committer after publishing a write to pv: fire every waiter on pv. */
 static void pvar_fire(struct lwc_thread *t, lwc_pvar_t *pv)
 {
     wlock(pv);
@@ -349,17 +373,6 @@ static void waiter_unregister(struct retry_node *nodes, unsigned n)
     }
 }
 
-/* Has any PVar read by the abandoned transaction moved past its snapshot? */
-static bool reads_changed(struct retry_node *nodes, unsigned n, uint64_t rv)
-{
-    for (unsigned i = 0; i < n; i++) {
-        uint64_t l = atomic_load(&nodes[i].pv->lock);  /* seq_cst: Note [Retry wake-up] */
-        if ((l & LOCKED) || LOCK_VERSION(l) > rv)
-            return true;
-    }
-    return false;
-}
-
 static void sleep_lock(struct lwc_thread *t)
 {
     for (unsigned i = 0; atomic_exchange_explicit(&t->sleep_lock, 1, memory_order_acquire); i++)
@@ -399,7 +412,7 @@ static lwc_word_t retry_block(lwc_tx_t *tx, void *arg)
     lwc_scont_t *self = tx->self;
     if (lwc_pvar_read(tx, &self->retry_pv) == 2 * (lwc_word_t)e)
         return 0;                                   /* fired already: do not block */
-    tx_write(tx, &self->retry_pv, 2 * (lwc_word_t)e + 1);
+    lwc_tx_write(tx, &self->retry_pv, 2 * (lwc_word_t)e + 1);
     lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
     return 0;
 }
@@ -412,7 +425,7 @@ static lwc_word_t retry_wake(lwc_tx_t *tx, void *arg)
     lwc_word_t x = lwc_pvar_read(tx, &pw->s->retry_pv);
     if (x > fired + 1 || x == fired)
         return 0;                                   /* a later wait, or done already */
-    tx_write(tx, &pw->s->retry_pv, fired);
+    lwc_tx_write(tx, &pw->s->retry_pv, fired);
     if (x == fired + 1 && lwc_scont_status(tx, pw->s) == LWC_BLOCKED_ON_CONCDS)
         lwc_unblock_thread(tx, pw->s);
     return 0;
@@ -439,13 +452,13 @@ static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
     if (scont_level)
         w.epoch = ++self->retry_epoch;
     for (unsigned i = 0; i < n; i++)
-        nodes[i] = (struct retry_node){ .w = &w, .pv = tx->reads[i] };
-    uint64_t rv = tx->rv;
+        nodes[i] = (struct retry_node){ .w = &w, .pv = tx->reads[i].pv };
     tx->active = false;
 
     int err = LWC_OK;
+    uint64_t at;
     waiter_register(nodes, n);
-    if (!reads_changed(nodes, n, rv)) {
+    if (reads_current(tx->reads, n, &at)) {
         if (scont_level) {
             self->retry_nodes = nodes;          /* for lwc_shutdown's sweep */
             self->retry_nnodes = n;
@@ -482,66 +495,31 @@ void lwc_retry_interrupt(struct lwc_thread *t)
 
 /* ---- Commit ------------------------------------------------------------------ */
 
-static void unlock_writes(lwc_tx_t *tx, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        atomic_store_explicit(&tx->writes[i].pv->lock, tx->writes[i].seen,
-                              memory_order_release);
-}
-
-static bool validate_reads(lwc_tx_t *tx)
-{
-    for (unsigned i = 0; i < tx->nreads; i++) {
-        lwc_pvar_t *pv = tx->reads[i];
-        uint64_t l = atomic_load_explicit(&pv->lock, memory_order_acquire);
-        if (l & LOCKED) {
-            struct tx_write *w = find_write(tx, pv);
-            if (!w)
-                return false;                       /* another committer has it */
-            l = w->seen;
-        }
-        if (LOCK_VERSION(l) > tx->rv)
-            return false;
-    }
-    return true;
-}
-
+/* Note [Opacity]: take the sequence at the snapshot, publish, release. */
 static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
 {
     if (tx->nwrites == 0)
-        return true;            /* read-only: every read was current at rv */
-    unsigned locked = 0;
-    for (; locked < tx->nwrites; locked++) {
-        struct tx_write *w = &tx->writes[locked];
-        for (unsigned spins = 0;; spins++) {
-            uint64_t l = atomic_load_explicit(&w->pv->lock, memory_order_relaxed);
-            if (!(l & LOCKED) && atomic_compare_exchange_weak(&w->pv->lock, &l, l | LOCKED)) {
-                w->seen = l;
-                break;
-            }
-            if (spins > LWC_SPIN_BOUND) {
-                unlock_writes(tx, locked);
-                return false;
-            }
-            lwc_cpu_relax();
-        }
-    }
-    uint64_t wv = atomic_fetch_add(&global_clock, 1) + 1;
-    if (wv != tx->rv + 1 && !validate_reads(tx)) {
-        unlock_writes(tx, locked);
-        return false;
+        return true;            /* read-only: every read was current at the snapshot */
+    uint64_t s = tx->snapshot;
+    while (!atomic_compare_exchange_weak(&lwc_commit.seq, &s, s + 1)) {
+        if (!reads_current(tx->reads, tx->nreads, &tx->snapshot))
+            return false;
+        s = tx->snapshot;
     }
     /* Note [Switching out] in scont.c: raised before the new statuses show. */
     if (tx->has_switch && tx->target != tx->self)
         atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
+    bool waiters = false;
     for (unsigned i = 0; i < tx->nwrites; i++) {
-        struct tx_write *w = &tx->writes[i];
-        atomic_store_explicit(&w->pv->value, w->val, memory_order_release);
-        if (atomic_load(&w->pv->waiters))           /* seq_cst: Note [Retry wake-up] */
-            pvar_fire(t, w->pv);
+        lwc_pvar_t *pv = tx->writes[i].pv;
+        atomic_store_explicit(&pv->value, tx->writes[i].val, memory_order_release);
+        waiters |= atomic_load(&pv->waiters) != NULL;   /* seq_cst: Note [Retry wake-up] */
     }
-    for (unsigned i = 0; i < tx->nwrites; i++)
-        atomic_store_explicit(&tx->writes[i].pv->lock, wv << 1, memory_order_release);
+    atomic_store_explicit(&lwc_commit.seq, s + 2, memory_order_release);
+    if (__builtin_expect(waiters, 0))
+        for (unsigned i = 0; i < tx->nwrites; i++)
+            if (atomic_load(&tx->writes[i].pv->waiters))
+                pvar_fire(t, tx->writes[i].pv);
     return true;
 }
 
@@ -569,17 +547,17 @@ static void stash_defers(struct lwc_thread *t, lwc_tx_t *tx)
 
 int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
 {
-    for (volatile unsigned attempt = 0;; attempt++) {
-        struct lwc_thread *t = lwc_thread_reload();
-        if (!t)
-            return LWC_ENOMEM;
+    struct lwc_thread *t = lwc_thread_peek();
+    if (__builtin_expect(!t, 0) && !(t = lwc_thread_get()))
+        return LWC_ENOMEM;
+    for (unsigned attempt = 0;; attempt++) {
         lwc_tx_t *tx = &t->tx;
         if (tx->active)
             return LWC_EINVAL;                      /* transactions do not nest */
         tx_begin(tx, t->current, sleeps_thread);
         if (TX_SETJMP(tx) == 0) {
             lwc_word_t r = fn(tx, arg);
-            if (tx_commit(t, tx)) {
+            if (__builtin_expect(tx_commit(t, tx), 1)) {
                 tx->active = false;
                 if (result)
                     *result = r;
@@ -597,7 +575,8 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
             backoff(attempt);
             continue;
         }
-        /* The body left by lwc_tx_abort. */
+        /* The body left by lwc_tx_abort.  Locals written since the setjmp are
+         * not to be trusted here: take them again. */
         t = lwc_thread_peek();
         tx = &t->tx;
         int code = tx->abort_code;
@@ -608,6 +587,7 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
             int err = tx_wait(t, tx);
             if (err != LWC_OK)
                 return err;
+            t = lwc_thread_reload();            /* the wait may have switched */
             attempt = 0;
         } else {
             return code;
@@ -624,10 +604,8 @@ int lwc_atomically(lwc_tx_fn fn, void *arg, lwc_word_t *result)
 
 /* ---- After commit -------------------------------------------------------------- */
 
-void lwc_tx_after_commit(struct lwc_thread *t)
+void lwc_tx_drain(struct lwc_thread *t)
 {
-    if (t->draining || (t->nwakes == 0 && t->ndefers == 0))
-        return;
     t->draining = true;
     /* What runs here may queue more; the indices keep up with it. */
     while (t->nwakes || t->ndefers) {

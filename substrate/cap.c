@@ -21,7 +21,7 @@ struct lwc_runtime lwc_rt = { .lock = PTHREAD_MUTEX_INITIALIZER };
  * thread's record.  So: code that may have switched gets its thread from the
  * swap's transfer value, or from lwc_thread_reload(), which the compiler cannot
  * fold into an earlier read (it is out of line and has a volatile asm). */
-static __thread struct lwc_thread *tls_thread __attribute__((tls_model("initial-exec")));
+__thread struct lwc_thread *lwc_tls_thread __attribute__((tls_model("initial-exec")));
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 
@@ -38,8 +38,8 @@ void lwc_thread_free(struct lwc_thread *t)
 static void thread_key_destroy(void *p)
 {
     struct lwc_thread *t = p;
-    if (tls_thread == t)
-        tls_thread = NULL;
+    if (lwc_tls_thread == t)
+        lwc_tls_thread = NULL;
     lwc_thread_free(t);
 }
 
@@ -58,22 +58,17 @@ static struct lwc_thread *thread_alloc(enum thread_kind kind)
     return t;
 }
 
-struct lwc_thread *lwc_thread_peek(void)
-{
-    return tls_thread;
-}
-
 struct lwc_thread *lwc_thread_get(void)
 {
-    if (tls_thread)
-        return tls_thread;
+    if (lwc_tls_thread)
+        return lwc_tls_thread;
     struct lwc_thread *t = thread_alloc(THREAD_FOREIGN);
     if (!t)
         return NULL;
     pthread_once(&thread_key_once, thread_key_init);
     pthread_setspecific(thread_key, t);     /* freed when the OS thread exits */
     lwc_san_thread_start(t);
-    tls_thread = t;
+    lwc_tls_thread = t;
     return t;
 }
 
@@ -176,7 +171,7 @@ static void native_loop(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *
 static void *runtime_thread_main(void *arg)
 {
     struct lwc_thread *t = arg;
-    tls_thread = t;
+    lwc_tls_thread = t;
     lwc_san_thread_start(t);
     lwc_altstack_enter(t);
     native_loop(t, NULL, NULL);
@@ -394,7 +389,7 @@ void lwc_shutdown(void)
     lwc_rt.ncaps = 0;
     if (self && !self->tx.active) {
         pthread_setspecific(thread_key, NULL);
-        tls_thread = NULL;
+        lwc_tls_thread = NULL;
         lwc_thread_free(self);
     }
     lwc_stack_pool_drain();

@@ -10,7 +10,7 @@
  * lwc_ctx_saved(where the suspended context lives, transfer).  Passing the stack
  * pointer in registers, as Boost.Context's fcontext does, matters: storing %rsp
  * to memory and loading the next one from memory inside the switch made it
- * fifteen times slower on this project's machine (tools/bench, raw_switch).
+ * fifteen times slower on this project's machine (tools/bench, raw_switch_*).
  * It also tells the runtime exactly when a suspended SCont is resumable: once
  * lwc_ctx_saved has run (Note [Switching out] in scont.c). */
 #ifndef LWC_SUBSTRATE_CONTEXT_H

@@ -156,7 +156,14 @@ struct lwc_runtime {
 extern struct lwc_runtime lwc_rt;
 
 struct lwc_thread *lwc_thread_get(void);      /* creates the record on first use */
-struct lwc_thread *lwc_thread_peek(void);     /* NULL if this OS thread has none */
+
+/* This OS thread's record, NULL if it has none.  Never across a switch in one
+ * function: Note [TLS across switches] in cap.c. */
+extern __thread struct lwc_thread *lwc_tls_thread __attribute__((tls_model("initial-exec")));
+static inline struct lwc_thread *lwc_thread_peek(void)
+{
+    return lwc_tls_thread;
+}
 struct lwc_thread *lwc_thread_reload(void);   /* Note [TLS across switches] */
 struct lwc_thread *lwc_thread_new_bound(lwc_scont_t *s);
 void lwc_thread_free(struct lwc_thread *t);
@@ -169,6 +176,13 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr);
 /* Swap from the running context (SCont `from`, or the native stack when NULL)
  * to SCont `to` on thread t.  Returns the thread it resumed on. */
 struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scont_t *to);
+
+/* Work a commit left for after it (ptm.c): wake-ups, deferred actions. */
+static inline void lwc_tx_after_commit(struct lwc_thread *t)
+{
+    if (__builtin_expect((t->nwakes | t->ndefers) != 0, 0) && !t->draining)
+        lwc_tx_drain(t);
+}
 
 void lwc_overflow_install(void);
 void lwc_overflow_uninstall(void);

@@ -247,6 +247,23 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
     return (struct lwc_thread *)((char *)tx - offsetof(struct lwc_thread, tx));
 }
 
+/* The transactional half of a switch: target's status to RUNNING, self's to
+ * self_status.  The caller has checked everything about tx and self_status. */
+static inline void switch_plan(lwc_tx_t *tx, lwc_scont_t *self, lwc_scont_t *target,
+                               lwc_status_t self_status)
+{
+    tx->sleeps_thread = true;
+    if (target) {
+        lwc_word_t st = lwc_tx_read(tx, &target->status);
+        if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
+            lwc_tx_abort(tx, LWC_ESTATE);
+        lwc_tx_write(tx, &target->status, LWC_RUNNING);
+    }
+    lwc_tx_write(tx, &self->status, self_status);
+    tx->has_switch = true;
+    tx->target = target;
+}
+
 void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
 {
     if (!tx) {
@@ -263,23 +280,15 @@ void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
     else if (target != self && self_status != LWC_BLOCKED_ON_SCHED &&
              self_status != LWC_BLOCKED_ON_CONCDS)
         lwc_tx_abort(tx, LWC_EINVAL);
-    tx->sleeps_thread = true;
     if (target == self) {
         if (tx->completing)
             lwc_tx_abort(tx, LWC_ESTATE);
+        tx->sleeps_thread = true;
         tx->has_switch = true;
         tx->target = self;
         return;
     }
-    if (target) {
-        lwc_word_t st = lwc_pvar_read(tx, &target->status);
-        if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
-            lwc_tx_abort(tx, LWC_ESTATE);
-        lwc_pvar_write(tx, &target->status, LWC_RUNNING);
-    }
-    lwc_pvar_write(tx, &self->status, self_status);
-    tx->has_switch = true;
-    tx->target = target;
+    switch_plan(tx, self, target, self_status);
 }
 
 void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
@@ -312,11 +321,17 @@ static lwc_word_t switch_body(lwc_tx_t *tx, void *arg)
 {
     struct switch_call *sc = arg;
     lwc_status_t st = LWC_BLOCKED_ON_SCHED;
-    lwc_scont_t *target = sc->fn(tx, tx->self, sc->arg, &st);
-    if (!tx->has_switch)
+    lwc_scont_t *self = tx->self;
+    lwc_scont_t *target = sc->fn(tx, self, sc->arg, &st);
+    if (tx->has_switch) {
+        if (tx->target != target)
+            lwc_tx_abort(tx, LWC_EINVAL);
+    } else if (target != self && !tx->completing &&
+               (st == LWC_BLOCKED_ON_SCHED || st == LWC_BLOCKED_ON_CONCDS)) {
+        switch_plan(tx, self, target, st);     /* the common case, checked here */
+    } else {
         lwc_switch_to(tx, target, st);
-    else if (tx->target != target)
-        lwc_tx_abort(tx, LWC_EINVAL);
+    }
     return 0;
 }
 

@@ -15,6 +15,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102          /* Linux 6.13; glibc headers may lag */
 #endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
 #ifndef MAP_STACK
 #define MAP_STACK 0
 #endif
@@ -28,10 +31,17 @@
  * the mapping into two VMAs, and vm.max_map_count (65530 by default) would stop
  * us at about 32K stacks: so mprotect guards are rationed to half the map count
  * less a reserve, and stacks past the ration are plain.  Pooled stacks keep their
- * guard: MADV_GUARD_INSTALL markers survive reuse, and so does PROT_NONE. */
+ * guard: MADV_GUARD_INSTALL markers survive reuse, and so does PROT_NONE.
+ *
+ * An madvise that returns 0 is not proof: qemu-user, for one, accepts advice it
+ * does not carry out.  So the first guard installed is probed once per process
+ * (madv_guard_probe): a write(2) from the guard page into a pipe must fail with
+ * EFAULT.  If it does not, lwc uses mprotect guards from then on. */
 static size_t page_size;
 static size_t default_size = 256 * 1024;
 static _Atomic int madv_guard_works = 1;
+enum { PROBE_NOT_YET, PROBE_FAULTS, PROBE_DOES_NOT };
+static _Atomic int madv_guard_probed = PROBE_NOT_YET;   /* for the life of the process */
 static _Atomic long mprotect_guards;
 static long mprotect_budget = -1;
 static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -60,7 +70,8 @@ void lwc_stack_set_default_size(size_t size)
         lwc_stack_pool_drain();
     default_size = size;
     /* LWC_GUARD_NO_MADVISE=1 forces the mprotect guards (for testing them). */
-    atomic_store(&madv_guard_works, getenv("LWC_GUARD_NO_MADVISE") ? 0 : 1);
+    atomic_store(&madv_guard_works, !getenv("LWC_GUARD_NO_MADVISE") &&
+                                    atomic_load(&madv_guard_probed) != PROBE_DOES_NOT);
 }
 
 static size_t page(void)
@@ -87,16 +98,45 @@ static long guard_budget(void)
     return mprotect_budget;
 }
 
+/* Does reading the page fault?  The kernel copying from it for write(2) tells
+ * without a signal.  If we cannot tell (no pipe), trust madvise. */
+static bool page_faults(const void *p)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return true;
+    ssize_t n = write(fd[1], p, 1);
+    bool faults = n < 0 && errno == EFAULT;
+    close(fd[0]);
+    close(fd[1]);
+    return faults;
+}
+
+static bool madv_guard(struct lwc_stack *st)
+{
+    if (madvise(st->map, page(), MADV_GUARD_INSTALL) != 0) {
+        if (errno == EINVAL)
+            atomic_store(&madv_guard_works, 0);
+        return false;
+    }
+    int probed = atomic_load(&madv_guard_probed);
+    if (probed == PROBE_NOT_YET) {
+        probed = page_faults(st->map) ? PROBE_FAULTS : PROBE_DOES_NOT;
+        atomic_store(&madv_guard_probed, probed);
+    }
+    if (probed == PROBE_FAULTS)
+        return true;
+    madvise(st->map, page(), MADV_GUARD_REMOVE);
+    atomic_store(&madv_guard_works, 0);
+    return false;
+}
+
 static void guard_install(struct lwc_stack *st)
 {
     long budget = guard_budget();
-    if (atomic_load_explicit(&madv_guard_works, memory_order_relaxed)) {
-        if (madvise(st->map, page(), MADV_GUARD_INSTALL) == 0) {
-            st->guard = page();
-            return;
-        }
-        if (errno == EINVAL)
-            atomic_store(&madv_guard_works, 0);
+    if (atomic_load_explicit(&madv_guard_works, memory_order_relaxed) && madv_guard(st)) {
+        st->guard = page();
+        return;
     }
     if (atomic_fetch_add(&mprotect_guards, 1) < budget &&
         mprotect(st->map, page(), PROT_NONE) == 0) {

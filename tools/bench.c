@@ -46,16 +46,30 @@ static void report(const char *name, double ns, const char *target, const char *
 
 /* ---- raw context switch: lwc_ctx_swap against Boost's fcontext ------------------ */
 
+/* Two call patterns, each measured for both switches in the same run (Note
+ * [Returning from a switch] in substrate/context_x86_64.S): "one_site", every
+ * context switching through one function as a runtime does (the target's
+ * figure), and "two_sites", each context switching from its own loop. */
+
 #define SWITCHES 20000000L
 static lwc_ctx_t main_ctx, other_ctx;
+static int two_sites;
+
+static __attribute__((noinline)) void raw_swap(lwc_ctx_t *from, lwc_ctx_t *to)
+{
+    lwc_transfer_t t = lwc_ctx_switch(from, to, from);
+    lwc_ctx_saved(t.data, t);
+}
 
 static void raw_other(lwc_transfer_t t, void *arg)
 {
     (void)arg;
-    for (;;) {
-        lwc_ctx_saved(&main_ctx, t);
-        t = lwc_ctx_switch(&other_ctx, &main_ctx, NULL);
-    }
+    lwc_ctx_saved(t.data, t);
+    if (two_sites)
+        for (;;)
+            lwc_ctx_saved(&main_ctx, lwc_ctx_switch(&other_ctx, &main_ctx, &other_ctx));
+    for (;;)
+        raw_swap(&other_ctx, &main_ctx);
 }
 
 static double bench_raw_switch(void)
@@ -63,9 +77,14 @@ static double bench_raw_switch(void)
     size_t size = 64 * 1024;
     char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     lwc_ctx_make(&other_ctx, stack, size, raw_other, NULL);
+    raw_swap(&main_ctx, &other_ctx);        /* start it */
     double t0 = now_ns();
-    for (long i = 0; i < SWITCHES / 2; i++)
-        lwc_ctx_saved(&other_ctx, lwc_ctx_switch(&main_ctx, &other_ctx, NULL));
+    if (two_sites)
+        for (long i = 0; i < SWITCHES / 2; i++)
+            lwc_ctx_saved(&other_ctx, lwc_ctx_switch(&main_ctx, &other_ctx, &main_ctx));
+    else
+        for (long i = 0; i < SWITCHES / 2; i++)
+            raw_swap(&main_ctx, &other_ctx);
     double t = (now_ns() - t0) / SWITCHES;
     munmap(stack, size);
     return t;
@@ -77,10 +96,18 @@ typedef struct { fcontext_t fctx; void *data; } transfer_t;
 transfer_t jump_fcontext(fcontext_t const to, void *vp);
 fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 
+static __attribute__((noinline)) fcontext_t fctx_swap(fcontext_t to)
+{
+    return jump_fcontext(to, NULL).fctx;
+}
+
 static void fctx_other(transfer_t t)
 {
+    if (two_sites)
+        for (;;)
+            t = jump_fcontext(t.fctx, NULL);
     for (;;)
-        t = jump_fcontext(t.fctx, NULL);
+        t.fctx = fctx_swap(t.fctx);
 }
 
 static double bench_fcontext(void)
@@ -89,8 +116,12 @@ static double bench_fcontext(void)
     char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     fcontext_t other = make_fcontext(stack + size, size, fctx_other);
     double t0 = now_ns();
-    for (long i = 0; i < SWITCHES / 2; i++)
-        other = jump_fcontext(other, NULL).fctx;
+    if (two_sites)
+        for (long i = 0; i < SWITCHES / 2; i++)
+            other = jump_fcontext(other, NULL).fctx;
+    else
+        for (long i = 0; i < SWITCHES / 2; i++)
+            other = fctx_swap(other);
     double t = (now_ns() - t0) / SWITCHES;
     munmap(stack, size);
     return t;
@@ -199,23 +230,26 @@ int main(int argc, char **argv)
         return 1;
     printf("%-28s %12s   %-22s %s\n", "benchmark", "median/op", "target", "peer, same run");
     if (!only || !strcmp(only, "switch")) {
-        /* The raw switch twice: with MXCSR's status flags clear, and set as they
-         * are in any program that has done floating point. */
-        for (int flags = 0; flags <= 1; flags++) {
-            char peer[64] = "(no Boost.Context)";
-            const char *name = flags ? "raw_switch_fpflags" : "raw_switch";
-            double raw, fctx = 0;
-            mxcsr_flags(flags);
-            raw = run(bench_raw_switch);
+        /* The raw switch in both call patterns (Note [Returning from a switch] in
+         * substrate/context_x86_64.S), with MXCSR's status flags clear and set as
+         * they are in any program that has done floating point. */
+        for (int pattern = 0; pattern <= 2; pattern++) {
+            static const char *const names[] = { "one_site", "one_site_fpflags", "two_sites" };
+            char name[64], peer[64] = "(no Boost.Context)";
+            two_sites = pattern == 2;
+            mxcsr_flags(pattern == 1);
+            double raw = run(bench_raw_switch);
 #if HAVE_FCONTEXT
-            mxcsr_flags(flags);
-            fctx = run(bench_fcontext);
+            mxcsr_flags(pattern == 1);
+            double fctx = run(bench_fcontext);
             snprintf(peer, sizeof peer, "fcontext %.2f ns", fctx);
-            report(flags ? "fcontext_switch_fpflags" : "fcontext_switch", fctx, "(peer)",
-                   "Boost.Context 1.74");
+            snprintf(name, sizeof name, "fcontext_%s", names[pattern]);
+            report(name, fctx, "(peer)", "Boost.Context 1.74");
 #endif
-            report(name, raw, "<= fcontext", peer);
+            snprintf(name, sizeof name, "raw_switch_%s", names[pattern]);
+            report(name, raw, pattern == 2 ? "(for comparison)" : "<= fcontext", peer);
         }
+        mxcsr_flags(0);
         report("lwc_switch", run(bench_lwc_switch), "<= 15 ns", NULL);
     }
     if (!only || !strcmp(only, "ptm"))

@@ -35,5 +35,9 @@ PKG_CONFIG_LIBDIR=/usr/lib/$triplet/pkgconfig ./configure --host=$triplet --enab
 grep -q 'S\["CTX_ASM_AARCH64_TRUE"\]=""' config.status || { echo "check-aarch64: not the asm switch" >&2; exit 1; }
 make -j"$(nproc)" >/dev/null
 export LWC_TEST_LIGHT=1                 # emulated: the stress loops run small
-make -j"$(nproc)" check TESTS="tests/layering.sh tests/unit/ptm tests/unit/scont tests/unit/cap tests/unit/stack" \
-    LOG_COMPILER="timeout 600 qemu-aarch64 -L /usr/$triplet"
+# The programs run on the arm64 multiarch libraries (libc6:arm64 comes with
+# check:arm64), so qemu takes the dynamic loader from / as well.  Taking it from
+# /usr/$triplet (libc6-arm64-cross) pairs one build's ld.so with another's libc.so:
+# their private interface differs, and the first pthread_create loops forever.
+make -j"$(nproc)" check TESTS="tests/unit/ptm tests/unit/scont tests/unit/cap tests/unit/stack" \
+    LOG_COMPILER="timeout 600 qemu-aarch64 -L /"

@@ -221,6 +221,73 @@ START_TEST(test_opacity)
 }
 END_TEST
 
+/* ---- write skew: two transactions that read both PVars and write different ones ----
+ * Doctors on call (x and y): each may leave only while the other is on call.  Each
+ * reads both and writes its own, so the write sets never overlap: only validation
+ * of the reads stands between them and both leaving.  Serializability keeps
+ * x + y >= 1 in every state a transaction sees. */
+
+struct skew { lwc_pvar_t *on_call[2]; unsigned iters; _Atomic unsigned broken; };
+struct doctor { struct skew *k; int me; };
+
+static lwc_word_t leave_if_covered(lwc_tx_t *tx, void *arg)
+{
+    struct doctor *d = arg;
+    lwc_word_t mine = lwc_pvar_read(tx, d->k->on_call[d->me]);
+    lwc_word_t other = lwc_pvar_read(tx, d->k->on_call[1 - d->me]);
+    if (!(mine && other))
+        return 0;
+    lwc_pvar_write(tx, d->k->on_call[d->me], 0);
+    return 1;
+}
+
+static lwc_word_t someone_on_call(lwc_tx_t *tx, void *arg)
+{
+    struct doctor *d = arg;
+    return lwc_pvar_read(tx, d->k->on_call[0]) + lwc_pvar_read(tx, d->k->on_call[1]);
+}
+
+static lwc_word_t come_back(lwc_tx_t *tx, void *arg)
+{
+    struct doctor *d = arg;
+    lwc_pvar_write(tx, d->k->on_call[d->me], 1);
+    return 0;
+}
+
+/* A doctor who left looks before coming back: if both left together, whichever
+ * looks first finds nobody on call (the other cannot come back before looking). */
+static void *doctor_loop(void *arg)
+{
+    struct doctor *d = arg;
+    for (unsigned i = 0; i < d->k->iters; i++) {
+        lwc_word_t left = 0, on_call = 0;
+        lwc_atomically(leave_if_covered, d, &left);
+        if (!left)
+            continue;
+        lwc_atomically(someone_on_call, d, &on_call);
+        if (on_call == 0)
+            atomic_fetch_add(&d->k->broken, 1);
+        lwc_atomically(come_back, d, NULL);
+    }
+    return NULL;
+}
+
+START_TEST(test_no_write_skew)
+{
+    struct skew k = { { lwc_pvar_new(1), lwc_pvar_new(1) }, scaled(200000), 0 };
+    struct doctor d[2] = { { &k, 0 }, { &k, 1 } };
+    pthread_t th;
+    pthread_create(&th, NULL, doctor_loop, &d[1]);
+    doctor_loop(&d[0]);
+    pthread_join(th, NULL);
+    unsigned both_left = atomic_load(&k.broken);
+    ck_assert_uint_eq(both_left, 0);
+    ck_assert_uint_eq(lwc_pvar_peek(k.on_call[0]) + lwc_pvar_peek(k.on_call[1]), 2);
+    lwc_pvar_free(k.on_call[0]);
+    lwc_pvar_free(k.on_call[1]);
+}
+END_TEST
+
 /* ---- the bank: transfers from several OS threads keep the total --------------------- */
 
 static void *teller(void *arg)
@@ -321,6 +388,7 @@ int main(void)
     tc = tcase_create("concurrent");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_opacity);
+    tcase_add_test(tc, test_no_write_skew);
     tcase_add_test(tc, test_bank_invariant_os_threads);
     tcase_add_test(tc, test_retry_wakeups_not_lost);
     tcase_add_test(tc, test_retry_wakes_on_any_read);
