@@ -48,6 +48,7 @@ static inline void lwc_san_scont_new(lwc_scont_t *s)
 {
     (void)s;
 #if LWC_TSAN
+    /* A fiber takes one of TSan's thread slots: past 8128 alive it dies. */
     s->tsan_fiber = __tsan_create_fiber(0);
 #endif
 }
