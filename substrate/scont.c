@@ -16,9 +16,10 @@ static _Atomic uint64_t next_id = 1;
  * A switch commits first and saves registers after: between the two, the old
  * SCont is already LWC_BLOCKED_* for every other capability, yet its stack is
  * still in use.  So the commit raises `switching_out` on it before the new status
- * is published (tx_commit in ptm.c, ordered by the release of the status PVar's
- * lock), and whoever lands after the swap (lwc_land), now off that stack, lowers
- * it.  A resumer that won the status spins on the flag before it swaps in
+ * is published (tx_commit in ptm.c: a relaxed store before the release stores of
+ * the status values, so a resumer that reads the new status with acquire sees
+ * the flag), and whoever lands after the swap (lwc_land), now off that stack,
+ * lowers it.  A resumer that won the status spins on the flag before it swaps in
  * (lwc_swap_to).  The wait is a handful of instructions: the register save. */
 
 static void scont_entry(lwc_transfer_t tr, void *arg);
@@ -247,23 +248,6 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
     return (struct lwc_thread *)((char *)tx - offsetof(struct lwc_thread, tx));
 }
 
-/* The transactional half of a switch: target's status to RUNNING, self's to
- * self_status.  The caller has checked everything about tx and self_status. */
-static inline void switch_plan(lwc_tx_t *tx, lwc_scont_t *self, lwc_scont_t *target,
-                               lwc_status_t self_status)
-{
-    tx->sleeps_thread = true;
-    if (target) {
-        lwc_word_t st = lwc_tx_read(tx, &target->status);
-        if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
-            lwc_tx_abort(tx, LWC_ESTATE);
-        lwc_tx_write(tx, &target->status, LWC_RUNNING);
-    }
-    lwc_tx_write(tx, &self->status, self_status);
-    tx->has_switch = true;
-    tx->target = target;
-}
-
 void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
 {
     if (!tx) {
@@ -280,15 +264,23 @@ void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
     else if (target != self && self_status != LWC_BLOCKED_ON_SCHED &&
              self_status != LWC_BLOCKED_ON_CONCDS)
         lwc_tx_abort(tx, LWC_EINVAL);
+    tx->sleeps_thread = true;
     if (target == self) {
         if (tx->completing)
             lwc_tx_abort(tx, LWC_ESTATE);
-        tx->sleeps_thread = true;
         tx->has_switch = true;
         tx->target = self;
         return;
     }
-    switch_plan(tx, self, target, self_status);
+    if (target) {
+        lwc_word_t st = lwc_tx_read(tx, &target->status);
+        if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
+            lwc_tx_abort(tx, LWC_ESTATE);
+        lwc_tx_write(tx, &target->status, LWC_RUNNING);
+    }
+    lwc_tx_write(tx, &self->status, self_status);
+    tx->has_switch = true;
+    tx->target = target;
 }
 
 void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
@@ -321,17 +313,11 @@ static lwc_word_t switch_body(lwc_tx_t *tx, void *arg)
 {
     struct switch_call *sc = arg;
     lwc_status_t st = LWC_BLOCKED_ON_SCHED;
-    lwc_scont_t *self = tx->self;
-    lwc_scont_t *target = sc->fn(tx, self, sc->arg, &st);
-    if (tx->has_switch) {
-        if (tx->target != target)
-            lwc_tx_abort(tx, LWC_EINVAL);
-    } else if (target != self && !tx->completing &&
-               (st == LWC_BLOCKED_ON_SCHED || st == LWC_BLOCKED_ON_CONCDS)) {
-        switch_plan(tx, self, target, st);     /* the common case, checked here */
-    } else {
+    lwc_scont_t *target = sc->fn(tx, tx->self, sc->arg, &st);
+    if (!tx->has_switch)
         lwc_switch_to(tx, target, st);
-    }
+    else if (tx->target != target)
+        lwc_tx_abort(tx, LWC_EINVAL);
     return 0;
 }
 

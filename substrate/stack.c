@@ -35,7 +35,7 @@
  *
  * An madvise that returns 0 is not proof: qemu-user, for one, accepts advice it
  * does not carry out.  So the first guard installed is probed once per process
- * (madv_guard_probe): a write(2) from the guard page into a pipe must fail with
+ * (madv_guard, page_faults): a write(2) from the guard page into a pipe must fail with
  * EFAULT.  If it does not, lwc uses mprotect guards from then on. */
 static size_t page_size;
 static size_t default_size = 256 * 1024;
