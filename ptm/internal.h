@@ -43,6 +43,7 @@ struct lwc_tx {
     unsigned         cap_reads, cap_writes, cap_defers;
     uint64_t         bloom;       /* which PVars may be in the write set */
     bool             active;
+    bool             direct;      /* this thread holds the commit bias: Note [Biased commit] */
     bool             sleeps_thread; /* retry sleeps the OS thread, not the SCont */
     bool             has_switch;
     bool             completing;  /* the substrate's own completion transaction */
@@ -55,8 +56,18 @@ struct lwc_tx {
     struct tx_defer  inline_defers[TX_INLINE_DEFERS];
 };
 
-/* The commit sequence: Note [Opacity] in ptm.c.  A cache line of its own. */
-struct lwc_commit { _Alignas(64) _Atomic uint64_t seq; };
+/* The commit sequence (Note [Opacity] in ptm.c) and the bias over it
+ * (Note [Biased commit]).  A cache line of its own. */
+struct lwc_commit {
+    _Alignas(64) _Atomic uint64_t seq;
+    _Atomic uintptr_t bias;       /* the lwc_thread that holds seq between commits, |1 while revoked */
+    _Atomic int       busy;       /* the bias holder is inside a transaction */
+    /* Written only by whoever holds the sequence. */
+    const struct lwc_thread *last_committer;
+    unsigned          streak;     /* writing commits in a row by last_committer */
+    unsigned          grant_after; /* streak that earns the bias; doubles on each revocation */
+    _Atomic uint64_t  grants, revocations;  /* lwc_ptm_get_stats */
+};
 extern struct lwc_commit lwc_commit;
 
 static inline uint64_t lwc_bloom_bit(const lwc_pvar_t *pv)
@@ -119,6 +130,8 @@ void lwc_tx_drain(struct lwc_thread *t);
 /* Take a node list out of the PVars' waiter lists (an SCont freed at shutdown
  * while blocked in a retry), and wake an OS thread asleep in one. */
 void lwc_retry_forget(struct retry_node *nodes, unsigned n);
+/* A thread record is going away: if it holds the commit bias, release it. */
+void lwc_ptm_thread_gone(const struct lwc_thread *t);
 void lwc_retry_interrupt(struct lwc_thread *t);
 
 #endif

@@ -9,8 +9,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "../substrate/futex.h"
 #include "../substrate/internal.h"
@@ -46,7 +49,140 @@
  * targets that line costs less than what it replaced: TL2, with a lock per
  * written PVar and a global clock increment, paid three atomic read-modify-
  * writes for a switch where this pays one. */
-struct lwc_commit lwc_commit;
+struct lwc_commit lwc_commit = { .grant_after = 256 };
+
+/* Note [Biased commit]
+ * ~~~~~~~~~~~~~~~~~~~~
+ * On one capability every commit comes from one OS thread, and the CAS that
+ * takes the sequence is most of what an uncontended transaction costs (a
+ * lock-prefixed instruction takes 10 ns on the machine this was tuned on).  So a
+ * thread that makes `grant_after` writing commits in a row keeps the sequence:
+ * it publishes, leaves the sequence odd, and records itself in `bias`.  While it
+ * holds the bias its transactions run direct: the snapshot is the odd sequence
+ * (nobody else can move it), and the commit publishes with no read-modify-write
+ * at all.  To every other thread the sequence looks like a commit in progress.
+ *
+ * A thread that finds the sequence odd and the bias held revokes it: it sets the
+ * low bit of `bias` with a CAS (so one revoker wins), waits until the holder is
+ * outside any transaction (`busy` is 0), and releases the sequence for it.  The
+ * holder raises `busy` and then re-reads `bias` at the start of every
+ * transaction, with no fence between.  The revoker provides the fence for both
+ * sides: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) between its CAS and its
+ * load of `busy` makes every running thread of the process pass a full barrier.
+ * Either the holder's load of `bias` comes after that barrier and sees the
+ * revocation (it lowers `busy` and runs an ordinary transaction), or its store
+ * to `busy` came before it and the revoker sees it and waits.  That is Dekker's
+ * exclusion with the expensive half on the rare side.  The wait is short: no
+ * transaction sleeps with `busy` raised (a retry lowers it once its waiters are
+ * registered, tx_wait).
+ *
+ * A revocation costs a system call and an interrupt per busy core, microseconds,
+ * so each one doubles `grant_after`: threads that take turns committing stop
+ * earning the bias and pay the CAS as before.  `bias` is cleared before the
+ * sequence goes even, or a thread that took the even sequence and earned the
+ * bias could see its grant overwritten.  `bias` is an identity only, never
+ * dereferenced: a thread record freed while holding it leaves nothing dangling
+ * (lwc_thread_free revokes it all the same).
+ *
+ * Off under ThreadSanitizer (it cannot see membarrier's barriers), on kernels
+ * without private expedited membarrier (before 4.14), and with LWC_PTM_BIAS=0
+ * in the environment: there every writing commit takes the CAS. */
+
+#define GRANT_AFTER_MAX (1u << 16)
+
+enum { BIAS_UNKNOWN, BIAS_ON, BIAS_OFF };
+static _Atomic int bias_mode;
+
+static bool bias_enabled(void)
+{
+    int m = atomic_load_explicit(&bias_mode, memory_order_relaxed);
+    if (m == BIAS_UNKNOWN) {
+        m = BIAS_OFF;
+#if !LWC_TSAN && defined(__NR_membarrier)
+        const char *env = getenv("LWC_PTM_BIAS");
+        if (!(env && strcmp(env, "0") == 0) &&
+            syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+            m = BIAS_ON;
+#endif
+        atomic_store_explicit(&bias_mode, m, memory_order_relaxed);
+    }
+    return m == BIAS_ON;
+}
+
+/* A statistic written only by whoever holds the sequence: no read-modify-write. */
+static void count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void lwc_ptm_get_stats(lwc_ptm_stats_t *out)
+{
+    if (!out)
+        return;
+    out->bias_enabled = bias_enabled();
+    out->bias_grants = atomic_load_explicit(&lwc_commit.grants, memory_order_relaxed);
+    out->bias_revocations = atomic_load_explicit(&lwc_commit.revocations, memory_order_relaxed);
+}
+
+/* Called by a committer that holds the sequence: has t earned the bias? */
+static bool bias_earned(const struct lwc_thread *t)
+{
+    if (lwc_commit.last_committer != t) {
+        lwc_commit.last_committer = t;
+        lwc_commit.streak = 1;
+        return false;
+    }
+    if (++lwc_commit.streak < lwc_commit.grant_after || !bias_enabled())
+        return false;
+    count(&lwc_commit.grants);
+    return true;
+}
+
+/* At the start of a transaction: does t hold the bias, and may it run direct?
+ * Raises `busy` if so. */
+static inline bool bias_enter(const struct lwc_thread *t)
+{
+    if (atomic_load_explicit(&lwc_commit.bias, memory_order_relaxed) != (uintptr_t)t)
+        return false;
+    atomic_store_explicit(&lwc_commit.busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);      /* the revoker's membarrier is the fence */
+    if (atomic_load_explicit(&lwc_commit.bias, memory_order_relaxed) == (uintptr_t)t)
+        return true;
+    atomic_store_explicit(&lwc_commit.busy, 0, memory_order_release);
+    return false;
+}
+
+static inline void bias_leave(void)
+{
+    atomic_store_explicit(&lwc_commit.busy, 0, memory_order_release);
+}
+
+/* End the bias of holder b and release the sequence for it. */
+static void bias_revoke(uintptr_t b)
+{
+    if (!atomic_compare_exchange_strong(&lwc_commit.bias, &b, b | 1))
+        return;                                 /* another revoker won */
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+        lwc_warn("membarrier failed after registration: %s", strerror(errno));
+        abort();
+    }
+    for (unsigned i = 0; atomic_load_explicit(&lwc_commit.busy, memory_order_acquire); i++)
+        lwc_spin_step(i);
+    lwc_commit.last_committer = NULL;
+    count(&lwc_commit.revocations);
+    if (lwc_commit.grant_after < GRANT_AFTER_MAX)
+        lwc_commit.grant_after *= 2;
+    uint64_t s = atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed);
+    atomic_store_explicit(&lwc_commit.bias, 0, memory_order_relaxed);
+    atomic_store_explicit(&lwc_commit.seq, s + 1, memory_order_release);
+}
+
+void lwc_ptm_thread_gone(const struct lwc_thread *t)
+{
+    if (atomic_load(&lwc_commit.bias) == (uintptr_t)t)
+        bias_revoke((uintptr_t)t);
+}
 
 #define TX_RERUN        1       /* abort codes besides the lwc errors */
 #define TX_RETRY        2
@@ -135,7 +271,11 @@ static uint64_t stable_seq(void)
         uint64_t s = atomic_load(&lwc_commit.seq);
         if (!(s & 1))
             return s;
-        lwc_spin_step(i);
+        uintptr_t b = atomic_load_explicit(&lwc_commit.bias, memory_order_relaxed);
+        if (b && !(b & 1))
+            bias_revoke(b);             /* Note [Biased commit] */
+        else
+            lwc_spin_step(i);
     }
 }
 
@@ -158,16 +298,18 @@ static bool reads_current(const struct tx_read *reads, unsigned n, uint64_t *at)
     }
 }
 
-static inline void tx_begin(lwc_tx_t *tx, lwc_scont_t *self, bool sleeps_thread)
+static inline void tx_begin(struct lwc_thread *t, lwc_tx_t *tx, bool sleeps_thread)
 {
     tx->nreads = tx->nwrites = tx->ndefers = 0;
     tx->bloom = 0;
     tx->has_switch = false;     /* `target` is read only with has_switch */
     tx->completing = false;
-    tx->self = self;
-    tx->sleeps_thread = sleeps_thread | !self;
+    tx->self = t->current;
+    tx->sleeps_thread = sleeps_thread | !t->current;
     tx->active = true;
-    tx->snapshot = stable_seq();
+    tx->direct = bias_enter(t);
+    tx->snapshot = tx->direct ? atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed)
+                              : stable_seq();
 }
 
 /* ---- Reads and writes ------------------------------------------------------ */
@@ -269,6 +411,12 @@ _Noreturn void lwc_tx_retry(lwc_tx_t *tx)
  * lost, and no sleeper waits for a write that already happened.  A write that
  * leaves the value as it was may find nobody to wake: rerunning would retry
  * again on the same values.
+ *
+ * A transaction that ran direct (Note [Biased commit]) registers its nodes while
+ * `busy` is still raised, and skips the check: no other thread can commit
+ * without revoking the bias first, and the revocation waits for `busy` to drop,
+ * so any later committer loads `waiters` after the nodes are in, and nothing it
+ * read can have changed before.
  *
  * Firing sets the waiter's state with an exchange, so exactly one committer wakes
  * each waiter.  An OS-thread sleeper is woken with a futex; an SCont that blocked
@@ -436,12 +584,13 @@ static lwc_word_t retry_wake(lwc_tx_t *tx, void *arg)
 static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
 {
     unsigned n = tx->nreads;
-    if (n == 0)
-        return LWC_EBLOCKED_CONCDS;                 /* nothing can ever wake it */
     struct retry_node stack_nodes[16];
     struct retry_node *nodes = n <= 16 ? stack_nodes : malloc(n * sizeof *nodes);
-    if (!nodes)
-        return LWC_ENOMEM;
+    if (n == 0 || !nodes) {
+        if (tx->direct)
+            bias_leave();
+        return n == 0 ? LWC_EBLOCKED_CONCDS : LWC_ENOMEM;  /* none: nothing can ever wake it */
+    }
     lwc_scont_t *self = tx->self;
     lwc_upcalls_t up = { 0 };
     if (self)
@@ -458,7 +607,10 @@ static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
     int err = LWC_OK;
     uint64_t at;
     waiter_register(nodes, n);
-    if (reads_current(tx->reads, n, &at)) {
+    bool current = tx->direct || reads_current(tx->reads, n, &at);
+    if (tx->direct)
+        bias_leave();
+    if (current) {
         if (scont_level) {
             self->retry_nodes = nodes;          /* for lwc_shutdown's sweep */
             self->retry_nnodes = n;
@@ -495,17 +647,10 @@ void lwc_retry_interrupt(struct lwc_thread *t)
 
 /* ---- Commit ------------------------------------------------------------------ */
 
-/* Note [Opacity]: take the sequence at the snapshot, publish, release. */
-static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
+/* Store the write set, with the sequence held.  True if a PVar written has
+ * waiters to fire once the sequence is released. */
+static inline bool publish(lwc_tx_t *tx)
 {
-    if (tx->nwrites == 0)
-        return true;            /* read-only: every read was current at the snapshot */
-    uint64_t s = tx->snapshot;
-    while (!atomic_compare_exchange_weak(&lwc_commit.seq, &s, s + 1)) {
-        if (!reads_current(tx->reads, tx->nreads, &tx->snapshot))
-            return false;
-        s = tx->snapshot;
-    }
     /* Note [Switching out] in scont.c: raised before the new statuses show. */
     if (tx->has_switch && tx->target != tx->self)
         atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
@@ -515,11 +660,46 @@ static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
         atomic_store_explicit(&pv->value, tx->writes[i].val, memory_order_release);
         waiters |= atomic_load(&pv->waiters) != NULL;   /* seq_cst: Note [Retry wake-up] */
     }
-    atomic_store_explicit(&lwc_commit.seq, s + 2, memory_order_release);
+    return waiters;
+}
+
+static void fire_waiters(struct lwc_thread *t, lwc_tx_t *tx)
+{
+    for (unsigned i = 0; i < tx->nwrites; i++)
+        if (atomic_load(&tx->writes[i].pv->waiters))
+            pvar_fire(t, tx->writes[i].pv);
+}
+
+/* Note [Opacity]: take the sequence at the snapshot, publish, release.
+ * Note [Biased commit]: or publish under the bias, or keep the sequence. */
+static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
+{
+    bool waiters;
+    if (tx->direct) {
+        waiters = publish(tx);
+        bias_leave();
+    } else {
+        if (tx->nwrites == 0)
+            return true;        /* read-only: every read was current at the snapshot */
+        uint64_t s = tx->snapshot;
+        while (!atomic_compare_exchange_weak(&lwc_commit.seq, &s, s + 1)) {
+            if (!reads_current(tx->reads, tx->nreads, &tx->snapshot))
+                return false;
+            s = tx->snapshot;
+        }
+        bool grant = bias_earned(t);
+        if (grant) {
+            atomic_store_explicit(&lwc_commit.busy, 1, memory_order_relaxed);
+            atomic_store_explicit(&lwc_commit.bias, (uintptr_t)t, memory_order_release);
+        }
+        waiters = publish(tx);
+        if (grant)
+            bias_leave();
+        else
+            atomic_store_explicit(&lwc_commit.seq, s + 2, memory_order_release);
+    }
     if (__builtin_expect(waiters, 0))
-        for (unsigned i = 0; i < tx->nwrites; i++)
-            if (atomic_load(&tx->writes[i].pv->waiters))
-                pvar_fire(t, tx->writes[i].pv);
+        fire_waiters(t, tx);
     return true;
 }
 
@@ -554,7 +734,7 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
         lwc_tx_t *tx = &t->tx;
         if (tx->active)
             return LWC_EINVAL;                      /* transactions do not nest */
-        tx_begin(tx, t->current, sleeps_thread);
+        tx_begin(t, tx, sleeps_thread);
         if (TX_SETJMP(tx) == 0) {
             lwc_word_t r = fn(tx, arg);
             if (__builtin_expect(tx_commit(t, tx), 1)) {
@@ -581,6 +761,8 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
         tx = &t->tx;
         int code = tx->abort_code;
         tx->active = false;
+        if (tx->direct && code != TX_RETRY)
+            bias_leave();                       /* tx_wait lowers it after registering */
         if (code == TX_RERUN) {
             backoff(attempt);
         } else if (code == TX_RETRY) {

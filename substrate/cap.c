@@ -27,6 +27,7 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 
 void lwc_thread_free(struct lwc_thread *t)
 {
+    lwc_ptm_thread_gone(t);
     lwc_stack_cache_flush(t);
     lwc_tx_destroy(&t->tx);
     free(t->wakes);

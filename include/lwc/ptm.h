@@ -48,6 +48,20 @@ LWC_API _Noreturn void lwc_tx_retry(lwc_tx_t *tx);
  * before the next SCont continues; it may run transactions but must not switch. */
 LWC_API void lwc_tx_defer(lwc_tx_t *tx, void (*fn)(void *), void *arg);
 
+/* What the commit path has done in this process, for tuning and tests.
+ * A thread that commits alone for a while is granted the commit bias: its
+ * transactions then commit with no atomic read-modify-write, until another
+ * thread's transaction revokes it (a membarrier(2) system call).  The bias is
+ * off under ThreadSanitizer, where the kernel lacks private expedited
+ * membarrier, and with LWC_PTM_BIAS=0 in the environment. */
+typedef struct lwc_ptm_stats {
+    uint64_t bias_grants;
+    uint64_t bias_revocations;
+    int      bias_enabled;      /* 1: threads may earn the bias here */
+} lwc_ptm_stats_t;
+
+LWC_API void lwc_ptm_get_stats(lwc_ptm_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -159,8 +159,8 @@ START_TEST(test_two_caps_resume_one_scont)
         r.target = lwc_scont_new(race_target, &r, NULL);
         for (int i = 0; i < 2; i++)
             r.racer[i] = lwc_scont_new(racer, &ra[i], NULL);
-        ck_assert_int_eq(lwc_cap_start(r.racer[0]), LWC_OK);
-        ck_assert_int_eq(lwc_cap_start(r.racer[1]), LWC_OK);
+        cap_start_when_idle(r.racer[0]);
+        cap_start_when_idle(r.racer[1]);
         while (atomic_load(&r.ready) < 2)
             sched_yield();
         atomic_store(&r.go, 1);
@@ -255,7 +255,7 @@ START_TEST(test_bank_sconts_and_os_threads)
         lwc_scont_t *s[2];
         for (int i = 0; i < 2; i++) {
             s[i] = lwc_scont_new(scont_teller, &t[i], NULL);
-            ck_assert_int_eq(lwc_cap_start(s[i]), LWC_OK);
+            cap_start_when_idle(s[i]);
         }
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
@@ -356,8 +356,8 @@ START_TEST(test_eval_when_no_cap_is_idle)
     lwc_word_t first, second;
     lwc_atomically(ts_pop_tx, &ts, &first);
     lwc_atomically(ts_pop_tx, &ts, &second);
-    ck_assert_int_eq(lwc_cap_start((lwc_scont_t *)first), LWC_OK);
-    ck_assert_int_eq(lwc_cap_start((lwc_scont_t *)second), LWC_OK);
+    cap_start_when_idle((lwc_scont_t *)first);
+    cap_start_when_idle((lwc_scont_t *)second);
     while (atomic_load(&e.sp.started) < 2)
         sched_yield();
     /* s belongs to ts; with both capabilities spinning it must wait its turn */

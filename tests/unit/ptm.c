@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <sched.h>
+#include <stdbool.h>
 
 #include <string.h>
 
@@ -375,6 +376,145 @@ START_TEST(test_retry_wakes_on_any_read)
 }
 END_TEST
 
+/* ---- the commit bias (Note [Biased commit] in ptm/ptm.c) ------------------------------ */
+
+static lwc_word_t bump(lwc_tx_t *tx, void *pv)
+{
+    lwc_word_t v = lwc_pvar_read(tx, pv);
+    lwc_pvar_write(tx, pv, v + 1);
+    return v;
+}
+
+/* Commit alone until this thread holds the bias; no other thread may be
+ * committing.  False where the bias is off: then only a ThreadSanitizer build or
+ * LWC_PTM_BIAS=0 may be the reason. */
+static bool earn_bias(lwc_pvar_t *pv)
+{
+    lwc_ptm_stats_t st0, st;
+    lwc_ptm_get_stats(&st0);
+    if (!st0.bias_enabled) {
+        const char *env = getenv("LWC_PTM_BIAS");
+        ck_assert(LWC_TSAN || (env && !strcmp(env, "0")));
+        return false;
+    }
+    /* Held already: the caller is the only thread alive that commits (an exited
+     * thread releases its bias), so it is the holder. */
+    if (st0.bias_grants > st0.bias_revocations)
+        return true;
+    for (unsigned i = 0; i < (1u << 18); i++) {
+        ck_assert_int_eq(lwc_atomically(bump, pv, NULL), LWC_OK);
+        lwc_ptm_get_stats(&st);
+        if (st.bias_grants > st0.bias_grants)
+            return true;
+    }
+    ck_abort_msg("2^18 commits in a row did not earn the bias (grants %llu revocations %llu)", (unsigned long long)st.bias_grants, (unsigned long long)st.bias_revocations);
+    return false;
+}
+
+struct bumper { lwc_pvar_t *pv; unsigned n; };
+
+static void *bump_n(void *arg)
+{
+    struct bumper *b = arg;
+    for (unsigned i = 0; i < b->n; i++)
+        ck_assert_int_eq(lwc_atomically(bump, b->pv, NULL), LWC_OK);
+    return NULL;
+}
+
+/* The holder commits while another thread does: the other revokes the bias,
+ * and not one increment of either is lost. */
+START_TEST(test_bias_revoked_nothing_lost)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0);
+    for (int round = 0; round < 3; round++) {
+        if (!earn_bias(pv))
+            break;
+        lwc_ptm_stats_t before, after;
+        lwc_ptm_get_stats(&before);
+        lwc_word_t base = lwc_pvar_peek(pv);
+        struct bumper b = { pv, scaled(100000) };
+        pthread_t th;
+        pthread_create(&th, NULL, bump_n, &b);
+        bump_n(&b);
+        pthread_join(th, NULL);
+        ck_assert_uint_eq(lwc_pvar_peek(pv), base + 2 * (lwc_word_t)b.n);
+        lwc_ptm_get_stats(&after);
+        ck_assert_uint_gt(after.bias_revocations, before.bias_revocations);
+    }
+    lwc_pvar_free(pv);
+}
+END_TEST
+
+static void *put_later(void *arg)
+{
+    struct chan *c = arg;
+    spin_for(200000);
+    slot_put(c->slot, c->n);
+    return NULL;
+}
+
+static void *take_later(void *arg)
+{
+    struct chan *c = arg;
+    c->n = (unsigned)slot_take(c->slot);
+    return NULL;
+}
+
+/* A retry inside a direct transaction sleeps and is woken by a thread that
+ * must revoke the bias to write (Note [Retry wake-up]); the other way round, a
+ * sleeper is woken by a direct commit. */
+START_TEST(test_bias_retry_wakeups)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0);
+    struct chan c = { lwc_pvar_new(0), 0 };
+    for (unsigned round = 1; round <= 3; round++) {
+        if (!earn_bias(pv))
+            break;
+        c.n = round;
+        pthread_t th;
+        pthread_create(&th, NULL, put_later, &c);
+        ck_assert_uint_eq(slot_take(c.slot), round);        /* the holder sleeps */
+        pthread_join(th, NULL);
+        if (!earn_bias(pv))
+            break;
+        pthread_create(&th, NULL, take_later, &c);
+        spin_for(200000);
+        slot_put(c.slot, 42);                               /* the holder wakes it */
+        pthread_join(th, NULL);
+        ck_assert_uint_eq(c.n, 42);
+    }
+    lwc_pvar_free(c.slot);
+    lwc_pvar_free(pv);
+}
+END_TEST
+
+static void *earn_and_exit(void *pv)
+{
+    earn_bias(pv);
+    return NULL;
+}
+
+/* A thread that exits holding the bias releases it with its record. */
+START_TEST(test_bias_released_at_thread_exit)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0);
+    lwc_ptm_stats_t before, after;
+    lwc_ptm_get_stats(&before);
+    pthread_t th;
+    pthread_create(&th, NULL, earn_and_exit, pv);
+    pthread_join(th, NULL);
+    lwc_ptm_get_stats(&after);
+    if (after.bias_enabled) {
+        ck_assert_uint_gt(after.bias_grants, before.bias_grants);
+        ck_assert_uint_gt(after.bias_revocations, before.bias_revocations);
+    }
+    lwc_word_t v = lwc_pvar_peek(pv);
+    ck_assert_int_eq(lwc_atomically(bump, pv, NULL), LWC_OK);
+    ck_assert_uint_eq(lwc_pvar_peek(pv), v + 1);
+    lwc_pvar_free(pv);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ptm");
@@ -392,6 +532,12 @@ int main(void)
     tcase_add_test(tc, test_bank_invariant_os_threads);
     tcase_add_test(tc, test_retry_wakeups_not_lost);
     tcase_add_test(tc, test_retry_wakes_on_any_read);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bias");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_bias_revoked_nothing_lost);
+    tcase_add_test(tc, test_bias_retry_wakeups);
+    tcase_add_test(tc, test_bias_released_at_thread_exit);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
