@@ -76,6 +76,15 @@ struct lwc_commit lwc_commit = { .grant_after = 256 };
  * transaction sleeps with `busy` raised (a retry lowers it once its waiters are
  * registered, tx_wait).
  *
+ * The holder never revokes itself on a hot path: only a transaction that is not
+ * direct waits in stable_seq (its begin, its revalidation, its commit CAS), and
+ * a transaction of the holder is direct unless the bias is already being
+ * revoked; a direct one never finds the sequence moved, because only the
+ * holder or a revoker moves it, and revocation waits for `busy` to drop.  Only
+ * lwc_thread_free revokes its own thread's bias, on purpose.  The grant is the
+ * one place a thread takes the bias, inside its own commit, so no transaction
+ * of a thread is in flight when it becomes the holder.
+ *
  * A revocation costs a system call and an interrupt per busy core, microseconds,
  * so each one doubles `grant_after`: threads that take turns committing stop
  * earning the bias and pay the CAS as before.  `bias` is cleared before the
