@@ -1,0 +1,42 @@
+/* lwc: the scheduler interface every scheduler library defines.
+ *
+ * Link one of liblwc-rr, liblwc-ws ... and these calls use it: one object file
+ * links against any of them (design.md, "The scheduler interface").  Each
+ * library also has an explicit API for its own instances (lwc/rr.h ...). */
+#ifndef LWC_SCHED_H
+#define LWC_SCHED_H
+
+#include <lwc/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Start the runtime (LWC_CAPS capabilities) with the linked scheduler, run fn as
+ * its first thread, and return once fn has returned and no other thread can
+ * run: LWC_OK, or an error if the runtime could not start.  Threads blocked
+ * then (on an MVar nobody will fill) are freed with the runtime, which lwc_main
+ * shuts down.  Not reentrant. */
+LWC_API int lwc_main(void (*fn)(void *), void *arg);
+
+/* A detached thread on the calling thread's scheduler (from outside any
+ * thread of this library's scheduler: on the one lwc_main started). */
+LWC_API int lwc_spawn(void (*fn)(void *), void *arg);
+
+/* Let the other runnable threads of the scheduler run first.  LWC_EINVAL from
+ * outside a thread of this scheduler. */
+LWC_API int lwc_yield(void);
+
+LWC_API const char *lwc_sched_name(void);
+
+/* A thread that another can wait for, once, with lwc_join. */
+typedef struct lwc_joinable lwc_joinable_t;
+LWC_API int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out);
+/* Wait until j's function has returned, then free j.  From a thread or from an
+ * OS thread.  Each joinable is joined exactly once. */
+LWC_API int lwc_join(lwc_joinable_t *j);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

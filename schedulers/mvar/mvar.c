@@ -1,0 +1,396 @@
+/* MVars on PVars and the two upcalls: nothing here knows which scheduler a
+ * waiter belongs to.  A waiter blocks through its own switch_to_next and is
+ * woken through its own unblock_thread, so threads of different schedulers
+ * share an MVar. */
+#include <lwc/lwc.h>
+#include <lwc/mvar.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../common/pool.h"
+
+/* Note [Freeing an MVar]
+ * ~~~~~~~~~~~~~~~~~~~~~~
+ * A waiter is not always linked in: when the capability has nothing else to
+ * run, its scheduler's switch_to_next retries, which rolls back the whole
+ * transaction, the enqueue too, and the capability sleeps with the MVar in its
+ * read set.  lwc_mvar_free wakes it like any writer would, and it runs its
+ * operation again, after the free.  So an MVar is type-stable (it goes back to
+ * a pool with its PVars, Note [Type-stable nodes] in ../common/pool.h), and
+ * free moves `gen` on: an operation that finds `gen` no longer the one it began
+ * with returns LWC_EBLOCKED_CONCDS, as a linked waiter gets from free. */
+struct lwc_mvar {
+    lwc_pvar_t *full, *value;
+    lwc_pvar_t *head, *tail;    /* waiting takers, or waiting putters: FIFO */
+    lwc_pvar_t *readers;        /* waiting readers, all served by the next put */
+    lwc_pvar_t *gen;            /* moved on by each free */
+    void       *pool_next;
+};
+
+/* Note [Waiter nodes]
+ * ~~~~~~~~~~~~~~~~~~~
+ * A caller that must wait links a node into the MVar and, in the same
+ * transaction, blocks (switch_to_next with LWC_BLOCKED_ON_CONCDS).  Whoever
+ * serves it later pops the node, stores the outcome in it, and unblocks the
+ * SCont the node names, all in one transaction; the waiter, once resumed, reads
+ * the outcome and gives the node back.  A node is unlinked exactly when it is
+ * served, so a node that is linked always names a blocked waiter.  Every field
+ * another transaction reads is a PVar, the SCont too, so it is read
+ * consistently with the link that led there; and nodes are type-stable
+ * (Note [Type-stable nodes] in ../common/pool.h). */
+enum { KIND_TAKE, KIND_READ, KIND_PUT };
+enum { W_WAITING, W_SERVED, W_FREED };
+
+struct waiter {
+    lwc_pvar_t *next, *state, *value, *who;
+    void       *pool_next;
+};
+
+static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, pool_next);
+static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, pool_next);
+
+static void waiter_destroy(struct waiter *w)
+{
+    lwc_pvar_free(w->next);
+    lwc_pvar_free(w->state);
+    lwc_pvar_free(w->value);
+    lwc_pvar_free(w->who);
+    free(w);
+}
+
+static struct waiter *waiter_get(void)
+{
+    struct waiter *w = lwc_pool_take(&pool);
+    if (w)
+        return w;
+    if (!(w = calloc(1, sizeof *w)))
+        return NULL;
+    w->next = lwc_pvar_new(0);
+    w->state = lwc_pvar_new(W_WAITING);
+    w->value = lwc_pvar_new(0);
+    w->who = lwc_pvar_new(0);
+    if (!w->next || !w->state || !w->value || !w->who) {
+        waiter_destroy(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void waiter_put(struct waiter *w)
+{
+    lwc_pool_give(&pool, w);
+}
+
+static void mvar_destroy(lwc_mvar_t *mv)
+{
+    lwc_pvar_free(mv->full);
+    lwc_pvar_free(mv->value);
+    lwc_pvar_free(mv->head);
+    lwc_pvar_free(mv->tail);
+    lwc_pvar_free(mv->readers);
+    lwc_pvar_free(mv->gen);
+    free(mv);
+}
+
+__attribute__((destructor)) static void pool_drain(void)
+{
+    for (struct waiter *w; (w = lwc_pool_take(&pool));)
+        waiter_destroy(w);
+    for (lwc_mvar_t *mv; (mv = lwc_pool_take(&mvar_pool));)
+        mvar_destroy(mv);
+}
+
+/* ---- the queues, inside a transaction ------------------------------------------ */
+
+#define RD(pv)      lwc_pvar_read(tx, (pv))
+#define WR(pv, v)   lwc_pvar_write(tx, (pv), (lwc_word_t)(v))
+
+static void queue_push(lwc_tx_t *tx, lwc_mvar_t *mv, struct waiter *w)
+{
+    WR(w->next, 0);
+    struct waiter *t = (struct waiter *)RD(mv->tail);
+    if (t)
+        WR(t->next, w);
+    else
+        WR(mv->head, w);
+    WR(mv->tail, w);
+}
+
+static struct waiter *queue_pop(lwc_tx_t *tx, lwc_mvar_t *mv)
+{
+    struct waiter *w = (struct waiter *)RD(mv->head);
+    if (w) {
+        struct waiter *next = (struct waiter *)RD(w->next);
+        WR(mv->head, next);
+        if (!next)
+            WR(mv->tail, 0);
+    }
+    return w;
+}
+
+/* Give w its outcome and make its thread runnable again. */
+static void serve(lwc_tx_t *tx, struct waiter *w, int state, lwc_word_t v)
+{
+    WR(w->value, v);
+    WR(w->state, state);
+    lwc_scont_t *s = (lwc_scont_t *)RD(w->who);
+    if (s)
+        lwc_unblock_thread(tx, s);
+}
+
+static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
+{
+    if (!RD(mv->full))
+        return false;
+    *out = RD(mv->value);
+    struct waiter *putter = queue_pop(tx, mv);   /* while full, only putters wait */
+    if (putter) {
+        WR(mv->value, RD(putter->value));
+        serve(tx, putter, W_SERVED, 0);
+    } else {
+        WR(mv->full, 0);
+    }
+    return true;
+}
+
+static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
+{
+    if (RD(mv->full))
+        return false;
+    for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
+        struct waiter *next = (struct waiter *)RD(r->next);
+        serve(tx, r, W_SERVED, v);
+        r = next;
+    }
+    WR(mv->readers, 0);
+    struct waiter *taker = queue_pop(tx, mv);    /* while empty, only takers wait */
+    if (taker) {
+        serve(tx, taker, W_SERVED, v);
+    } else {
+        WR(mv->full, 1);
+        WR(mv->value, v);
+    }
+    return true;
+}
+
+static bool read_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
+{
+    if (!RD(mv->full))
+        return false;
+    *out = RD(mv->value);
+    return true;
+}
+
+/* ---- the blocking operations ------------------------------------------------------ */
+
+struct op {
+    lwc_mvar_t    *mv;
+    lwc_word_t     gen;         /* Note [Freeing an MVar] */
+    int            kind;
+    lwc_word_t     v;           /* PUT: the value; TAKE, READ: the result */
+    struct waiter *w;           /* where to wait, if it must */
+    lwc_scont_t   *self;        /* blocks through its upcalls; NULL: the OS thread sleeps */
+    bool           waited;
+};
+
+static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
+{
+    struct op *op = arg;
+    op->waited = false;
+    if (RD(op->mv->gen) != op->gen)
+        return LWC_EBLOCKED_CONCDS;
+    bool done = op->kind == KIND_TAKE ? take_now(tx, op->mv, &op->v)
+              : op->kind == KIND_READ ? read_now(tx, op->mv, &op->v)
+              : put_now(tx, op->mv, op->v);
+    if (done)
+        return 0;
+    struct waiter *w = op->w;
+    WR(w->state, W_WAITING);
+    WR(w->value, op->kind == KIND_PUT ? op->v : 0);
+    WR(w->who, op->self);
+    if (op->kind == KIND_READ) {
+        WR(w->next, RD(op->mv->readers));
+        WR(op->mv->readers, w);
+    } else {
+        queue_push(tx, op->mv, w);
+    }
+    op->waited = true;
+    if (op->self)
+        lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
+    return 0;
+}
+
+/* An OS thread (or an SCont with no scheduler) sleeps here until served. */
+static lwc_word_t wait_served(lwc_tx_t *tx, void *arg)
+{
+    struct waiter *w = arg;
+    if (RD(w->state) == W_WAITING)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+/* Can s block through upcalls?  Without an unblock_thread nobody could wake it. */
+static bool has_scheduler(lwc_scont_t *s)
+{
+    lwc_upcalls_t u;
+    return s && lwc_scont_get_upcalls(s, &u) == LWC_OK && u.switch_to_next && u.unblock_thread;
+}
+
+static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
+{
+    if (!mv || (kind != KIND_PUT && !out))
+        return LWC_EINVAL;
+    lwc_scont_t *self = lwc_scont_self();
+    struct op op = { mv, lwc_pvar_peek(mv->gen), kind, v, waiter_get(),
+                     has_scheduler(self) ? self : NULL, false };
+    if (!op.w)
+        return LWC_ENOMEM;
+    lwc_word_t gone = 0;
+    int err = lwc_atomically(op_body, &op, &gone);
+    if (err == LWC_OK && gone)
+        err = (int)(intptr_t)gone;
+    if (err == LWC_OK && op.waited && !op.self)
+        err = lwc_atomically(wait_served, op.w, NULL);
+    if (err != LWC_OK) {
+        /* Issue 4 (kill) will need to unlink a waiter woken by a throw;
+         * nothing else can wake it unserved. */
+        if (!op.waited)
+            waiter_put(op.w);
+        return err;
+    }
+    if (op.waited) {
+        /* Served: the serving commit came before our resumption. */
+        int state = (int)lwc_pvar_peek(op.w->state);
+        op.v = lwc_pvar_peek(op.w->value);
+        if (state == W_FREED)
+            err = LWC_EBLOCKED_CONCDS;
+    }
+    waiter_put(op.w);
+    if (err == LWC_OK && out)
+        *out = op.v;
+    return err;
+}
+
+int lwc_mvar_take(lwc_mvar_t *mv, lwc_word_t *out) { return run_op(mv, KIND_TAKE, 0, out); }
+int lwc_mvar_read(lwc_mvar_t *mv, lwc_word_t *out) { return run_op(mv, KIND_READ, 0, out); }
+int lwc_mvar_put(lwc_mvar_t *mv, lwc_word_t v)     { return run_op(mv, KIND_PUT, v, NULL); }
+
+/* ---- try-forms and composable forms -------------------------------------------------- */
+
+struct try_op { lwc_mvar_t *mv; int kind; lwc_word_t v; };
+
+static lwc_word_t try_body(lwc_tx_t *tx, void *arg)
+{
+    struct try_op *op = arg;
+    return op->kind == KIND_TAKE ? take_now(tx, op->mv, &op->v) : put_now(tx, op->mv, op->v);
+}
+
+static int try_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
+{
+    if (!mv || (kind == KIND_TAKE && !out))
+        return LWC_EINVAL;
+    struct try_op op = { mv, kind, v };
+    lwc_word_t done = 0;
+    int err = lwc_atomically(try_body, &op, &done);
+    if (err != LWC_OK)
+        return err;
+    if (!done)
+        return LWC_EAGAIN;
+    if (out)
+        *out = op.v;
+    return LWC_OK;
+}
+
+int lwc_mvar_try_take(lwc_mvar_t *mv, lwc_word_t *out) { return try_op(mv, KIND_TAKE, 0, out); }
+int lwc_mvar_try_put(lwc_mvar_t *mv, lwc_word_t v)     { return try_op(mv, KIND_PUT, v, NULL); }
+
+int lwc_mvar_take_tx(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
+{
+    if (!tx || !mv || !out)
+        return LWC_EINVAL;
+    if (!take_now(tx, mv, out))
+        lwc_tx_retry(tx);
+    return LWC_OK;
+}
+
+int lwc_mvar_put_tx(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
+{
+    if (!tx || !mv)
+        return LWC_EINVAL;
+    if (!put_now(tx, mv, v))
+        lwc_tx_retry(tx);
+    return LWC_OK;
+}
+
+/* ---- life ------------------------------------------------------------------------------ */
+
+static lwc_word_t reset_body(lwc_tx_t *tx, void *arg)
+{
+    lwc_word_t *a = arg;                        /* { mv, full, value } */
+    lwc_mvar_t *mv = (lwc_mvar_t *)a[0];
+    WR(mv->full, a[1]);
+    WR(mv->value, a[2]);
+    return 0;
+}
+
+static lwc_mvar_t *mvar_new(lwc_word_t full, lwc_word_t v)
+{
+    lwc_mvar_t *mv = lwc_pool_take(&mvar_pool);
+    if (!mv) {
+        if (!(mv = calloc(1, sizeof *mv)))
+            return NULL;
+        mv->full = lwc_pvar_new(full);
+        mv->value = lwc_pvar_new(v);
+        mv->head = lwc_pvar_new(0);
+        mv->tail = lwc_pvar_new(0);
+        mv->readers = lwc_pvar_new(0);
+        mv->gen = lwc_pvar_new(0);
+        if (!mv->full || !mv->value || !mv->head || !mv->tail || !mv->readers || !mv->gen) {
+            mvar_destroy(mv);
+            return NULL;
+        }
+        return mv;
+    }
+    /* From the pool: free left the queues empty. */
+    lwc_word_t a[3] = { (lwc_word_t)mv, full, v };
+    if (lwc_atomically(reset_body, a, NULL) != LWC_OK) {
+        lwc_pool_give(&mvar_pool, mv);
+        return NULL;
+    }
+    return mv;
+}
+
+lwc_mvar_t *lwc_mvar_new(void)               { return mvar_new(0, 0); }
+lwc_mvar_t *lwc_mvar_new_full(lwc_word_t v)  { return mvar_new(1, v); }
+
+static lwc_word_t free_body(lwc_tx_t *tx, void *arg)
+{
+    lwc_mvar_t *mv = arg;
+    for (struct waiter *w; (w = queue_pop(tx, mv));)
+        serve(tx, w, W_FREED, 0);
+    for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
+        struct waiter *next = (struct waiter *)RD(r->next);
+        serve(tx, r, W_FREED, 0);
+        r = next;
+    }
+    WR(mv->readers, 0);
+    WR(mv->full, 0);
+    WR(mv->gen, RD(mv->gen) + 1);              /* Note [Freeing an MVar] */
+    return 0;
+}
+
+void lwc_mvar_free(lwc_mvar_t *mv)
+{
+    if (!mv)
+        return;
+    int err = lwc_atomically(free_body, mv, NULL);
+    if (err != LWC_OK) {
+        /* Inside a transaction, or out of memory: keep it rather than free it
+         * under its waiters. */
+        fprintf(stderr, "lwc: lwc_mvar_free failed (%s): the MVar is left as it was\n",
+                lwc_strerror(err));
+        return;
+    }
+    lwc_pool_give(&mvar_pool, mv);
+}

@@ -1,0 +1,307 @@
+/* The round-robin scheduler: a FIFO run queue in PVars, on the public API. */
+#include <lwc/lwc.h>
+#include <lwc/rr.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "../common/pool.h"
+#include "rr.h"
+
+/* Note [rr capabilities]
+ * ~~~~~~~~~~~~~~~~~~~~~~
+ * An instance holds every capability it starts until it is closed: a capability
+ * that finds the queue empty sleeps in rr_next's retry, and wakes when a push
+ * writes `head`.  `caps` counts them (started, not yet gone), so a spawn knows
+ * whether to start one more.  Closing makes rr_next give each capability back
+ * once the queue is empty: for lwc_rr_free, once no thread is live either; for
+ * lwc_main, whose function has returned, at once (threads blocked for good
+ * stay where they are).  Only once `caps` is 0 is no capability inside the
+ * instance's code, and its PVars may go.
+ *
+ * A thread is counted out of `live` by a transaction of its own before it
+ * returns, not in switch_to_next when it completes: a switch_to_next that finds
+ * nothing to run retries, and a retry rolls back everything in its transaction,
+ * the decrement too.  Two threads completing on two capabilities would each see
+ * the other still live and both sleep forever. */
+struct lwc_rr {
+    lwc_pvar_t *head, *tail;    /* runnable threads, FIFO */
+    lwc_pvar_t *live;           /* threads spawned whose function has not returned */
+    lwc_pvar_t *caps;           /* capabilities working for rr: Note [rr capabilities] */
+    lwc_pvar_t *closing;        /* RR_OPEN, RR_CLOSING (when idle) or RR_ABANDON (now) */
+    unsigned    max_caps;
+};
+
+/* One per thread, its SCont's local state; type-stable (../common/pool.h). */
+struct rr_thread {
+    lwc_pvar_t  *next;
+    lwc_rr_t    *rr;
+    lwc_scont_t *s;
+    void       (*fn)(void *);
+    void        *arg;
+    void        *pool_next;
+};
+
+static struct lwc_pool pool = LWC_POOL_INIT(struct rr_thread, pool_next);
+
+__attribute__((destructor)) static void pool_drain(void)
+{
+    for (struct rr_thread *t; (t = lwc_pool_take(&pool));) {
+        lwc_pvar_free(t->next);
+        free(t);
+    }
+}
+
+#define RD(pv)      lwc_pvar_read(tx, (pv))
+#define WR(pv, v)   lwc_pvar_write(tx, (pv), (lwc_word_t)(v))
+
+static void push(lwc_tx_t *tx, lwc_rr_t *rr, struct rr_thread *t)
+{
+    WR(t->next, 0);
+    struct rr_thread *last = (struct rr_thread *)RD(rr->tail);
+    if (last)
+        WR(last->next, t);
+    else
+        WR(rr->head, t);
+    WR(rr->tail, t);
+}
+
+static struct rr_thread *pop(lwc_tx_t *tx, lwc_rr_t *rr)
+{
+    struct rr_thread *t = (struct rr_thread *)RD(rr->head);
+    if (t) {
+        struct rr_thread *next = (struct rr_thread *)RD(t->next);
+        WR(rr->head, next);
+        if (!next)
+            WR(rr->tail, 0);
+    }
+    return t;
+}
+
+/* ---- upcalls ------------------------------------------------------------------------ */
+
+static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
+{
+    (void)self; (void)why;
+    lwc_rr_t *rr = env;
+    struct rr_thread *t = pop(tx, rr);
+    if (t)
+        return t->s;
+    lwc_word_t closing = RD(rr->closing);
+    if (closing == RR_OPEN || (closing == RR_CLOSING && RD(rr->live) > 0))
+        lwc_tx_retry(tx);                       /* idle here until a push */
+    WR(rr->caps, RD(rr->caps) - 1);             /* Note [rr capabilities] */
+    return NULL;
+}
+
+static void rr_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
+{
+    push(tx, env, lwc_scont_get_local(s));
+}
+
+lwc_rr_t *lwc_rr_self(void)
+{
+    lwc_scont_t *s = lwc_scont_self();
+    lwc_upcalls_t u;
+    if (!s || lwc_scont_get_upcalls(s, &u) != LWC_OK || u.switch_to_next != rr_next)
+        return NULL;
+    return u.env;
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+static lwc_word_t count_out(lwc_tx_t *tx, void *arg)
+{
+    lwc_rr_t *rr = arg;
+    WR(rr->live, RD(rr->live) - 1);
+    return 0;
+}
+
+static void trampoline(void *arg)
+{
+    struct rr_thread *t = arg;
+    t->fn(t->arg);
+    lwc_rr_t *rr = t->rr;
+    lwc_scont_release(t->s);                    /* alive until it completes */
+    lwc_pool_give(&pool, t);
+    lwc_atomically(count_out, rr, NULL);        /* Note [rr capabilities] */
+}
+
+struct spawn { lwc_rr_t *rr; struct rr_thread *t; bool start; };
+
+static lwc_word_t spawn_body(lwc_tx_t *tx, void *arg)
+{
+    struct spawn *sp = arg;
+    lwc_rr_t *rr = sp->rr;
+    if (RD(rr->closing) != RR_OPEN)
+        return LWC_EINVAL;
+    WR(rr->live, RD(rr->live) + 1);
+    lwc_word_t caps = RD(rr->caps);
+    sp->start = caps < rr->max_caps;
+    if (sp->start)
+        WR(rr->caps, caps + 1);
+    else
+        push(tx, rr, sp->t);
+    return LWC_OK;
+}
+
+/* Undo a start that found no idle capability: queue it, or give up if rr has
+ * no capability to run it. */
+static lwc_word_t unstart_body(lwc_tx_t *tx, void *arg)
+{
+    struct spawn *sp = arg;
+    lwc_word_t caps = RD(sp->rr->caps) - 1;
+    WR(sp->rr->caps, caps);
+    if (caps == 0) {
+        WR(sp->rr->live, RD(sp->rr->live) - 1);
+        return LWC_EBUSY;
+    }
+    push(tx, sp->rr, sp->t);
+    return LWC_OK;
+}
+
+static struct rr_thread *thread_new(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+{
+    struct rr_thread *t = lwc_pool_take(&pool);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t)))
+            return NULL;
+        if (!(t->next = lwc_pvar_new(0))) {
+            free(t);
+            return NULL;
+        }
+    }
+    t->rr = rr;
+    t->fn = fn;
+    t->arg = arg;
+    if (!(t->s = lwc_scont_new(trampoline, t, NULL))) {
+        lwc_pool_give(&pool, t);
+        return NULL;
+    }
+    lwc_upcalls_t u = { rr_next, rr_unblock, rr };
+    lwc_scont_set_upcalls(t->s, &u);
+    lwc_scont_set_local(t->s, t);
+    return t;
+}
+
+int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+{
+    if (!rr || !fn)
+        return LWC_EINVAL;
+    struct spawn sp = { rr, thread_new(rr, fn, arg), false };
+    if (!sp.t)
+        return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
+    lwc_scont_t *s = sp.t->s;
+    lwc_word_t err = LWC_OK;
+    int terr = lwc_atomically(spawn_body, &sp, &err);
+    if (terr == LWC_OK && err == LWC_OK && sp.start && lwc_cap_start(s) != LWC_OK) {
+        terr = lwc_atomically(unstart_body, &sp, &err);
+    }
+    if (terr != LWC_OK || err != LWC_OK) {
+        /* Never ran: its SCont and node go back. */
+        lwc_scont_release(s);
+        lwc_pool_give(&pool, sp.t);
+        return terr != LWC_OK ? terr : (int)(intptr_t)err;
+    }
+    return LWC_OK;
+}
+
+static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
+{
+    lwc_rr_t *rr = arg;
+    *st = LWC_BLOCKED_ON_SCHED;
+    struct rr_thread *next = pop(tx, rr);
+    if (!next)
+        return self;                            /* nobody else: carry on */
+    push(tx, rr, lwc_scont_get_local(self));
+    return next->s;
+}
+
+int lwc_rr_yield(void)
+{
+    lwc_rr_t *rr = lwc_rr_self();
+    return rr ? lwc_switch(yield_body, rr) : LWC_EINVAL;
+}
+
+/* ---- instances ------------------------------------------------------------------------- */
+
+lwc_rr_t *lwc_rr_new(unsigned max_caps)
+{
+    unsigned ncaps = lwc_cap_count();
+    if (ncaps == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    lwc_rr_t *rr = calloc(1, sizeof *rr);
+    if (!rr)
+        goto nomem;
+    rr->max_caps = max_caps && max_caps < ncaps ? max_caps : ncaps;
+    rr->head = lwc_pvar_new(0);
+    rr->tail = lwc_pvar_new(0);
+    rr->live = lwc_pvar_new(0);
+    rr->caps = lwc_pvar_new(0);
+    rr->closing = lwc_pvar_new(RR_OPEN);
+    if (rr->head && rr->tail && rr->live && rr->caps && rr->closing)
+        return rr;
+    lwc_rr_free_memory(rr);
+nomem:
+    errno = ENOMEM;
+    return NULL;
+}
+
+static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
+{
+    lwc_rr_t *rr = arg;
+    if (RD(rr->live) > 0)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+int lwc_rr_wait(lwc_rr_t *rr)
+{
+    if (!rr)
+        return LWC_EINVAL;
+    return lwc_atomically(wait_idle, rr, NULL);
+}
+
+static lwc_word_t close_body(lwc_tx_t *tx, void *arg)
+{
+    void **a = arg;
+    lwc_rr_t *rr = a[0];
+    WR(rr->closing, (lwc_word_t)a[1]);
+    return 0;
+}
+
+static lwc_word_t wait_caps_gone(lwc_tx_t *tx, void *arg)
+{
+    lwc_rr_t *rr = arg;
+    if (RD(rr->caps) > 0)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+int lwc_rr_close(lwc_rr_t *rr, int how)
+{
+    void *a[2] = { rr, (void *)(uintptr_t)how };
+    int err = lwc_atomically(close_body, a, NULL);
+    return err != LWC_OK ? err : lwc_atomically(wait_caps_gone, rr, NULL);
+}
+
+void lwc_rr_free_memory(lwc_rr_t *rr)
+{
+    lwc_pvar_free(rr->head);
+    lwc_pvar_free(rr->tail);
+    lwc_pvar_free(rr->live);
+    lwc_pvar_free(rr->caps);
+    lwc_pvar_free(rr->closing);
+    free(rr);
+}
+
+void lwc_rr_free(lwc_rr_t *rr)
+{
+    if (!rr)
+        return;
+    lwc_rr_wait(rr);
+    lwc_rr_close(rr, RR_CLOSING);
+    lwc_rr_free_memory(rr);
+}
