@@ -746,6 +746,10 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
         tx_begin(t, tx, sleeps_thread);
         if (TX_SETJMP(tx) == 0) {
             lwc_word_t r = fn(tx, arg);
+            /* Note [Releasing a capability] in substrate/cap.c */
+            bool releasing = tx->has_switch && !tx->target && t->cap && t->request == REQ_NONE;
+            if (__builtin_expect(releasing, 0))
+                lwc_cap_set_releasing(t->cap, true);
             if (__builtin_expect(tx_commit(t, tx), 1)) {
                 tx->active = false;
                 if (result)
@@ -761,6 +765,8 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                 return LWC_OK;
             }
             tx->active = false;
+            if (releasing)
+                lwc_cap_set_releasing(t->cap, false);
             backoff(attempt);
             continue;
         }

@@ -148,7 +148,7 @@ static void handle_request(struct lwc_thread *t)
     if (req == REQ_HANDOFF)
         lwc_thread_mail(to->bound ? to->bound : cap->worker, cap, to);
     else if (cap)
-        atomic_store_explicit(&cap->busy, 0, memory_order_release);
+        atomic_store_explicit(&cap->busy, CAP_IDLE, memory_order_release);
 }
 
 /* Run what the mailbox brings until the thread's own SCont completes (bound and
@@ -205,14 +205,36 @@ struct lwc_thread *lwc_thread_new_bound(lwc_scont_t *s)
 
 /* ---- Capabilities ------------------------------------------------------------ */
 
+/* Note [Releasing a capability]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A scheduler gives a capability back by returning NULL from switch_to_next,
+ * and usually records that in the same transaction (rr and ws count their
+ * capabilities in a PVar).  Another thread that sees the count drop may at once
+ * ask for an idle capability, for a new instance say, and must not be told
+ * LWC_EBUSY because the OS thread is still on its way back to its native stack.
+ * So lwc_tx_run marks the capability CAP_RELEASING before it commits such a
+ * switch (and back to CAP_BUSY if the commit fails), and cap_take_idle waits
+ * for a releasing capability instead of failing: the wait is the few
+ * instructions between the commit and handle_request. */
+void lwc_cap_set_releasing(struct lwc_cap *cap, bool on)
+{
+    atomic_store_explicit(&cap->busy, on ? CAP_RELEASING : CAP_BUSY, memory_order_release);
+}
+
 static struct lwc_cap *cap_take_idle(void)
 {
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
-        int idle = 0;
-        if (atomic_compare_exchange_strong(&lwc_rt.caps[i].busy, &idle, 1))
-            return &lwc_rt.caps[i];
+    for (unsigned spin = 0;; spin++) {
+        bool releasing = false;
+        for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+            int idle = CAP_IDLE;
+            if (atomic_compare_exchange_strong(&lwc_rt.caps[i].busy, &idle, CAP_BUSY))
+                return &lwc_rt.caps[i];
+            releasing |= idle == CAP_RELEASING;
+        }
+        if (!releasing)
+            return NULL;
+        lwc_spin_step(spin);
     }
-    return NULL;
 }
 
 static lwc_word_t resume_body(lwc_tx_t *tx, void *arg)
@@ -234,7 +256,7 @@ int lwc_cap_start(lwc_scont_t *s)
         return LWC_EBUSY;
     int err = lwc_tx_run(resume_body, s, NULL, true);
     if (err != LWC_OK) {
-        atomic_store(&cap->busy, 0);
+        atomic_store(&cap->busy, CAP_IDLE);
         return err;
     }
     lwc_thread_mail(s->bound ? s->bound : cap->worker, cap, s);
@@ -286,7 +308,7 @@ int lwc_eval(lwc_scont_t *s)
     if (cap) {
         err = lwc_tx_run(resume_body, s, NULL, true);
         if (err != LWC_OK)
-            atomic_store(&cap->busy, 0);
+            atomic_store(&cap->busy, CAP_IDLE);
     } else {
         err = lwc_tx_run(eval_unblock_body, s, NULL, true);
     }

@@ -91,9 +91,13 @@ int  lwc_scont_take_error(lwc_scont_t *s);
 
 struct lwc_cap {
     unsigned          id;
-    _Atomic int       busy;       /* 0: idle, anyone may take it */
+    _Atomic int       busy;       /* CAP_IDLE (anyone may take it), CAP_BUSY, CAP_RELEASING */
     struct lwc_thread *worker;    /* its own OS thread, runs every unbound SCont */
 };
+
+enum { CAP_IDLE, CAP_BUSY, CAP_RELEASING };
+/* A transaction that will give its capability back is committing (or stops). */
+void lwc_cap_set_releasing(struct lwc_cap *cap, bool on);
 
 enum thread_request { REQ_NONE, REQ_RELEASE, REQ_HANDOFF, REQ_EXIT };
 enum thread_kind { THREAD_FOREIGN, THREAD_WORKER, THREAD_BOUND, THREAD_HOST };
@@ -152,6 +156,7 @@ struct lwc_runtime {
     pthread_mutex_t    lock;        /* threads list, SCont list */
     struct lwc_thread *threads;
     lwc_scont_t       *sconts;
+    lwc_scont_t       *scont_pool;     /* freed SConts: Note [Type-stable SConts] */
 };
 extern struct lwc_runtime lwc_rt;
 

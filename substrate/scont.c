@@ -24,6 +24,55 @@ static _Atomic uint64_t next_id = 1;
 
 static void scont_entry(lwc_transfer_t tr, void *arg);
 
+/* Note [Type-stable SConts]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A transaction that another capability has already doomed may hold a pointer
+ * to an SCont that has since completed and been freed (it read a waiter's or a
+ * queue's stale link), and it reads the SCont's upcalls and status before PTM
+ * validation throws it away.  Those loads must land on an SCont, never on memory
+ * malloc has handed to something else.  So a freed SCont struct goes to
+ * lwc_rt.scont_pool and is reused by the next lwc_scont_new; only
+ * lwc_scont_free_all, when no runtime thread runs, gives the structs back.  A
+ * reused SCont is re-initialised field by field, the words others may read
+ * (status, upcalls, local) with atomic stores: a doomed reader then sees old or
+ * new values, and validation rejects it either way because the link it followed
+ * has changed.  Upcalls must therefore act only through their transaction: a
+ * doomed one may call them on a recycled SCont (schedulers/README.md). */
+static lwc_scont_t *scont_alloc(void)
+{
+    pthread_mutex_lock(&lwc_rt.lock);
+    lwc_scont_t *s = lwc_rt.scont_pool;
+    if (s)
+        lwc_rt.scont_pool = s->all_next;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    if (!s)
+        return calloc(1, sizeof *s);
+    atomic_store_explicit(&s->status.value, LWC_BLOCKED_ON_SCHED, memory_order_relaxed);
+    atomic_store_explicit(&s->retry_pv.value, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->switching_out, 0, memory_order_relaxed);
+    lwc_upcalls_t none = { 0 };
+    lwc_scont_set_upcalls(s, &none);
+    atomic_store_explicit(&s->local, NULL, memory_order_relaxed);
+    s->name = NULL;
+    s->bound = NULL;
+    s->bound_own = s->completed = s->release_on_complete = false;
+    s->retry_nodes = NULL;
+    s->retry_nnodes = 0;
+    s->wake_error = 0;
+    s->retry_epoch = 0;
+    memset(&s->stack, 0, sizeof s->stack);
+    s->all_prev = s->all_next = NULL;
+    return s;
+}
+
+static void scont_recycle(lwc_scont_t *s)
+{
+    pthread_mutex_lock(&lwc_rt.lock);
+    s->all_next = lwc_rt.scont_pool;
+    lwc_rt.scont_pool = s;
+    pthread_mutex_unlock(&lwc_rt.lock);
+}
+
 static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
                                  const lwc_scont_attr_t *attr, bool bound)
 {
@@ -34,7 +83,7 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         return NULL;
     }
     size_t size = attr && attr->stack_size ? attr->stack_size : lwc_stack_default_size();
-    lwc_scont_t *s = calloc(1, sizeof *s);
+    lwc_scont_t *s = scont_alloc();
     if (!s)
         goto nomem;
     if (attr && attr->name && !(s->name = strdup(attr->name)))
@@ -46,7 +95,7 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
     s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     s->fn = fn;
     s->arg = arg;
-    atomic_init(&s->refs, 2);               /* the handle, and being alive */
+    atomic_store_explicit(&s->refs, 2, memory_order_relaxed);   /* the handle, and being alive */
     struct lwc_thread *t = lwc_thread_peek();
     if (t && t->current) {
         lwc_upcalls_t u;
@@ -71,9 +120,10 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
     pthread_mutex_unlock(&lwc_rt.lock);
     return s;
 nomem:
-    if (s)
+    if (s) {
         free(s->name);
-    free(s);
+        scont_recycle(s);
+    }
     errno = ENOMEM;
     return NULL;
 }
@@ -94,7 +144,8 @@ static void scont_free(lwc_scont_t *s)
         lwc_stack_put(&s->stack);
     lwc_san_scont_free(s);
     free(s->name);
-    free(s);
+    s->name = NULL;
+    scont_recycle(s);
 }
 
 void lwc_scont_ref(lwc_scont_t *s)
@@ -133,6 +184,11 @@ void lwc_scont_free_all(void)
         if (s->retry_nodes)
             lwc_retry_forget(s->retry_nodes, s->retry_nnodes);
         scont_free(s);
+        s = next;
+    }
+    for (s = lwc_rt.scont_pool, lwc_rt.scont_pool = NULL; s;) {
+        lwc_scont_t *next = s->all_next;
+        free(s);
         s = next;
     }
 }

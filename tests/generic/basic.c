@@ -6,6 +6,12 @@
 #include <lwc/sched.h>
 #include <string.h>
 
+/* Each test runs on 1 and then 2 capabilities: lwc_main reads LWC_CAPS. */
+static void use_caps(int i)
+{
+    setenv("LWC_CAPS", i ? "2" : "1", 1);
+}
+
 /* ---- spawn, yield, join ------------------------------------------------------------ */
 
 #define WORKERS 50
@@ -35,6 +41,7 @@ static void spawn_join_main(void *arg)
 
 START_TEST(test_spawn_yield_join)
 {
+    use_caps(_i);
     struct counts c = { 0 };
     ck_assert_int_eq(lwc_main(spawn_join_main, &c), LWC_OK);
     ck_assert_int_eq(c.joined, WORKERS);
@@ -67,6 +74,7 @@ static void fan_main(void *arg)
 
 START_TEST(test_detached_threads_and_mvar)
 {
+    use_caps(_i);
     struct fan f = { lwc_mvar_new(), scaled(20000) };
     ck_assert_int_eq(lwc_main(fan_main, &f), LWC_OK);
     lwc_word_t v;
@@ -106,11 +114,85 @@ static void pinger(void *arg)
 
 START_TEST(test_pingpong)
 {
+    use_caps(_i);
     struct pingpong p = { lwc_mvar_new(), lwc_mvar_new(), scaled(50000), 0 };
     ck_assert_int_eq(lwc_main(pinger, &p), LWC_OK);
     ck_assert_uint_eq(p.sum, (lwc_word_t)p.rounds * p.rounds);   /* sum of 2i+1 */
     lwc_mvar_free(p.ping);
     lwc_mvar_free(p.pong);
+}
+END_TEST
+
+/* ---- fib with a joinable spawn per call ------------------------------------------------ */
+
+struct fib { unsigned n; lwc_word_t r; };
+
+static void fib(void *arg)
+{
+    struct fib *f = arg;
+    if (f->n < 2) {
+        f->r = f->n;
+        return;
+    }
+    struct fib a = { f->n - 1, 0 }, b = { f->n - 2, 0 };
+    lwc_joinable_t *j;
+    ck_assert_int_eq(lwc_spawn_joinable(fib, &a, &j), LWC_OK);
+    fib(&b);
+    ck_assert_int_eq(lwc_join(j), LWC_OK);
+    f->r = a.r + b.r;
+}
+
+START_TEST(test_fib)
+{
+    use_caps(_i);
+    struct fib f = { LIGHT_RUN() ? 12 : 20, 0 };
+    ck_assert_int_eq(lwc_main(fib, &f), LWC_OK);
+    ck_assert_uint_eq(f.r, LIGHT_RUN() ? 144 : 6765);
+}
+END_TEST
+
+/* ---- yield is fair ------------------------------------------------------------------------- */
+
+#define FAIR_THREADS 4
+#define FAIR_ROUNDS  50
+
+struct fair { atomic_uint done[FAIR_THREADS]; atomic_int unfair; lwc_joinable_t *j[FAIR_THREADS]; };
+struct fair_arg { struct fair *f; unsigned id; };
+
+/* On one capability a yield must let every other runnable thread run first:
+ * no thread gets two rounds ahead of another. */
+static void fair_worker(void *arg)
+{
+    struct fair_arg *a = arg;
+    for (unsigned r = 1; r <= FAIR_ROUNDS; r++) {
+        atomic_store(&a->f->done[a->id], r);
+        for (unsigned o = 0; o < FAIR_THREADS; o++)
+            if (atomic_load(&a->f->done[o]) + 1 < r)
+                atomic_store(&a->f->unfair, 1);
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    }
+}
+
+static void fair_main(void *arg)
+{
+    struct fair *f = arg;
+    struct fair_arg a[FAIR_THREADS];
+    for (unsigned i = 0; i < FAIR_THREADS; i++) {
+        a[i] = (struct fair_arg){ f, i };
+        ck_assert_int_eq(lwc_spawn_joinable(fair_worker, &a[i], &f->j[i]), LWC_OK);
+    }
+    for (unsigned i = 0; i < FAIR_THREADS; i++)
+        ck_assert_int_eq(lwc_join(f->j[i]), LWC_OK);
+}
+
+START_TEST(test_yield_is_fair)
+{
+    use_caps(0);
+    struct fair f = { 0 };
+    ck_assert_int_eq(lwc_main(fair_main, &f), LWC_OK);
+    for (unsigned i = 0; i < FAIR_THREADS; i++)
+        ck_assert_uint_eq(atomic_load(&f.done[i]), FAIR_ROUNDS);
+    ck_assert_int_eq(atomic_load(&f.unfair), 0);
 }
 END_TEST
 
@@ -134,9 +216,11 @@ int main(void)
     Suite *s = suite_create(lwc_sched_name());
     TCase *tc = tcase_create("generic");
     tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, test_spawn_yield_join);
-    tcase_add_test(tc, test_detached_threads_and_mvar);
-    tcase_add_test(tc, test_pingpong);
+    tcase_add_loop_test(tc, test_spawn_yield_join, 0, 2);
+    tcase_add_loop_test(tc, test_detached_threads_and_mvar, 0, 2);
+    tcase_add_loop_test(tc, test_pingpong, 0, 2);
+    tcase_add_loop_test(tc, test_fib, 0, 2);
+    tcase_add_test(tc, test_yield_is_fair);
     tcase_add_test(tc, test_outside_the_runtime);
     suite_add_tcase(s, tc);
     return run_suite(s);

@@ -1,0 +1,40 @@
+/* The scheduler interface (lwc/sched.h) on ws: one instance over every
+ * capability that lwc_main starts, and whatever instance the calling thread
+ * belongs to. */
+#include <lwc/lwc.h>
+#include <lwc/sched.h>
+
+#include "../common/main.h"
+#include "ws.h"
+
+static void *main_ws;
+
+static void *ws_create(void) { return lwc_ws_new(0); }
+static int   ws_spawn(void *ws, void (*fn)(void *), void *arg) { return lwc_ws_spawn(ws, fn, arg); }
+static void  ws_drain(void *ws) { lwc_ws_close(ws, WS_DRAIN); }
+static void  ws_free(void *ws) { lwc_ws_free_memory(ws); }
+
+static const struct lwc_main_ops ws_ops = { ws_create, ws_spawn, ws_drain, ws_free };
+
+int lwc_main(void (*fn)(void *), void *arg)
+{
+    return lwc_main_run(&ws_ops, &main_ws, fn, arg);
+}
+
+int lwc_spawn(void (*fn)(void *), void *arg)
+{
+    lwc_ws_t *ws = lwc_ws_self();
+    if (!ws && !(ws = main_ws))
+        return LWC_EINVAL;
+    return lwc_ws_spawn(ws, fn, arg);
+}
+
+int lwc_yield(void)
+{
+    return lwc_ws_yield();
+}
+
+const char *lwc_sched_name(void)
+{
+    return "ws";
+}

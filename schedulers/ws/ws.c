@@ -1,0 +1,506 @@
+/* The work-stealing scheduler: a Chase-Lev deque per capability (deque.h),
+ * a shared FIFO in PVars for threads woken by transactions, on the public API. */
+#include <lwc/lwc.h>
+#include <lwc/ws.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/pool.h"
+#include "deque.h"
+#include "ws.h"
+
+/* Note [Where runnable threads wait]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A spawn by a thread of ws pushes the new thread on the deque of the
+ * capability it runs on: no transaction, a few plain atomics.  Everything made
+ * runnable inside a transaction (unblock_thread, a yield, a spawn from outside
+ * ws) goes to the instance's shared queue, `head`/`tail` in PVars, because a
+ * deque push cannot be rolled back when the transaction re-runs.  A yield goes
+ * there too: the deque is LIFO for its owner, and a yielder pushed on it would
+ * be taken straight back.
+ *
+ * A capability looks for work in this order: its stash, its own deque (newest
+ * first), the shared queue, then the other deques (oldest first, random victims
+ * then a sweep of all).  Every 61st look starts with the shared queue, so woken
+ * and yielding threads are not starved by a capability that keeps spawning.
+ *
+ * Note [The stash]
+ * ~~~~~~~~~~~~~~~~
+ * switch_to_next runs inside a transaction, but taking from a deque is not
+ * transactional: if the transaction re-runs, the thread taken must not be lost
+ * or taken again.  So a thread taken from a deque goes to the capability's
+ * stash first, a plain field only this capability touches; a re-run finds it
+ * there.  A deferred action clears the stash once a transaction that switched
+ * to it has committed (deferred actions run after the switch has landed).  If
+ * the re-run takes another path and does not switch (an MVar take that finds a
+ * value this time), the thread stays in the stash until this capability next
+ * looks for work, which it does first: it is late, never lost.
+ *
+ * Note [Sleeping and waking]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A capability with nothing to do sleeps in its switch_to_next's lwc_tx_retry.
+ * The shared queue and the instance state are PVars it has read, so a write to
+ * them wakes it.  Deque pushes write no PVar, so a sleeper must be woken by the
+ * pusher: the sleeper sets its `sleeping` flag (counted in `nsleeping`), issues
+ * a seq_cst fence, and looks at every deque once more; a pusher pushes, issues
+ * a seq_cst fence, and reads `nsleeping`.  This is Dekker's shape: at least one
+ * sees the other.  Either the sleeper finds the thread, or the pusher sees a
+ * sleeper and writes `wake`, which the sleeper read in the transaction that
+ * retries, so the retry returns at once or is woken.  A sleeper that wakes to
+ * find nothing (another took it) sleeps again; its flag is already up.
+ *
+ * Note [ws capabilities]
+ * ~~~~~~~~~~~~~~~~~~~~~~
+ * As in rr (Note [rr capabilities] in ../rr/rr.c): an instance holds the
+ * capabilities it starts until it is closed, `caps` counts them, and its memory
+ * may go only once `caps` is 0.  `live` counts threads whose function has not
+ * returned; it is a plain atomic, changed by every spawn, so a spawn needs no
+ * transaction.  Whoever brings it to 0 writes the PVar `quiet`, which waiters
+ * for "no thread live" read before they load `live`: a decrement they miss is
+ * followed by a write that wakes them. */
+struct ws_worker {
+    struct deque       dq;
+    struct ws_thread  *stash;       /* Note [The stash] */
+    _Atomic int        sleeping;    /* Note [Sleeping and waking] */
+    unsigned           rng, ticks;
+} __attribute__((aligned(64)));
+
+struct lwc_ws {
+    lwc_pvar_t        *head, *tail; /* the shared queue: Note [Where runnable threads wait] */
+    lwc_pvar_t        *caps;        /* Note [ws capabilities] */
+    lwc_pvar_t        *closing;     /* WS_OPEN, WS_CLOSING or WS_DRAIN */
+    lwc_pvar_t        *wake;        /* written to wake sleepers */
+    lwc_pvar_t        *quiet;       /* written when `live` reaches 0 */
+    _Atomic long       live;
+    _Atomic unsigned   nsleeping;
+    unsigned           max_caps, nslots;
+    struct ws_worker  *workers;     /* one per capability of the runtime */
+};
+
+/* One per thread, its SCont's local state; type-stable (../common/pool.h). */
+struct ws_thread {
+    lwc_pvar_t  *next;
+    lwc_ws_t    *ws;
+    lwc_scont_t *s;
+    void       (*fn)(void *);
+    void        *arg;
+    void        *pool_next;
+};
+
+static struct lwc_pool pool = LWC_POOL_INIT(struct ws_thread, pool_next);
+
+__attribute__((destructor)) static void pool_drain(void)
+{
+    for (struct ws_thread *t; (t = lwc_pool_take(&pool));) {
+        lwc_pvar_free(t->next);
+        free(t);
+    }
+}
+
+#define RD(pv)      lwc_pvar_read(tx, (pv))
+#define WR(pv, v)   lwc_pvar_write(tx, (pv), (lwc_word_t)(v))
+
+/* ---- the shared queue ------------------------------------------------------------ */
+
+static void shared_push(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_thread *t)
+{
+    WR(t->next, 0);
+    struct ws_thread *last = (struct ws_thread *)RD(ws->tail);
+    if (last)
+        WR(last->next, t);
+    else
+        WR(ws->head, t);
+    WR(ws->tail, t);
+}
+
+static struct ws_thread *shared_pop(lwc_tx_t *tx, lwc_ws_t *ws)
+{
+    struct ws_thread *t = (struct ws_thread *)RD(ws->head);
+    if (t) {
+        struct ws_thread *next = (struct ws_thread *)RD(t->next);
+        WR(ws->head, next);
+        if (!next)
+            WR(ws->tail, 0);
+    }
+    return t;
+}
+
+/* ---- finding work ---------------------------------------------------------------- */
+
+static unsigned next_random(struct ws_worker *w)
+{
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 17;
+    w->rng ^= w->rng << 5;
+    return w->rng;
+}
+
+/* A thread from another capability's deque, or NULL.  A few random victims
+ * first; then, if `sweep`, every deque until each has been seen empty, which
+ * is what Note [Sleeping and waking] needs before sleeping. */
+static struct ws_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
+{
+    unsigned n = ws->nslots, me = (unsigned)(w - ws->workers);
+    if (n < 2)
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned v = next_random(w) % n;
+        void *x = v == me ? NULL : deque_steal(&ws->workers[v].dq);
+        if (x && x != DEQUE_ABORT)
+            return x;
+    }
+    for (unsigned v = 0; sweep && v < n; v++) {
+        void *x;
+        while (v != me && (x = deque_steal(&ws->workers[v].dq)) != NULL)
+            if (x != DEQUE_ABORT)
+                return x;
+    }
+    return NULL;
+}
+
+static void stash_clear(void *w)
+{
+    ((struct ws_worker *)w)->stash = NULL;
+}
+
+/* The next thread for this capability, in the order of Note [Where runnable
+ * threads wait], or NULL. */
+static struct ws_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_worker *w, bool sweep)
+{
+    struct ws_thread *t;
+    if (!w->stash && ++w->ticks % 61 == 0 && (t = shared_pop(tx, ws)))
+        return t;
+    if (!w->stash)
+        w->stash = deque_take(&w->dq);
+    if (!w->stash) {
+        if ((t = shared_pop(tx, ws)))
+            return t;
+        w->stash = steal(ws, w, sweep);
+    }
+    if (w->stash)
+        lwc_tx_defer(tx, stash_clear, w);   /* Note [The stash] */
+    return w->stash;
+}
+
+static struct ws_worker *worker_here(lwc_ws_t *ws)
+{
+    unsigned c = lwc_cap_self();
+    return c < ws->nslots ? &ws->workers[c] : NULL;
+}
+
+static void set_awake(lwc_ws_t *ws, struct ws_worker *w)
+{
+    if (atomic_load_explicit(&w->sleeping, memory_order_relaxed)) {
+        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&ws->nsleeping, 1, memory_order_relaxed);
+    }
+}
+
+static lwc_word_t bump_body(lwc_tx_t *tx, void *pv)
+{
+    WR(pv, RD(pv) + 1);
+    return 0;
+}
+
+/* After a deque push: Note [Sleeping and waking]. */
+static void wake_a_sleeper(lwc_ws_t *ws)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&ws->nsleeping, memory_order_relaxed))
+        lwc_atomically(bump_body, ws->wake, NULL);
+}
+
+/* ---- upcalls ------------------------------------------------------------------------ */
+
+static bool must_stay(lwc_tx_t *tx, lwc_ws_t *ws)
+{
+    lwc_word_t closing = RD(ws->closing);
+    if (closing == WS_OPEN)
+        return true;
+    if (closing == WS_DRAIN)
+        return false;
+    RD(ws->quiet);                              /* before `live`: Note [ws capabilities] */
+    return atomic_load(&ws->live) > 0;
+}
+
+static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
+{
+    (void)self; (void)why;
+    lwc_ws_t *ws = env;
+    struct ws_worker *w = worker_here(ws);
+    struct ws_thread *t = find_work(tx, ws, w, false);
+    if (!t && must_stay(tx, ws)) {
+        RD(ws->wake);
+        if (!atomic_exchange(&w->sleeping, 1))  /* Note [Sleeping and waking] */
+            atomic_fetch_add(&ws->nsleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!(t = find_work(tx, ws, w, true)))
+            lwc_tx_retry(tx);
+    }
+    set_awake(ws, w);
+    if (t)
+        return t->s;
+    WR(ws->caps, RD(ws->caps) - 1);             /* Note [ws capabilities] */
+    return NULL;
+}
+
+static void ws_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
+{
+    shared_push(tx, env, lwc_scont_get_local(s));
+}
+
+lwc_ws_t *lwc_ws_self(void)
+{
+    lwc_scont_t *s = lwc_scont_self();
+    lwc_upcalls_t u;
+    if (!s || lwc_scont_get_upcalls(s, &u) != LWC_OK || u.switch_to_next != ws_next)
+        return NULL;
+    return u.env;
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+static void count_out(lwc_ws_t *ws)
+{
+    if (atomic_fetch_sub(&ws->live, 1) == 1)
+        lwc_atomically(bump_body, ws->quiet, NULL);
+}
+
+static void trampoline(void *arg)
+{
+    struct ws_thread *t = arg;
+    t->fn(t->arg);
+    lwc_ws_t *ws = t->ws;
+    lwc_scont_release(t->s);                    /* alive until it completes */
+    lwc_pool_give(&pool, t);
+    count_out(ws);
+}
+
+static struct ws_thread *thread_new(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+{
+    struct ws_thread *t = lwc_pool_take(&pool);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t)))
+            return NULL;
+        if (!(t->next = lwc_pvar_new(0))) {
+            free(t);
+            return NULL;
+        }
+    }
+    t->ws = ws;
+    t->fn = fn;
+    t->arg = arg;
+    if (!(t->s = lwc_scont_new(trampoline, t, NULL))) {
+        lwc_pool_give(&pool, t);
+        return NULL;
+    }
+    lwc_upcalls_t u = { ws_next, ws_unblock, ws };
+    lwc_scont_set_upcalls(t->s, &u);
+    lwc_scont_set_local(t->s, t);
+    return t;
+}
+
+struct spawn { lwc_ws_t *ws; struct ws_thread *t; bool start; };
+
+/* While ws has fewer capabilities than it may use: claim one more. */
+static lwc_word_t claim_cap_body(lwc_tx_t *tx, void *arg)
+{
+    struct spawn *sp = arg;
+    lwc_word_t caps = RD(sp->ws->caps);
+    if (RD(sp->ws->closing) != WS_OPEN)
+        return LWC_EINVAL;
+    sp->start = caps < sp->ws->max_caps;
+    if (sp->start)
+        WR(sp->ws->caps, caps + 1);
+    return LWC_OK;
+}
+
+/* A start that found no idle capability: give the claim back, and queue the
+ * thread unless ws has no capability at all to run it. */
+static lwc_word_t unclaim_body(lwc_tx_t *tx, void *arg)
+{
+    struct spawn *sp = arg;
+    lwc_word_t caps = RD(sp->ws->caps) - 1;
+    WR(sp->ws->caps, caps);
+    if (caps == 0)
+        return LWC_EBUSY;
+    shared_push(tx, sp->ws, sp->t);
+    return LWC_OK;
+}
+
+static lwc_word_t shared_push_body(lwc_tx_t *tx, void *arg)
+{
+    struct spawn *sp = arg;
+    if (RD(sp->ws->closing) != WS_OPEN)
+        return LWC_EINVAL;
+    shared_push(tx, sp->ws, sp->t);
+    return LWC_OK;
+}
+
+/* Where a new thread goes: a new capability, the caller's deque, or the
+ * shared queue.  Returns 0 or an error with the thread not queued. */
+static int place(struct spawn *sp)
+{
+    lwc_ws_t *ws = sp->ws;
+    lwc_word_t err = LWC_OK;
+    int terr;
+    if (lwc_pvar_peek(ws->caps) < ws->max_caps) {
+        terr = lwc_atomically(claim_cap_body, sp, &err);
+        if (terr != LWC_OK || err != LWC_OK)
+            return terr != LWC_OK ? terr : (int)err;
+        if (sp->start) {
+            if (lwc_cap_start(sp->t->s) == LWC_OK)
+                return LWC_OK;
+            terr = lwc_atomically(unclaim_body, sp, &err);
+            return terr != LWC_OK ? terr : (int)err;
+        }
+    }
+    struct ws_worker *w = lwc_ws_self() == ws ? worker_here(ws) : NULL;
+    if (w && deque_push(&w->dq, sp->t) == 0) {
+        wake_a_sleeper(ws);
+        return LWC_OK;
+    }
+    terr = lwc_atomically(shared_push_body, sp, &err);
+    return terr != LWC_OK ? terr : (int)err;
+}
+
+int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+{
+    if (!ws || !fn)
+        return LWC_EINVAL;
+    if (lwc_pvar_peek(ws->closing) != WS_OPEN)
+        return LWC_EINVAL;
+    struct spawn sp = { ws, thread_new(ws, fn, arg), false };
+    if (!sp.t)
+        return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
+    atomic_fetch_add(&ws->live, 1);
+    int err = place(&sp);
+    if (err != LWC_OK) {
+        /* Never ran: its SCont and node go back. */
+        lwc_scont_release(sp.t->s);
+        lwc_pool_give(&pool, sp.t);
+        count_out(ws);
+    }
+    return err;
+}
+
+static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
+{
+    lwc_ws_t *ws = arg;
+    *st = LWC_BLOCKED_ON_SCHED;
+    struct ws_thread *next = find_work(tx, ws, worker_here(ws), false);
+    if (!next)
+        return self;                            /* nobody else: carry on */
+    shared_push(tx, ws, lwc_scont_get_local(self));
+    return next->s;
+}
+
+int lwc_ws_yield(void)
+{
+    lwc_ws_t *ws = lwc_ws_self();
+    return ws ? lwc_switch(yield_body, ws) : LWC_EINVAL;
+}
+
+/* ---- instances ------------------------------------------------------------------------- */
+
+lwc_ws_t *lwc_ws_new(unsigned ncaps)
+{
+    unsigned n = lwc_cap_count();
+    if (n == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    lwc_ws_t *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        goto nomem;
+    ws->max_caps = ncaps && ncaps < n ? ncaps : n;
+    ws->nslots = n;
+    ws->workers = aligned_alloc(64, n * sizeof *ws->workers);
+    if (!ws->workers)
+        goto nomem;
+    memset(ws->workers, 0, n * sizeof *ws->workers);
+    unsigned made = 0;
+    while (made < n && deque_init(&ws->workers[made].dq, 256) == 0) {
+        ws->workers[made].rng = 2463534242u + 7919u * made;
+        made++;
+    }
+    ws->head = lwc_pvar_new(0);
+    ws->tail = lwc_pvar_new(0);
+    ws->caps = lwc_pvar_new(0);
+    ws->closing = lwc_pvar_new(WS_OPEN);
+    ws->wake = lwc_pvar_new(0);
+    ws->quiet = lwc_pvar_new(0);
+    if (made == n && ws->head && ws->tail && ws->caps && ws->closing && ws->wake && ws->quiet)
+        return ws;
+nomem:
+    lwc_ws_free_memory(ws);
+    errno = ENOMEM;
+    return NULL;
+}
+
+static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
+{
+    lwc_ws_t *ws = arg;
+    RD(ws->quiet);                              /* before `live`: Note [ws capabilities] */
+    if (atomic_load(&ws->live) > 0)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+int lwc_ws_wait(lwc_ws_t *ws)
+{
+    if (!ws)
+        return LWC_EINVAL;
+    return lwc_atomically(wait_idle, ws, NULL);
+}
+
+static lwc_word_t close_body(lwc_tx_t *tx, void *arg)
+{
+    void **a = arg;
+    WR(((lwc_ws_t *)a[0])->closing, (lwc_word_t)a[1]);
+    return 0;
+}
+
+static lwc_word_t wait_caps_gone(lwc_tx_t *tx, void *arg)
+{
+    lwc_ws_t *ws = arg;
+    if (RD(ws->caps) > 0)
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+int lwc_ws_close(lwc_ws_t *ws, int how)
+{
+    void *a[2] = { ws, (void *)(uintptr_t)how };
+    int err = lwc_atomically(close_body, a, NULL);
+    return err != LWC_OK ? err : lwc_atomically(wait_caps_gone, ws, NULL);
+}
+
+void lwc_ws_free_memory(lwc_ws_t *ws)
+{
+    if (!ws)
+        return;
+    if (ws->workers) {
+        for (unsigned i = 0; i < ws->nslots; i++)
+            deque_destroy(&ws->workers[i].dq);
+        free(ws->workers);
+    }
+    lwc_pvar_free(ws->head);
+    lwc_pvar_free(ws->tail);
+    lwc_pvar_free(ws->caps);
+    lwc_pvar_free(ws->closing);
+    lwc_pvar_free(ws->wake);
+    lwc_pvar_free(ws->quiet);
+    free(ws);
+}
+
+void lwc_ws_free(lwc_ws_t *ws)
+{
+    if (!ws)
+        return;
+    lwc_ws_wait(ws);
+    lwc_ws_close(ws, WS_CLOSING);
+    lwc_ws_free_memory(ws);
+}

@@ -1,0 +1,147 @@
+/* The ws scheduler's own behaviour: stealing by a sleeping capability, spawns
+ * from outside, many threads over many seeds on 1 and 2 capabilities. */
+#include "harness.h"
+
+#include <lwc/mvar.h>
+#include <lwc/ws.h>
+
+/* ---- a sleeping capability wakes and steals ------------------------------------------ */
+
+/* A and B each wait until the other has started, so they must run at the same
+ * time, on both capabilities; they sit on the deque of the capability their
+ * parent runs on, and the other capability is asleep by then: it must wake and
+ * steal. */
+struct steal { atomic_int started, first_done; lwc_mvar_t *done; unsigned cap[2]; };
+
+static void first(void *arg)
+{
+    struct steal *st = arg;
+    atomic_store(&st->first_done, 1);   /* its capability goes idle, then to sleep */
+}
+
+static void meet(struct steal *st, int who)
+{
+    st->cap[who] = lwc_cap_self();
+    atomic_fetch_add(&st->started, 1);
+    while (atomic_load(&st->started) < 2)
+        sched_yield();
+    ck_assert_int_eq(lwc_mvar_put(st->done, (lwc_word_t)who + 1), LWC_OK);
+}
+
+static void thread_a(void *arg) { meet(arg, 0); }
+static void thread_b(void *arg) { meet(arg, 1); }
+
+static void parent(void *arg)
+{
+    struct steal *st = arg;
+    lwc_ws_t *ws = lwc_ws_self();
+    ck_assert_ptr_nonnull(ws);
+    ck_assert_int_eq(lwc_ws_spawn(ws, first, st), LWC_OK);     /* starts the 2nd capability */
+    while (!atomic_load(&st->first_done))
+        sched_yield();
+    ck_assert_int_eq(lwc_ws_spawn(ws, thread_a, st), LWC_OK);  /* on this deque */
+    ck_assert_int_eq(lwc_ws_spawn(ws, thread_b, st), LWC_OK);
+    lwc_word_t v, sum = 0;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(lwc_mvar_take(st->done, &v), LWC_OK);
+        sum += v;
+    }
+    ck_assert_uint_eq(sum, 3);
+}
+
+START_TEST(test_sleeping_capability_steals)
+{
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 2 }), LWC_OK);
+    for (int round = 0; round < (LIGHT_RUN() ? 3 : 30); round++) {
+        struct steal st = { .done = lwc_mvar_new() };
+        lwc_ws_t *ws = lwc_ws_new(2);
+        ck_assert_ptr_nonnull(ws);
+        ck_assert_int_eq(lwc_ws_spawn(ws, parent, &st), LWC_OK);
+        lwc_ws_free(ws);
+        ck_assert_uint_ne(st.cap[0], st.cap[1]);
+        lwc_mvar_free(st.done);
+    }
+    lwc_shutdown();
+}
+END_TEST
+
+/* ---- a random tree of spawns, counted ------------------------------------------------- */
+
+struct tree { lwc_ws_t *ws; atomic_uint ran; };
+struct node { struct tree *tr; unsigned depth, seed; };
+
+/* Child i of a node whose seed is s after drawing its number of children has
+ * seed s + 77i + 1: grow and tree_size draw the same tree. */
+static void grow(void *arg)
+{
+    struct node *n = arg;
+    struct tree *tr = n->tr;
+    atomic_fetch_add(&tr->ran, 1);
+    unsigned kids = n->depth ? next_rand(&n->seed) % 4 : 0, yields = n->seed;
+    for (unsigned i = 0; i < kids; i++) {
+        struct node *k = malloc(sizeof *k);
+        ck_assert_ptr_nonnull(k);
+        *k = (struct node){ tr, n->depth - 1, n->seed + 77 * i + 1 };
+        ck_assert_int_eq(lwc_ws_spawn(tr->ws, grow, k), LWC_OK);
+        if (next_rand(&yields) % 3 == 0)
+            ck_assert_int_eq(lwc_ws_yield(), LWC_OK);
+    }
+    free(n);
+}
+
+static unsigned tree_size(unsigned depth, unsigned seed)
+{
+    unsigned kids = depth ? next_rand(&seed) % 4 : 0, n = 1;
+    for (unsigned i = 0; i < kids; i++)
+        n += tree_size(depth - 1, seed + 77 * i + 1);
+    return n;
+}
+
+START_TEST(test_random_trees)
+{
+    unsigned caps = (unsigned)_i + 1;
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = caps }), LWC_OK);
+    for (unsigned seed = 1; seed <= (LIGHT_RUN() ? 3u : 40u); seed++) {
+        struct tree tr = { lwc_ws_new(0), 0 };
+        struct node *root = malloc(sizeof *root);
+        *root = (struct node){ &tr, 9, seed * 2654435761u };
+        unsigned want = tree_size(9, root->seed);
+        ck_assert_int_eq(lwc_ws_spawn(tr.ws, grow, root), LWC_OK);
+        lwc_ws_free(tr.ws);
+        ck_assert_uint_eq(atomic_load(&tr.ran), want);
+    }
+    lwc_shutdown();
+}
+END_TEST
+
+/* ---- misuse ------------------------------------------------------------------------------ */
+
+static void noop(void *arg) { (void)arg; }
+
+START_TEST(test_bad_arguments)
+{
+    ck_assert_ptr_null(lwc_ws_new(0));              /* before lwc_init */
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 1 }), LWC_OK);
+    lwc_ws_t *ws = lwc_ws_new(0);
+    ck_assert_int_eq(lwc_ws_spawn(NULL, noop, NULL), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ws_spawn(ws, NULL, NULL), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ws_yield(), LWC_EINVAL);   /* not a thread of ws */
+    ck_assert_ptr_null(lwc_ws_self());
+    ck_assert_int_eq(lwc_ws_wait(NULL), LWC_EINVAL);
+    lwc_ws_free(ws);
+    lwc_ws_free(NULL);
+    lwc_shutdown();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ws");
+    TCase *tc = tcase_create("ws");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_sleeping_capability_steals);
+    tcase_add_loop_test(tc, test_random_trees, 0, 2);
+    tcase_add_test(tc, test_bad_arguments);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
