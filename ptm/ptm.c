@@ -811,7 +811,7 @@ void lwc_tx_drain(struct lwc_thread *t)
             int err = lwc_tx_run(retry_wake, &pw, NULL, true);
             if (err != LWC_OK)
                 lwc_warn("waking SCont %llu from a retry failed: %s",
-                         (unsigned long long)pw.s->id, lwc_strerror(err));
+                         (unsigned long long)lwc_scont_id(pw.s), lwc_strerror(err));
             lwc_scont_unref(pw.s);
         }
         t->nwakes = 0;

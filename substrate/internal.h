@@ -53,7 +53,7 @@ struct lwc_scont {
     _Atomic unsigned upcall_seq;      /* seqlock over the three upcall words */
     _Atomic(void *)  up_next, up_unblock, up_env;
     _Atomic(void *)  local;
-    uint64_t         id;
+    _Atomic uint64_t id;              /* a reused struct gets a new one: a resume token */
     void           (*fn)(void *);
     void            *arg;
     char            *name;

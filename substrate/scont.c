@@ -31,13 +31,16 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
  * queue's stale link), and it reads the SCont's upcalls and status before PTM
  * validation throws it away.  Those loads must land on an SCont, never on memory
  * malloc has handed to something else.  So a freed SCont struct goes to
- * lwc_rt.scont_pool and is reused by the next lwc_scont_new; only
- * lwc_scont_free_all, when no runtime thread runs, gives the structs back.  A
+ * lwc_rt.scont_pool and is reused by the next lwc_scont_new, even after
+ * lwc_shutdown; only the process's exit gives the structs back.  A
  * reused SCont is re-initialised field by field, the words others may read
  * (status, upcalls, local) with atomic stores: a doomed reader then sees old or
  * new values, and validation rejects it either way because the link it followed
  * has changed.  Upcalls must therefore act only through their transaction: a
- * doomed one may call them on a recycled SCont (schedulers/README.md). */
+ * doomed one may call them on a recycled SCont (schedulers/README.md).  A
+ * reused SCont also gets a new id, so a data structure that recorded the id of
+ * a waiter can tell, at any time, whether that thread is still the one it
+ * queued (the resume token of Note [Waiter nodes] in schedulers/mvar/mvar.c). */
 static lwc_scont_t *scont_alloc(void)
 {
     pthread_mutex_lock(&lwc_rt.lock);
@@ -92,7 +95,8 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         goto nomem;
     lwc_pvar_init(&s->status, LWC_BLOCKED_ON_SCHED);
     lwc_pvar_init(&s->retry_pv, 0);
-    s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->id, atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed),
+                          memory_order_release);
     s->fn = fn;
     s->arg = arg;
     atomic_store_explicit(&s->refs, 2, memory_order_relaxed);   /* the handle, and being alive */
@@ -186,11 +190,18 @@ void lwc_scont_free_all(void)
         scont_free(s);
         s = next;
     }
-    for (s = lwc_rt.scont_pool, lwc_rt.scont_pool = NULL; s;) {
-        lwc_scont_t *next = s->all_next;
+}
+
+/* The structs themselves outlive the runtime (Note [Type-stable SConts]): a
+ * waiter left in an MVar by a run that ended may name one, and its id tells
+ * the MVar that thread is gone.  They go back to malloc at exit only. */
+__attribute__((destructor)) static void scont_pool_drain(void)
+{
+    for (lwc_scont_t *s = lwc_rt.scont_pool, *next; s; s = next) {
+        next = s->all_next;
         free(s);
-        s = next;
     }
+    lwc_rt.scont_pool = NULL;
 }
 
 lwc_scont_t *lwc_scont_self(void)
@@ -201,7 +212,7 @@ lwc_scont_t *lwc_scont_self(void)
 
 uint64_t lwc_scont_id(const lwc_scont_t *s)
 {
-    return s ? s->id : 0;
+    return s ? atomic_load_explicit(&s->id, memory_order_acquire) : 0;
 }
 
 const char *lwc_scont_name(const lwc_scont_t *s)
@@ -476,7 +487,7 @@ static _Noreturn void scont_complete(lwc_scont_t *s)
         int err = lwc_tx_run(complete_body, s, NULL, true);
         lwc_warn("SCont %llu completed, but its switch_to_next upcall failed (%s): "
                  "its capability is released instead",
-                 (unsigned long long)s->id, lwc_strerror(err));
+                 (unsigned long long)lwc_scont_id(s), lwc_strerror(err));
         s->release_on_complete = true;
     }
 }

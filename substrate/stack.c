@@ -295,7 +295,7 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc)
     if (s && s->stack.guard && addr + 65536 >= lo && addr < lo + s->stack.guard) {
         char buf[64];
         say("lwc: stack overflow in SCont ", 29);
-        say(buf, fmt_u64(buf, s->id));
+        say(buf, fmt_u64(buf, atomic_load_explicit(&s->id, memory_order_relaxed)));
         if (s->name) {
             say(" (", 2);
             say(s->name, strlen(s->name));

@@ -25,7 +25,7 @@ struct lwc_mvar {
     lwc_pvar_t *head, *tail;    /* waiting takers, or waiting putters: FIFO */
     lwc_pvar_t *readers;        /* waiting readers, all served by the next put */
     lwc_pvar_t *gen;            /* moved on by each free */
-    void       *pool_next;
+    void       *pool_next, *pool_all;
 };
 
 /* Note [Waiter nodes]
@@ -38,40 +38,47 @@ struct lwc_mvar {
  * served, so a node that is linked always names a blocked waiter.  Every field
  * another transaction reads is a PVar, the SCont too, so it is read
  * consistently with the link that led there; and nodes are type-stable
- * (Note [Type-stable nodes] in ../common/pool.h). */
+ * (Note [Type-stable nodes] in ../common/pool.h).
+ *
+ * A linked node may outlive its thread: a run of lwc_main that ends, or an
+ * lwc_shutdown, frees threads still blocked here.  So a node also holds a
+ * resume token, the id its SCont had when it queued.  SCont structs are never
+ * given back to malloc and a reused one gets a new id (Note [Type-stable
+ * SConts] in substrate/scont.c), so serving compares the two and drops a node
+ * whose thread is gone: that thread is never handed a value, and the value of
+ * a putter that is gone is dropped with it.  The node goes back to the pool
+ * after the commit. */
 enum { KIND_TAKE, KIND_READ, KIND_PUT };
 enum { W_WAITING, W_SERVED, W_FREED };
 
 struct waiter {
-    lwc_pvar_t *next, *state, *value, *who;
-    void       *pool_next;
+    lwc_pvar_t *next, *state, *value, *who, *token;
+    void       *pool_next, *pool_all;
 };
 
-static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, pool_next);
-static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, pool_next);
+static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, pool_next, pool_all);
+static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, pool_next, pool_all);
 
-static void waiter_destroy(struct waiter *w)
+static void waiter_destroy(void *node)
 {
+    struct waiter *w = node;
     lwc_pvar_free(w->next);
     lwc_pvar_free(w->state);
     lwc_pvar_free(w->value);
     lwc_pvar_free(w->who);
+    lwc_pvar_free(w->token);
     free(w);
 }
 
+/* A node with its PVars; op_body sets every one before linking it. */
 static struct waiter *waiter_get(void)
 {
     struct waiter *w = lwc_pool_take(&pool);
-    if (w)
-        return w;
-    if (!(w = calloc(1, sizeof *w)))
+    if (!w)
         return NULL;
-    w->next = lwc_pvar_new(0);
-    w->state = lwc_pvar_new(W_WAITING);
-    w->value = lwc_pvar_new(0);
-    w->who = lwc_pvar_new(0);
-    if (!w->next || !w->state || !w->value || !w->who) {
-        waiter_destroy(w);
+    if (!lwc_pool_pvar(&w->next) || !lwc_pool_pvar(&w->state) || !lwc_pool_pvar(&w->value) ||
+        !lwc_pool_pvar(&w->who) || !lwc_pool_pvar(&w->token)) {
+        lwc_pool_give(&pool, w);
         return NULL;
     }
     return w;
@@ -82,8 +89,9 @@ static void waiter_put(struct waiter *w)
     lwc_pool_give(&pool, w);
 }
 
-static void mvar_destroy(lwc_mvar_t *mv)
+static void mvar_destroy(void *node)
 {
+    lwc_mvar_t *mv = node;
     lwc_pvar_free(mv->full);
     lwc_pvar_free(mv->value);
     lwc_pvar_free(mv->head);
@@ -95,10 +103,8 @@ static void mvar_destroy(lwc_mvar_t *mv)
 
 __attribute__((destructor)) static void pool_drain(void)
 {
-    for (struct waiter *w; (w = lwc_pool_take(&pool));)
-        waiter_destroy(w);
-    for (lwc_mvar_t *mv; (mv = lwc_pool_take(&mvar_pool));)
-        mvar_destroy(mv);
+    lwc_pool_destroy_all(&pool, waiter_destroy);
+    lwc_pool_destroy_all(&mvar_pool, mvar_destroy);
 }
 
 /* ---- the queues, inside a transaction ------------------------------------------ */
@@ -117,16 +123,36 @@ static void queue_push(lwc_tx_t *tx, lwc_mvar_t *mv, struct waiter *w)
     WR(mv->tail, w);
 }
 
+static void waiter_put_later(void *w)
+{
+    waiter_put(w);
+}
+
+/* Is w's thread still the one that queued it?  Note [Waiter nodes].  An OS
+ * thread (who == NULL) always is.  A node that is not goes back to the pool. */
+static bool still_waiting(lwc_tx_t *tx, struct waiter *w)
+{
+    lwc_scont_t *s = (lwc_scont_t *)RD(w->who);
+    if (!s || lwc_scont_id(s) == RD(w->token))
+        return true;
+    lwc_tx_defer(tx, waiter_put_later, w);
+    return false;
+}
+
+/* The first waiter whose thread is still there, unlinked; NULL if none. */
 static struct waiter *queue_pop(lwc_tx_t *tx, lwc_mvar_t *mv)
 {
-    struct waiter *w = (struct waiter *)RD(mv->head);
-    if (w) {
+    for (;;) {
+        struct waiter *w = (struct waiter *)RD(mv->head);
+        if (!w)
+            return NULL;
         struct waiter *next = (struct waiter *)RD(w->next);
         WR(mv->head, next);
         if (!next)
             WR(mv->tail, 0);
+        if (still_waiting(tx, w))
+            return w;
     }
-    return w;
 }
 
 /* Give w its outcome and make its thread runnable again. */
@@ -160,7 +186,8 @@ static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
         return false;
     for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
         struct waiter *next = (struct waiter *)RD(r->next);
-        serve(tx, r, W_SERVED, v);
+        if (still_waiting(tx, r))
+            serve(tx, r, W_SERVED, v);
         r = next;
     }
     WR(mv->readers, 0);
@@ -209,6 +236,7 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
     WR(w->state, W_WAITING);
     WR(w->value, op->kind == KIND_PUT ? op->v : 0);
     WR(w->who, op->self);
+    WR(w->token, lwc_scont_id(op->self));
     if (op->kind == KIND_READ) {
         WR(w->next, RD(op->mv->readers));
         WR(op->mv->readers, w);
@@ -337,24 +365,13 @@ static lwc_word_t reset_body(lwc_tx_t *tx, void *arg)
 static lwc_mvar_t *mvar_new(lwc_word_t full, lwc_word_t v)
 {
     lwc_mvar_t *mv = lwc_pool_take(&mvar_pool);
-    if (!mv) {
-        if (!(mv = calloc(1, sizeof *mv)))
-            return NULL;
-        mv->full = lwc_pvar_new(full);
-        mv->value = lwc_pvar_new(v);
-        mv->head = lwc_pvar_new(0);
-        mv->tail = lwc_pvar_new(0);
-        mv->readers = lwc_pvar_new(0);
-        mv->gen = lwc_pvar_new(0);
-        if (!mv->full || !mv->value || !mv->head || !mv->tail || !mv->readers || !mv->gen) {
-            mvar_destroy(mv);
-            return NULL;
-        }
-        return mv;
-    }
-    /* From the pool: free left the queues empty. */
+    if (!mv)
+        return NULL;
+    /* New, or from the pool, where free left the queues empty. */
     lwc_word_t a[3] = { (lwc_word_t)mv, full, v };
-    if (lwc_atomically(reset_body, a, NULL) != LWC_OK) {
+    if (!lwc_pool_pvar(&mv->full) || !lwc_pool_pvar(&mv->value) || !lwc_pool_pvar(&mv->head) ||
+        !lwc_pool_pvar(&mv->tail) || !lwc_pool_pvar(&mv->readers) || !lwc_pool_pvar(&mv->gen) ||
+        lwc_atomically(reset_body, a, NULL) != LWC_OK) {
         lwc_pool_give(&mvar_pool, mv);
         return NULL;
     }
@@ -371,7 +388,8 @@ static lwc_word_t free_body(lwc_tx_t *tx, void *arg)
         serve(tx, w, W_FREED, 0);
     for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
         struct waiter *next = (struct waiter *)RD(r->next);
-        serve(tx, r, W_FREED, 0);
+        if (still_waiting(tx, r))
+            serve(tx, r, W_FREED, 0);
         r = next;
     }
     WR(mv->readers, 0);

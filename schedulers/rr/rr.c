@@ -39,17 +39,21 @@ struct rr_thread {
     lwc_scont_t *s;
     void       (*fn)(void *);
     void        *arg;
-    void        *pool_next;
+    void        *pool_next, *pool_all;
 };
 
-static struct lwc_pool pool = LWC_POOL_INIT(struct rr_thread, pool_next);
+static struct lwc_pool pool = LWC_POOL_INIT(struct rr_thread, pool_next, pool_all);
+
+static void thread_destroy(void *node)
+{
+    struct rr_thread *t = node;
+    lwc_pvar_free(t->next);
+    free(t);
+}
 
 __attribute__((destructor)) static void pool_drain(void)
 {
-    for (struct rr_thread *t; (t = lwc_pool_take(&pool));) {
-        lwc_pvar_free(t->next);
-        free(t);
-    }
+    lwc_pool_destroy_all(&pool, thread_destroy);
 }
 
 #define RD(pv)      lwc_pvar_read(tx, (pv))
@@ -163,13 +167,11 @@ static lwc_word_t unstart_body(lwc_tx_t *tx, void *arg)
 static struct rr_thread *thread_new(lwc_rr_t *rr, void (*fn)(void *), void *arg)
 {
     struct rr_thread *t = lwc_pool_take(&pool);
-    if (!t) {
-        if (!(t = calloc(1, sizeof *t)))
-            return NULL;
-        if (!(t->next = lwc_pvar_new(0))) {
-            free(t);
-            return NULL;
-        }
+    if (!t)
+        return NULL;
+    if (!lwc_pool_pvar(&t->next)) {
+        lwc_pool_give(&pool, t);
+        return NULL;
     }
     t->rr = rr;
     t->fn = fn;

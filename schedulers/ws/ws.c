@@ -86,17 +86,21 @@ struct ws_thread {
     lwc_scont_t *s;
     void       (*fn)(void *);
     void        *arg;
-    void        *pool_next;
+    void        *pool_next, *pool_all;
 };
 
-static struct lwc_pool pool = LWC_POOL_INIT(struct ws_thread, pool_next);
+static struct lwc_pool pool = LWC_POOL_INIT(struct ws_thread, pool_next, pool_all);
+
+static void thread_destroy(void *node)
+{
+    struct ws_thread *t = node;
+    lwc_pvar_free(t->next);
+    free(t);
+}
 
 __attribute__((destructor)) static void pool_drain(void)
 {
-    for (struct ws_thread *t; (t = lwc_pool_take(&pool));) {
-        lwc_pvar_free(t->next);
-        free(t);
-    }
+    lwc_pool_destroy_all(&pool, thread_destroy);
 }
 
 #define RD(pv)      lwc_pvar_read(tx, (pv))
@@ -281,13 +285,11 @@ static void trampoline(void *arg)
 static struct ws_thread *thread_new(lwc_ws_t *ws, void (*fn)(void *), void *arg)
 {
     struct ws_thread *t = lwc_pool_take(&pool);
-    if (!t) {
-        if (!(t = calloc(1, sizeof *t)))
-            return NULL;
-        if (!(t->next = lwc_pvar_new(0))) {
-            free(t);
-            return NULL;
-        }
+    if (!t)
+        return NULL;
+    if (!lwc_pool_pvar(&t->next)) {
+        lwc_pool_give(&pool, t);
+        return NULL;
     }
     t->ws = ws;
     t->fn = fn;

@@ -196,6 +196,46 @@ START_TEST(test_yield_is_fair)
 }
 END_TEST
 
+/* ---- a waiter that outlives its run ------------------------------------------------------ */
+
+static lwc_mvar_t *orphan_mv;
+
+static void blocked_forever(void *arg)
+{
+    lwc_word_t v;
+    (void)arg;
+    lwc_mvar_take(orphan_mv, &v);           /* nobody puts during this run */
+    ck_abort_msg("a taker of a finished run was resumed");
+}
+
+static void leave_a_taker(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(lwc_spawn(blocked_forever, NULL), LWC_OK);
+    ck_assert_int_eq(lwc_yield(), LWC_OK);  /* let it block */
+}
+
+static void put_after(void *arg)
+{
+    lwc_word_t v = 0;
+    (void)arg;
+    ck_assert_int_eq(lwc_mvar_put(orphan_mv, 7), LWC_OK);     /* the dead taker is skipped */
+    ck_assert_int_eq(lwc_mvar_try_take(orphan_mv, &v), LWC_OK);
+    ck_assert_uint_eq(v, 7);
+}
+
+/* lwc_main returns with a thread still blocked in an MVar, and frees it; the
+ * next run must not hand a value to it (Note [Waiter nodes], resume token). */
+START_TEST(test_waiter_outlives_its_run)
+{
+    use_caps(0);
+    orphan_mv = lwc_mvar_new();
+    ck_assert_int_eq(lwc_main(leave_a_taker, NULL), LWC_OK);
+    ck_assert_int_eq(lwc_main(put_after, NULL), LWC_OK);
+    lwc_mvar_free(orphan_mv);
+}
+END_TEST
+
 /* ---- misuse ---------------------------------------------------------------------------- */
 
 static void noop(void *arg) { (void)arg; }
@@ -221,6 +261,7 @@ int main(void)
     tcase_add_loop_test(tc, test_pingpong, 0, 2);
     tcase_add_loop_test(tc, test_fib, 0, 2);
     tcase_add_test(tc, test_yield_is_fair);
+    tcase_add_test(tc, test_waiter_outlives_its_run);
     tcase_add_test(tc, test_outside_the_runtime);
     suite_add_tcase(s, tc);
     return run_suite(s);

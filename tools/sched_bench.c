@@ -1,0 +1,276 @@
+/* Scheduler benchmarks for `make bench`: compiled once, linked against each
+ * scheduler library (tools/sched-bench-rr, tools/sched-bench-ws), run with
+ * LWC_CAPS=1 and 2.  Uses only lwc/sched.h and lwc/mvar.h.  Each figure is the
+ * median of 3 runs; one table row and one "BENCH {...}" line each. */
+#include <lwc/mvar.h>
+#include <lwc/sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RUNS 3
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static const char *caps_env(void)
+{
+    const char *c = getenv("LWC_CAPS");
+    return c && *c ? c : "1";
+}
+
+static void report(const char *what, double value, const char *unit, const char *target)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s_%s_%scap", what, lwc_sched_name(), caps_env());
+    printf("%-28s %12.2f %-4s %s\n", name, value, unit, target);
+    printf("BENCH {\"name\":\"%s\",\"%s\":%.3f,\"target\":\"%s\"}\n", name, unit, value, target);
+    fflush(stdout);
+}
+
+static void check(int err, const char *what)
+{
+    if (err != LWC_OK) {
+        fprintf(stderr, "sched_bench: %s failed: %s\n", what, lwc_strerror(err));
+        exit(1);
+    }
+}
+
+/* Run fn under lwc_main RUNS times; the median wall time in ns. */
+static double time_main(void (*fn)(void *), void *arg)
+{
+    double t[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = now_ns();
+        check(lwc_main(fn, arg), "lwc_main");
+        t[r] = now_ns() - t0;
+    }
+    qsort(t, RUNS, sizeof t[0], cmp_double);
+    return t[RUNS / 2];
+}
+
+/* ---- yield: two threads, per yield --------------------------------------------------- */
+
+#define YIELDS 2000000L
+
+static void yielder(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < YIELDS; i++)
+        lwc_yield();
+}
+
+static void yield_main(void *arg)
+{
+    (void)arg;
+    lwc_joinable_t *a, *b;
+    check(lwc_spawn_joinable(yielder, NULL, &a), "spawn");
+    check(lwc_spawn_joinable(yielder, NULL, &b), "spawn");
+    check(lwc_join(a), "join");
+    check(lwc_join(b), "join");
+}
+
+/* ---- spawn: spawn, run and finish 1M threads --------------------------------------- */
+
+#define SPAWNS 1000000L
+
+static void nothing(void *arg) { (void)arg; }
+
+/* In batches, yielding between them so that each batch runs and finishes and
+ * its stacks go back to the pool: 1M threads, never 1M alive at once. */
+#define BATCH 1000
+
+static void spawn_main(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < SPAWNS; i++) {
+        check(lwc_spawn(nothing, NULL), "spawn");
+        if (i % BATCH == BATCH - 1)
+            lwc_yield();
+    }
+    /* lwc_main returns once the runnable threads have run */
+}
+
+/* ---- ring: 503 threads, a token through MVars ------------------------------------------ */
+
+#define RING 503
+#define HOPS 10000000L
+
+static lwc_mvar_t *ring[RING];
+
+static void ring_member(void *arg)
+{
+    uintptr_t i = (uintptr_t)arg;
+    for (;;) {
+        lwc_word_t v;
+        check(lwc_mvar_take(ring[i], &v), "take");
+        check(lwc_mvar_put(ring[(i + 1) % RING], v ? v - 1 : 0), "put");
+        if (v == 0)
+            return;                             /* 0 goes round once more, ending everyone */
+    }
+}
+
+static void ring_main(void *arg)
+{
+    (void)arg;
+    lwc_joinable_t *j[RING];
+    for (uintptr_t i = 0; i < RING; i++)
+        ring[i] = lwc_mvar_new();
+    for (uintptr_t i = 0; i < RING; i++)
+        check(lwc_spawn_joinable(ring_member, (void *)i, &j[i]), "spawn");
+    check(lwc_mvar_put(ring[0], HOPS), "put");
+    for (uintptr_t i = 0; i < RING; i++)
+        check(lwc_join(j[i]), "join");
+    for (uintptr_t i = 0; i < RING; i++)
+        lwc_mvar_free(ring[i]);
+}
+
+/* ---- pingpong: two threads, two MVars, per round trip -------------------------------------- */
+
+#define ROUNDS 1000000L
+
+static lwc_mvar_t *ping, *pong;
+
+static void ponger(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < ROUNDS; i++) {
+        lwc_word_t v;
+        check(lwc_mvar_take(ping, &v), "take");
+        check(lwc_mvar_put(pong, v), "put");
+    }
+}
+
+static void pingpong_main(void *arg)
+{
+    (void)arg;
+    lwc_joinable_t *j;
+    check(lwc_spawn_joinable(ponger, NULL, &j), "spawn");
+    for (long i = 0; i < ROUNDS; i++) {
+        lwc_word_t v;
+        check(lwc_mvar_put(ping, (lwc_word_t)i), "put");
+        check(lwc_mvar_take(pong, &v), "take");
+    }
+    check(lwc_join(j), "join");
+}
+
+/* ---- skynet: a tree of 1M leaves, 10 children per node ---------------------------------------- */
+
+struct sky { lwc_mvar_t *out; uint64_t num, size; };
+
+static void skynet(void *arg)
+{
+    struct sky *s = arg;
+    if (s->size == 1) {
+        check(lwc_mvar_put(s->out, s->num), "put");
+        free(s);
+        return;
+    }
+    lwc_mvar_t *mine = lwc_mvar_new();
+    uint64_t step = s->size / 10;
+    for (uint64_t i = 0; i < 10; i++) {
+        struct sky *c = malloc(sizeof *c);
+        *c = (struct sky){ mine, s->num + i * step, step };
+        check(lwc_spawn(skynet, c), "spawn");
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < 10; i++) {
+        lwc_word_t v;
+        check(lwc_mvar_take(mine, &v), "take");
+        sum += v;
+    }
+    lwc_mvar_free(mine);
+    check(lwc_mvar_put(s->out, sum), "put");
+    free(s);
+}
+
+static void skynet_main(void *arg)
+{
+    uint64_t *result = arg;
+    lwc_mvar_t *out = lwc_mvar_new();
+    struct sky *root = malloc(sizeof *root);
+    *root = (struct sky){ out, 0, 1000000 };
+    skynet(root);
+    lwc_word_t v;
+    check(lwc_mvar_take(out, &v), "take");
+    *result = v;
+    lwc_mvar_free(out);
+}
+
+/* ---- fib(30): a joinable spawn per call, against serial C ----------------------------------- */
+
+struct fib { unsigned n; uint64_t r; };
+
+static void fib_spawning(void *arg)
+{
+    struct fib *f = arg;
+    if (f->n < 2) {
+        f->r = f->n;
+        return;
+    }
+    struct fib a = { f->n - 1, 0 }, b = { f->n - 2, 0 };
+    lwc_joinable_t *j;
+    check(lwc_spawn_joinable(fib_spawning, &a, &j), "spawn");
+    fib_spawning(&b);
+    check(lwc_join(j), "join");
+    f->r = a.r + b.r;
+}
+
+static __attribute__((noinline)) uint64_t fib_serial(unsigned n)
+{
+    return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *only = argc > 1 ? argv[1] : NULL;
+#define WANT(x) (!only || strcmp(only, x) == 0)
+    if (WANT("yield"))
+        report("yield", time_main(yield_main, NULL) / (2.0 * YIELDS), "ns", "<= 20 ns (rr)");
+    if (WANT("spawn"))
+        report("spawn", time_main(spawn_main, NULL) / SPAWNS, "ns", "<= 45 ns (rr)");
+    if (WANT("ring"))
+        report("ring", time_main(ring_main, NULL) / HOPS, "ns", "<= 30 ns/hop");
+    if (WANT("pingpong")) {
+        ping = lwc_mvar_new();
+        pong = lwc_mvar_new();
+        report("pingpong", time_main(pingpong_main, NULL) / ROUNDS, "ns", "<= 60 ns");
+        lwc_mvar_free(ping);
+        lwc_mvar_free(pong);
+    }
+    if (WANT("skynet")) {
+        uint64_t sum = 0;
+        double ns = time_main(skynet_main, &sum);
+        if (sum != 499999500000ull) {
+            fprintf(stderr, "sched_bench: skynet summed %llu\n", (unsigned long long)sum);
+            return 1;
+        }
+        report("skynet", ns / 1e9, "s", "<= 0.25 s (ws, 2 caps)");
+    }
+    if (WANT("fib")) {
+        struct fib f = { 30, 0 };
+        double ns = time_main(fib_spawning, &f);
+        double t0 = now_ns();
+        uint64_t r = fib_serial(30);
+        double serial = now_ns() - t0;
+        if (f.r != r || r != 832040) {
+            fprintf(stderr, "sched_bench: fib(30) = %llu\n", (unsigned long long)f.r);
+            return 1;
+        }
+        report("fib30", ns / 1e9, "s", "");
+        report("fib30_vs_serial", ns / serial, "x", "<= 15x (1 cap)");
+    }
+    return 0;
+}
