@@ -15,28 +15,10 @@
 #include <xmmintrin.h>
 #endif
 
+#include "timing.h"
 #include "../substrate/context.h"   /* the raw switch: a private primitive */
 
 #define RUNS 5
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 static void report(const char *name, double ns, const char *target, const char *peer)
 {

@@ -10,20 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "timing.h"
+
 #define RUNS 3
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static const char *caps_env(void)
 {
@@ -57,8 +47,7 @@ static double time_main(void (*fn)(void *), void *arg)
         check(lwc_main(fn, arg), "lwc_main");
         t[r] = now_ns() - t0;
     }
-    qsort(t, RUNS, sizeof t[0], cmp_double);
-    return t[RUNS / 2];
+    return median(t, RUNS);
 }
 
 /* ---- yield: two threads, per yield --------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../common/fifo.h"
 #include "../common/pool.h"
 
 /* Note [Freeing an MVar]
@@ -52,7 +53,7 @@ enum { KIND_TAKE, KIND_READ, KIND_PUT };
 enum { W_WAITING, W_SERVED, W_FREED };
 
 struct waiter {
-    lwc_pvar_t *next, *state, *value, *who, *token;
+    lwc_pvar_t *next, *state, *value, *who, *token;   /* next first: a fifo_node */
     void       *pool_next, *pool_all;
 };
 
@@ -114,13 +115,7 @@ __attribute__((destructor)) static void pool_drain(void)
 
 static void queue_push(lwc_tx_t *tx, lwc_mvar_t *mv, struct waiter *w)
 {
-    WR(w->next, 0);
-    struct waiter *t = (struct waiter *)RD(mv->tail);
-    if (t)
-        WR(t->next, w);
-    else
-        WR(mv->head, w);
-    WR(mv->tail, w);
+    fifo_push(tx, mv->head, mv->tail, w);
 }
 
 static void waiter_put_later(void *w)
@@ -143,14 +138,8 @@ static bool still_waiting(lwc_tx_t *tx, struct waiter *w)
 static struct waiter *queue_pop(lwc_tx_t *tx, lwc_mvar_t *mv)
 {
     for (;;) {
-        struct waiter *w = (struct waiter *)RD(mv->head);
-        if (!w)
-            return NULL;
-        struct waiter *next = (struct waiter *)RD(w->next);
-        WR(mv->head, next);
-        if (!next)
-            WR(mv->tail, 0);
-        if (still_waiting(tx, w))
+        struct waiter *w = fifo_pop(tx, mv->head, mv->tail);
+        if (!w || still_waiting(tx, w))
             return w;
     }
 }

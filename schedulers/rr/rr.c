@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "../common/pool.h"
+#include "../common/thread.h"
 #include "rr.h"
 
 /* Note [rr capabilities]
@@ -28,58 +28,21 @@ struct lwc_rr {
     lwc_pvar_t *head, *tail;    /* runnable threads, FIFO */
     lwc_pvar_t *live;           /* threads spawned whose function has not returned */
     lwc_pvar_t *caps;           /* capabilities working for rr: Note [rr capabilities] */
-    lwc_pvar_t *closing;        /* RR_OPEN, RR_CLOSING (when idle) or RR_ABANDON (now) */
+    lwc_pvar_t *closing;        /* RR_OPEN, RR_CLOSING (when idle) or RR_DRAIN (when nothing runs) */
     unsigned    max_caps;
 };
-
-/* One per thread, its SCont's local state; type-stable (../common/pool.h). */
-struct rr_thread {
-    lwc_pvar_t  *next;
-    lwc_rr_t    *rr;
-    lwc_scont_t *s;
-    void       (*fn)(void *);
-    void        *arg;
-    void        *pool_next, *pool_all;
-};
-
-static struct lwc_pool pool = LWC_POOL_INIT(struct rr_thread, pool_next, pool_all);
-
-static void thread_destroy(void *node)
-{
-    struct rr_thread *t = node;
-    lwc_pvar_free(t->next);
-    free(t);
-}
-
-__attribute__((destructor)) static void pool_drain(void)
-{
-    lwc_pool_destroy_all(&pool, thread_destroy);
-}
 
 #define RD(pv)      lwc_pvar_read(tx, (pv))
 #define WR(pv, v)   lwc_pvar_write(tx, (pv), (lwc_word_t)(v))
 
-static void push(lwc_tx_t *tx, lwc_rr_t *rr, struct rr_thread *t)
+static void push(lwc_tx_t *tx, lwc_rr_t *rr, struct sched_thread *t)
 {
-    WR(t->next, 0);
-    struct rr_thread *last = (struct rr_thread *)RD(rr->tail);
-    if (last)
-        WR(last->next, t);
-    else
-        WR(rr->head, t);
-    WR(rr->tail, t);
+    fifo_push(tx, rr->head, rr->tail, t);
 }
 
-static struct rr_thread *pop(lwc_tx_t *tx, lwc_rr_t *rr)
+static struct sched_thread *pop(lwc_tx_t *tx, lwc_rr_t *rr)
 {
-    struct rr_thread *t = (struct rr_thread *)RD(rr->head);
-    if (t) {
-        struct rr_thread *next = (struct rr_thread *)RD(t->next);
-        WR(rr->head, next);
-        if (!next)
-            WR(rr->tail, 0);
-    }
-    return t;
+    return fifo_pop(tx, rr->head, rr->tail);
 }
 
 /* ---- upcalls ------------------------------------------------------------------------ */
@@ -88,7 +51,7 @@ static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
 {
     (void)self; (void)why;
     lwc_rr_t *rr = env;
-    struct rr_thread *t = pop(tx, rr);
+    struct sched_thread *t = pop(tx, rr);
     if (t)
         return t->s;
     lwc_word_t closing = RD(rr->closing);
@@ -105,11 +68,7 @@ static void rr_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
 
 lwc_rr_t *lwc_rr_self(void)
 {
-    lwc_scont_t *s = lwc_scont_self();
-    lwc_upcalls_t u;
-    if (!s || lwc_scont_get_upcalls(s, &u) != LWC_OK || u.switch_to_next != rr_next)
-        return NULL;
-    return u.env;
+    return sched_self(rr_next);
 }
 
 /* ---- threads ------------------------------------------------------------------------ */
@@ -123,15 +82,14 @@ static lwc_word_t count_out(lwc_tx_t *tx, void *arg)
 
 static void trampoline(void *arg)
 {
-    struct rr_thread *t = arg;
+    struct sched_thread *t = arg;
     t->fn(t->arg);
-    lwc_rr_t *rr = t->rr;
-    lwc_scont_release(t->s);                    /* alive until it completes */
-    lwc_pool_give(&pool, t);
+    lwc_rr_t *rr = t->sched;
+    sched_thread_give(t);
     lwc_atomically(count_out, rr, NULL);        /* Note [rr capabilities] */
 }
 
-struct spawn { lwc_rr_t *rr; struct rr_thread *t; bool start; };
+struct spawn { lwc_rr_t *rr; struct sched_thread *t; bool start; };
 
 static lwc_word_t spawn_body(lwc_tx_t *tx, void *arg)
 {
@@ -164,26 +122,10 @@ static lwc_word_t unstart_body(lwc_tx_t *tx, void *arg)
     return LWC_OK;
 }
 
-static struct rr_thread *thread_new(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+static struct sched_thread *thread_new(lwc_rr_t *rr, void (*fn)(void *), void *arg)
 {
-    struct rr_thread *t = lwc_pool_take(&pool);
-    if (!t)
-        return NULL;
-    if (!lwc_pool_pvar(&t->next)) {
-        lwc_pool_give(&pool, t);
-        return NULL;
-    }
-    t->rr = rr;
-    t->fn = fn;
-    t->arg = arg;
-    if (!(t->s = lwc_scont_new(trampoline, t, NULL))) {
-        lwc_pool_give(&pool, t);
-        return NULL;
-    }
     lwc_upcalls_t u = { rr_next, rr_unblock, rr };
-    lwc_scont_set_upcalls(t->s, &u);
-    lwc_scont_set_local(t->s, t);
-    return t;
+    return sched_thread_new(rr, fn, arg, trampoline, &u);
 }
 
 int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
@@ -201,8 +143,7 @@ int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
     }
     if (terr != LWC_OK || err != LWC_OK) {
         /* Never ran: its SCont and node go back. */
-        lwc_scont_release(s);
-        lwc_pool_give(&pool, sp.t);
+        sched_thread_give(sp.t);
         return terr != LWC_OK ? terr : (int)(intptr_t)err;
     }
     return LWC_OK;
@@ -212,7 +153,7 @@ static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_s
 {
     lwc_rr_t *rr = arg;
     *st = LWC_BLOCKED_ON_SCHED;
-    struct rr_thread *next = pop(tx, rr);
+    struct sched_thread *next = pop(tx, rr);
     if (!next)
         return self;                            /* nobody else: carry on */
     push(tx, rr, lwc_scont_get_local(self));

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/pool.h"
+#include "../common/thread.h"
 #include "deque.h"
 #include "ws.h"
 
@@ -62,7 +62,7 @@
  * followed by a write that wakes them. */
 struct ws_worker {
     struct deque       dq;
-    struct ws_thread  *stash;       /* Note [The stash] */
+    struct sched_thread  *stash;       /* Note [The stash] */
     _Atomic int        sleeping;    /* Note [Sleeping and waking] */
     unsigned           rng, ticks;
 } __attribute__((aligned(64)));
@@ -79,56 +79,17 @@ struct lwc_ws {
     struct ws_worker  *workers;     /* one per capability of the runtime */
 };
 
-/* One per thread, its SCont's local state; type-stable (../common/pool.h). */
-struct ws_thread {
-    lwc_pvar_t  *next;
-    lwc_ws_t    *ws;
-    lwc_scont_t *s;
-    void       (*fn)(void *);
-    void        *arg;
-    void        *pool_next, *pool_all;
-};
-
-static struct lwc_pool pool = LWC_POOL_INIT(struct ws_thread, pool_next, pool_all);
-
-static void thread_destroy(void *node)
-{
-    struct ws_thread *t = node;
-    lwc_pvar_free(t->next);
-    free(t);
-}
-
-__attribute__((destructor)) static void pool_drain(void)
-{
-    lwc_pool_destroy_all(&pool, thread_destroy);
-}
-
 #define RD(pv)      lwc_pvar_read(tx, (pv))
 #define WR(pv, v)   lwc_pvar_write(tx, (pv), (lwc_word_t)(v))
 
-/* ---- the shared queue ------------------------------------------------------------ */
-
-static void shared_push(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_thread *t)
+static void shared_push(lwc_tx_t *tx, lwc_ws_t *ws, struct sched_thread *t)
 {
-    WR(t->next, 0);
-    struct ws_thread *last = (struct ws_thread *)RD(ws->tail);
-    if (last)
-        WR(last->next, t);
-    else
-        WR(ws->head, t);
-    WR(ws->tail, t);
+    fifo_push(tx, ws->head, ws->tail, t);
 }
 
-static struct ws_thread *shared_pop(lwc_tx_t *tx, lwc_ws_t *ws)
+static struct sched_thread *shared_pop(lwc_tx_t *tx, lwc_ws_t *ws)
 {
-    struct ws_thread *t = (struct ws_thread *)RD(ws->head);
-    if (t) {
-        struct ws_thread *next = (struct ws_thread *)RD(t->next);
-        WR(ws->head, next);
-        if (!next)
-            WR(ws->tail, 0);
-    }
-    return t;
+    return fifo_pop(tx, ws->head, ws->tail);
 }
 
 /* ---- finding work ---------------------------------------------------------------- */
@@ -144,7 +105,7 @@ static unsigned next_random(struct ws_worker *w)
 /* A thread from another capability's deque, or NULL.  A few random victims
  * first; then, if `sweep`, every deque until each has been seen empty, which
  * is what Note [Sleeping and waking] needs before sleeping. */
-static struct ws_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
+static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
 {
     unsigned n = ws->nslots, me = (unsigned)(w - ws->workers);
     if (n < 2)
@@ -171,9 +132,9 @@ static void stash_clear(void *w)
 
 /* The next thread for this capability, in the order of Note [Where runnable
  * threads wait], or NULL. */
-static struct ws_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_worker *w, bool sweep)
+static struct sched_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_worker *w, bool sweep)
 {
-    struct ws_thread *t;
+    struct sched_thread *t;
     if (!w->stash && ++w->ticks % 61 == 0 && (t = shared_pop(tx, ws)))
         return t;
     if (!w->stash)
@@ -234,7 +195,7 @@ static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
     (void)self; (void)why;
     lwc_ws_t *ws = env;
     struct ws_worker *w = worker_here(ws);
-    struct ws_thread *t = find_work(tx, ws, w, false);
+    struct sched_thread *t = find_work(tx, ws, w, false);
     if (!t && must_stay(tx, ws)) {
         RD(ws->wake);
         if (!atomic_exchange(&w->sleeping, 1))  /* Note [Sleeping and waking] */
@@ -257,11 +218,7 @@ static void ws_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
 
 lwc_ws_t *lwc_ws_self(void)
 {
-    lwc_scont_t *s = lwc_scont_self();
-    lwc_upcalls_t u;
-    if (!s || lwc_scont_get_upcalls(s, &u) != LWC_OK || u.switch_to_next != ws_next)
-        return NULL;
-    return u.env;
+    return sched_self(ws_next);
 }
 
 /* ---- threads ------------------------------------------------------------------------ */
@@ -274,37 +231,20 @@ static void count_out(lwc_ws_t *ws)
 
 static void trampoline(void *arg)
 {
-    struct ws_thread *t = arg;
+    struct sched_thread *t = arg;
     t->fn(t->arg);
-    lwc_ws_t *ws = t->ws;
-    lwc_scont_release(t->s);                    /* alive until it completes */
-    lwc_pool_give(&pool, t);
+    lwc_ws_t *ws = t->sched;
+    sched_thread_give(t);
     count_out(ws);
 }
 
-static struct ws_thread *thread_new(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+static struct sched_thread *thread_new(lwc_ws_t *ws, void (*fn)(void *), void *arg)
 {
-    struct ws_thread *t = lwc_pool_take(&pool);
-    if (!t)
-        return NULL;
-    if (!lwc_pool_pvar(&t->next)) {
-        lwc_pool_give(&pool, t);
-        return NULL;
-    }
-    t->ws = ws;
-    t->fn = fn;
-    t->arg = arg;
-    if (!(t->s = lwc_scont_new(trampoline, t, NULL))) {
-        lwc_pool_give(&pool, t);
-        return NULL;
-    }
     lwc_upcalls_t u = { ws_next, ws_unblock, ws };
-    lwc_scont_set_upcalls(t->s, &u);
-    lwc_scont_set_local(t->s, t);
-    return t;
+    return sched_thread_new(ws, fn, arg, trampoline, &u);
 }
 
-struct spawn { lwc_ws_t *ws; struct ws_thread *t; bool start; };
+struct spawn { lwc_ws_t *ws; struct sched_thread *t; bool start; };
 
 /* While ws has fewer capabilities than it may use: claim one more. */
 static lwc_word_t claim_cap_body(lwc_tx_t *tx, void *arg)
@@ -381,8 +321,7 @@ int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
     int err = place(&sp);
     if (err != LWC_OK) {
         /* Never ran: its SCont and node go back. */
-        lwc_scont_release(sp.t->s);
-        lwc_pool_give(&pool, sp.t);
+        sched_thread_give(sp.t);
         count_out(ws);
     }
     return err;
@@ -392,7 +331,7 @@ static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_s
 {
     lwc_ws_t *ws = arg;
     *st = LWC_BLOCKED_ON_SCHED;
-    struct ws_thread *next = find_work(tx, ws, worker_here(ws), false);
+    struct sched_thread *next = find_work(tx, ws, worker_here(ws), false);
     if (!next)
         return self;                            /* nobody else: carry on */
     shared_push(tx, ws, lwc_scont_get_local(self));
