@@ -541,6 +541,31 @@ static void sleep_unlock(struct lwc_thread *t)
     atomic_store_explicit(&t->sleep_lock, 0, memory_order_release);
 }
 
+/* A capability with nothing to run serves the idle services, and sleeps until
+ * its retry fires, a kick, or the services' next deadline, whichever is first
+ * (Note [Idle services] in substrate/service.c). */
+static void idle_capability_sleep(struct lwc_thread *t, struct retry_waiter *w)
+{
+    struct lwc_cap *cap = t->cap;
+    while (!atomic_load(&lwc_rt.stopping)) {
+        uint64_t until = lwc_services_serve();
+        uint32_t expect = W_WAITING;
+        if (!atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING))
+            return;                                 /* the services' work fired it */
+        bool again = lwc_idle_publish(cap, t, until) < until;   /* lowered meanwhile */
+        while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING) {
+            if (until == LWC_NEVER)
+                lwc_futex_wait(&w->state, W_SLEEPING);
+            else
+                again = !lwc_futex_wait_until(&w->state, W_SLEEPING, until);
+        }
+        lwc_idle_unpublish(cap);
+        expect = W_SLEEPING;
+        if (!again || !atomic_compare_exchange_strong(&w->state, &expect, W_WAITING))
+            return;                                 /* fired or kicked */
+    }
+}
+
 static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
 {
     for (unsigned i = 0; i < LWC_SPIN_BOUND; i++) {
@@ -551,11 +576,15 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
     sleep_lock(t);
     t->sleep_word = &w->state;
     sleep_unlock(t);
-    uint32_t expect = W_WAITING;
-    if (atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING) &&
-        !atomic_load(&lwc_rt.stopping)) {
-        while (atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING)
-            lwc_futex_wait(&w->state, W_SLEEPING);
+    if (t->cap) {
+        idle_capability_sleep(t, w);
+    } else {
+        uint32_t expect = W_WAITING;
+        if (atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING) &&
+            !atomic_load(&lwc_rt.stopping)) {
+            while (atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING)
+                lwc_futex_wait(&w->state, W_SLEEPING);
+        }
     }
     sleep_lock(t);
     t->sleep_word = NULL;
@@ -761,7 +790,10 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                     t = lwc_switch_after_commit(tx);
                     return lwc_scont_take_error(t->current);
                 }
-                lwc_tx_after_commit(t);
+                bool switched = tx->has_switch;
+                lwc_tx_after_commit(t);         /* may run transactions: tx is reused */
+                if (switched)
+                    lwc_services_count(t);      /* a switch to itself: no landing */
                 return LWC_OK;
             }
             tx->active = false;

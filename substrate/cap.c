@@ -55,6 +55,7 @@ static struct lwc_thread *thread_alloc(enum thread_kind kind)
     if (!t)
         return NULL;
     t->kind = kind;
+    t->service_countdown = LWC_SERVICE_EVERY;
     lwc_tx_init(&t->tx);
     return t;
 }

@@ -2,16 +2,29 @@
 #ifndef LWC_SUBSTRATE_FUTEX_H
 #define LWC_SUBSTRATE_FUTEX_H
 
+#include <errno.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline void lwc_futex_wait(_Atomic uint32_t *w, uint32_t expect)
 {
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, expect, NULL, NULL, 0);
+}
+
+/* Wait while *w == expect, until CLOCK_MONOTONIC reads `deadline` ns at most.
+ * False once the deadline has passed; true for a wake-up (or a spurious one). */
+static inline bool lwc_futex_wait_until(_Atomic uint32_t *w, uint32_t expect, uint64_t deadline)
+{
+    struct timespec ts = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
+    long r = syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_BITSET_PRIVATE, expect, &ts, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    return !(r == -1 && errno == ETIMEDOUT);
 }
 
 static inline void lwc_futex_wake(_Atomic uint32_t *w, int n)

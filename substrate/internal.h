@@ -93,6 +93,10 @@ struct lwc_cap {
     unsigned          id;
     _Atomic int       busy;       /* CAP_IDLE (anyone may take it), CAP_BUSY, CAP_RELEASING */
     struct lwc_thread *worker;    /* its own OS thread, runs every unbound SCont */
+    /* asleep with nothing to run: Note [Idle services] in service.c */
+    _Atomic uint64_t  idle_until; /* the deadline it sleeps until; 0: not asleep */
+    _Atomic int       idle_lock;
+    struct lwc_thread *idle_thread;
 };
 
 enum { CAP_IDLE, CAP_BUSY, CAP_RELEASING };
@@ -130,6 +134,7 @@ struct lwc_thread {
     struct tx_defer   *defers;
     unsigned           ndefers, cap_defers;
     bool               draining;
+    unsigned           service_countdown; /* landings until the next lwc_services_tick */
     /* stack cache (stack.c) */
     void              *stack_cache;
     unsigned           nstack_cache;
@@ -188,6 +193,24 @@ static inline void lwc_tx_after_commit(struct lwc_thread *t)
     if (__builtin_expect((t->nwakes | t->ndefers) != 0, 0) && !t->draining)
         lwc_tx_drain(t);
 }
+
+/* ---- Idle services (service.c): Note [Idle services] ------------------------ */
+
+#define LWC_SERVICE_EVERY 64
+/* Poll the services if their deadline has passed; the next deadline. */
+uint64_t lwc_services_serve(void);
+void     lwc_services_tick(struct lwc_thread *t);
+/* A switch has committed and t is back on a stack where transactions may run
+ * (after the landing, or at once when the switch was to itself). */
+static inline void lwc_services_count(struct lwc_thread *t)
+{
+    if (__builtin_expect(--t->service_countdown == 0, 0))
+        lwc_services_tick(t);
+}
+/* t sleeps on c with nothing to run until `until` at the latest; the deadline
+ * as it stands after that was published (sleep no later than it). */
+uint64_t lwc_idle_publish(struct lwc_cap *c, struct lwc_thread *t, uint64_t until);
+void     lwc_idle_unpublish(struct lwc_cap *c);
 
 void lwc_overflow_install(void);
 void lwc_overflow_uninstall(void);

@@ -459,6 +459,7 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr)
         }
     }
     lwc_tx_after_commit(t);
+    lwc_services_count(t);                   /* Note [Idle services] in service.c */
     return t;
 }
 

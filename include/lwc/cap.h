@@ -36,6 +36,35 @@ LWC_API int      lwc_cap_start(lwc_scont_t *s);
  * capability is idle and s has no unblock_thread upcall. */
 LWC_API int      lwc_eval(lwc_scont_t *s);
 
+/* ---- Time and idle services ------------------------------------------------
+ *
+ * A module whose work comes due at points in time (timers; later fd polls)
+ * registers a service instead of running an OS thread of its own.  The runtime
+ * calls the service's poll function from a capability that has nothing to run,
+ * before it sleeps in the kernel (it sleeps no later than the earliest deadline
+ * any service asked for), and from busy capabilities at switch points once that
+ * deadline has passed.  See Note [Idle services] in substrate/service.c. */
+
+#define LWC_NEVER UINT64_MAX
+
+/* The monotonic clock, in nanoseconds (CLOCK_MONOTONIC). */
+LWC_API uint64_t lwc_clock_ns(void);
+
+/* Run what is due at `now` and return the next deadline (LWC_NEVER: none).
+ * Called from any capability, several at once: it must be thread-safe, and
+ * must not switch, block or retry; it may run transactions. */
+typedef uint64_t (*lwc_service_poll_fn)(void *arg, uint64_t now);
+
+/* Register a service for the life of the process (a second registration of
+ * the same pair is LWC_OK and changes nothing).  LWC_EINVAL for a NULL poll,
+ * LWC_ENOMEM once 8 services are registered. */
+LWC_API int  lwc_service_add(lwc_service_poll_fn poll, void *arg);
+
+/* A service has work due at `deadline`: from now on some capability polls it
+ * by then (an idle one wakes; a busy one polls at a switch point).  Call it
+ * after the work is where poll will find it. */
+LWC_API void lwc_service_due(uint64_t deadline);
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,6 +27,11 @@ LWC_API int lwc_spawn(void (*fn)(void *), void *arg);
  * outside a thread of this scheduler. */
 LWC_API int lwc_yield(void);
 
+/* Block only the calling thread for at least ns nanoseconds; the scheduler
+ * runs the others meanwhile.  0 returns at once.  Defined by liblwc-io, the
+ * same for every scheduler: lwc_sleep_until in lwc/io.h. */
+LWC_API int lwc_sleep_ns(uint64_t ns);
+
 LWC_API const char *lwc_sched_name(void);
 
 /* A thread that another can wait for, once, with lwc_join. */

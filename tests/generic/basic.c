@@ -2,6 +2,7 @@
  * library (Makefile.am): nothing here may assume which one. */
 #include "../unit/harness.h"
 
+#include <lwc/io.h>
 #include <lwc/mvar.h>
 #include <lwc/sched.h>
 #include <string.h>
@@ -238,6 +239,154 @@ END_TEST
 
 /* ---- misuse ---------------------------------------------------------------------------- */
 
+/* ---- sleep --------------------------------------------------------------------------- */
+
+#define MS 1000000ull
+
+/* A sleeper blocks only itself: a thread that yields in a loop keeps running
+ * meanwhile (on one capability too, where only the switch points serve the
+ * timers), and the sleep lasts at least as long as asked. */
+struct sleep_pair { atomic_ullong spins; atomic_int sleeper_done; unsigned long long seen_before, seen_after; };
+
+static void spinner(void *arg)
+{
+    struct sleep_pair *p = arg;
+    while (!atomic_load(&p->sleeper_done)) {
+        atomic_fetch_add(&p->spins, 1);
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    }
+}
+
+static void sleeper_main(void *arg)
+{
+    struct sleep_pair *p = arg;
+    lwc_joinable_t *j;
+    ck_assert_int_eq(lwc_spawn_joinable(spinner, p, &j), LWC_OK);
+    for (int round = 0; round < 3; round++) {
+        p->seen_before = atomic_load(&p->spins);
+        uint64_t t0 = lwc_clock_ns();
+        ck_assert_int_eq(lwc_sleep_ns(20 * MS), LWC_OK);
+        ck_assert_uint_ge(lwc_clock_ns() - t0, 20 * MS);
+        p->seen_after = atomic_load(&p->spins);
+        ck_assert_uint_gt(p->seen_after, p->seen_before);
+    }
+    atomic_store(&p->sleeper_done, 1);
+    ck_assert_int_eq(lwc_join(j), LWC_OK);
+}
+
+START_TEST(test_sleep_blocks_only_the_caller)
+{
+    use_caps(_i);
+    struct sleep_pair p = { 0 };
+    ck_assert_int_eq(lwc_main(sleeper_main, &p), LWC_OK);
+    ck_assert_int_eq(atomic_load(&p.sleeper_done), 1);
+}
+END_TEST
+
+/* Many sleepers with deadlines in scrambled order: each wakes no earlier than
+ * its deadline, and on one capability they wake in deadline order.  Equal
+ * deadlines have no order: the last sleeper of a group may still be inside its
+ * blocking transaction (the capability retries it while it has nothing else
+ * to run), so when the group fires it carries straight on, ahead of the rest. */
+#define SLEEPERS 64
+
+struct sleepers {
+    uint64_t base;
+    atomic_int next_rank;
+    int rank[SLEEPERS];
+    atomic_int early;
+};
+
+struct sleeper_arg { struct sleepers *all; int i; };
+
+static uint64_t sleeper_deadline(const struct sleepers *all, int i)
+{
+    return all->base + (uint64_t)((i * 37) % SLEEPERS / 2) * MS;   /* pairs share one */
+}
+
+static void timed_sleeper(void *arg)
+{
+    struct sleeper_arg *a = arg;
+    uint64_t d = sleeper_deadline(a->all, a->i);
+    ck_assert_int_eq(lwc_sleep_until(d), LWC_OK);
+    if (lwc_clock_ns() < d)
+        atomic_fetch_add(&a->all->early, 1);
+    a->all->rank[a->i] = atomic_fetch_add(&a->all->next_rank, 1);
+}
+
+static void sleepers_main(void *arg)
+{
+    struct sleepers *all = arg;
+    struct sleeper_arg args[SLEEPERS];
+    lwc_joinable_t *j[SLEEPERS];
+    all->base = lwc_clock_ns() + 50 * MS;
+    for (int i = 0; i < SLEEPERS; i++) {
+        args[i] = (struct sleeper_arg){ all, i };
+        ck_assert_int_eq(lwc_spawn_joinable(timed_sleeper, &args[i], &j[i]), LWC_OK);
+    }
+    for (int i = 0; i < SLEEPERS; i++)
+        ck_assert_int_eq(lwc_join(j[i]), LWC_OK);
+}
+
+START_TEST(test_sleepers_wake_in_deadline_order)
+{
+    use_caps(_i);
+    struct sleepers all = { 0 };
+    ck_assert_int_eq(lwc_main(sleepers_main, &all), LWC_OK);
+    ck_assert_int_eq(atomic_load(&all.next_rank), SLEEPERS);
+    ck_assert_int_eq(atomic_load(&all.early), 0);
+    if (_i == 0) {
+        for (int a = 0; a < SLEEPERS; a++)
+            for (int b = 0; b < SLEEPERS; b++) {
+                uint64_t da = sleeper_deadline(&all, a), db = sleeper_deadline(&all, b);
+                if (da < db)
+                    ck_assert_int_lt(all.rank[a], all.rank[b]);
+            }
+    }
+}
+END_TEST
+
+/* Thousands of short sleeps racing with spawns, wake-ups and idle capabilities. */
+static void short_sleeper(void *arg)
+{
+    lwc_mvar_t *mv = arg;
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(lwc_sleep_ns((uint64_t)(lwc_clock_ns() % 997) * 1000), LWC_OK);
+    ck_assert_int_eq(lwc_mvar_put(mv, 1), LWC_OK);
+}
+
+static void many_sleepers_main(void *arg)
+{
+    struct fan *f = arg;
+    for (unsigned i = 0; i < f->n; i++)
+        ck_assert_int_eq(lwc_spawn(short_sleeper, f->mv), LWC_OK);
+    for (unsigned i = 0; i < f->n; i++) {
+        lwc_word_t v = 0;
+        ck_assert_int_eq(lwc_mvar_take(f->mv, &v), LWC_OK);
+    }
+}
+
+START_TEST(test_many_short_sleeps)
+{
+    use_caps(_i);
+    struct fan f = { lwc_mvar_new(), scaled(3000) };
+    ck_assert_int_eq(lwc_main(many_sleepers_main, &f), LWC_OK);
+    lwc_mvar_free(f.mv);
+}
+END_TEST
+
+/* Outside the runtime, sleep blocks the OS thread; a passed deadline returns at once. */
+START_TEST(test_sleep_outside_and_passed)
+{
+    uint64_t t0 = lwc_clock_ns();
+    ck_assert_int_eq(lwc_sleep_ns(2 * MS), LWC_OK);
+    ck_assert_uint_ge(lwc_clock_ns() - t0, 2 * MS);
+    ck_assert_int_eq(lwc_sleep_ns(0), LWC_OK);
+    ck_assert_int_eq(lwc_sleep_until(0), LWC_OK);
+    ck_assert_int_eq(lwc_sleep_until(lwc_clock_ns()), LWC_OK);
+}
+END_TEST
+
 static void noop(void *arg) { (void)arg; }
 
 START_TEST(test_outside_the_runtime)
@@ -263,6 +412,10 @@ int main(void)
     tcase_add_test(tc, test_yield_is_fair);
     tcase_add_test(tc, test_waiter_outlives_its_run);
     tcase_add_test(tc, test_outside_the_runtime);
+    tcase_add_loop_test(tc, test_sleep_blocks_only_the_caller, 0, 2);
+    tcase_add_loop_test(tc, test_sleepers_wake_in_deadline_order, 0, 2);
+    tcase_add_loop_test(tc, test_many_short_sleeps, 0, 2);
+    tcase_add_test(tc, test_sleep_outside_and_passed);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

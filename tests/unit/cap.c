@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <dirent.h>
+#include <lwc/io.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -422,6 +423,170 @@ START_TEST(test_idle_capabilities_sleep)
 }
 END_TEST
 
+/* ---- idle services ------------------------------------------------------------------ */
+
+/* A service that rings a bell (a PVar) at its deadline, once. */
+struct bell_service {
+    atomic_ullong deadline;
+    lwc_pvar_t *bell;
+    atomic_int polls;
+    atomic_ullong rung_at;          /* the `now` it rang with; 0: not yet */
+};
+
+static lwc_word_t ring_body(lwc_tx_t *tx, void *arg)
+{
+    lwc_pvar_write(tx, arg, 1);
+    return 0;
+}
+
+static uint64_t bell_poll(void *arg, uint64_t now)
+{
+    struct bell_service *b = arg;
+    atomic_fetch_add(&b->polls, 1);
+    uint64_t d = atomic_load(&b->deadline);
+    if (atomic_load(&b->rung_at))
+        return LWC_NEVER;
+    if (now < d)
+        return d;
+    unsigned long long not_yet = 0;
+    if (atomic_compare_exchange_strong(&b->rung_at, &not_yet, now))   /* before the waiter can see it */
+        ck_assert_int_eq(lwc_atomically(ring_body, b->bell, NULL), LWC_OK);
+    return LWC_NEVER;
+}
+
+static lwc_word_t wait_bell(lwc_tx_t *tx, void *arg)
+{
+    if (!lwc_pvar_read(tx, arg))
+        lwc_tx_retry(tx);           /* the SCont blocks; its capability idles */
+    return 0;
+}
+
+static void bell_waiter(void *arg)
+{
+    ck_assert_int_eq(lwc_atomically(wait_bell, arg, NULL), LWC_OK);
+}
+
+static void *announce_later(void *arg)
+{
+    struct bell_service *b = arg;
+    usleep(20000);                  /* most often the capability sleeps by now */
+    b->deadline = lwc_clock_ns() + 2000000;
+    lwc_service_due(b->deadline);
+    return NULL;
+}
+
+START_TEST(test_idle_service_wakes_a_sleeping_capability)
+{
+    /* _i == 0: the deadline is announced before the capability idles; 1: after,
+     * from another OS thread, so the sleeping capability must be kicked. */
+    static struct bell_service bells[2];    /* services stay registered for good */
+    struct bell_service *b = &bells[_i];
+    b->deadline = LWC_NEVER;
+    b->bell = lwc_pvar_new(0);
+    ck_assert_int_eq(lwc_service_add(bell_poll, b), LWC_OK);
+    ck_assert_int_eq(lwc_service_add(bell_poll, b), LWC_OK);      /* once only */
+    tsched_t ts;
+    ts_init(&ts);
+    ts_spawn(&ts, bell_waiter, b->bell);
+    pthread_t th;
+    if (_i == 0) {
+        b->deadline = lwc_clock_ns() + 5000000;
+        lwc_service_due(b->deadline);
+    } else {
+        ck_assert_int_eq(pthread_create(&th, NULL, announce_later, b), 0);
+    }
+    ts_run(&ts, 1);
+    if (_i == 1)
+        pthread_join(th, NULL);
+    ck_assert_uint_ge(atomic_load(&b->rung_at), b->deadline);
+    ck_assert_int_ge(atomic_load(&b->polls), 1);
+    ts_destroy(&ts);
+    b->deadline = LWC_NEVER;         /* it stays registered: keep it quiet */
+    atomic_store(&b->rung_at, 1);
+    lwc_pvar_free(b->bell);
+}
+END_TEST
+
+/* A thread that only yields keeps its capability busy: the services are then
+ * polled at its switch points. */
+struct yield_until { tsched_t *ts; lwc_pvar_t *bell; atomic_ullong yields; };
+
+static lwc_word_t peek_bell(lwc_tx_t *tx, void *arg)
+{
+    return lwc_pvar_read(tx, arg);
+}
+
+static void yield_until_rung(void *arg)
+{
+    struct yield_until *y = arg;
+    lwc_word_t rung = 0;
+    while (!rung) {
+        ck_assert_int_eq(ts_yield(y->ts), LWC_OK);
+        atomic_fetch_add(&y->yields, 1);
+        ck_assert_int_eq(lwc_atomically(peek_bell, y->bell, &rung), LWC_OK);
+    }
+}
+
+START_TEST(test_busy_capability_polls_at_switch_points)
+{
+    static struct bell_service b;          /* services stay registered for good */
+    b.deadline = lwc_clock_ns() + 5000000;
+    b.bell = lwc_pvar_new(0);
+    atomic_store(&b.rung_at, 0);
+    ck_assert_int_eq(lwc_service_add(bell_poll, &b), LWC_OK);
+    lwc_service_due(b.deadline);
+    tsched_t ts;
+    ts_init(&ts);
+    struct yield_until y = { &ts, b.bell, 0 };
+    ts_spawn(&ts, yield_until_rung, &y);
+    ts_run(&ts, 1);
+    ck_assert_uint_ge(atomic_load(&b.rung_at), b.deadline);
+    ck_assert_uint_gt(atomic_load(&y.yields), 0);
+    ts_destroy(&ts);
+    b.deadline = LWC_NEVER;
+    atomic_store(&b.rung_at, 1);
+    lwc_pvar_free(b.bell);
+}
+END_TEST
+
+static uint64_t never_poll(void *arg, uint64_t now)
+{
+    (void)arg; (void)now;
+    return LWC_NEVER;
+}
+
+static char service_args[16];
+
+START_TEST(test_service_add_limits)
+{
+    ck_assert_int_eq(lwc_service_add(NULL, NULL), LWC_EINVAL);
+    int err = LWC_OK;
+    for (int i = 0; i < 16 && err == LWC_OK; i++)
+        err = lwc_service_add(never_poll, &service_args[i]);
+    ck_assert_int_eq(err, LWC_ENOMEM);
+    lwc_service_due(LWC_NEVER);                 /* no deadline: nothing happens */
+    ck_assert_uint_gt(lwc_clock_ns(), 0);
+}
+END_TEST
+
+/* Sleep blocks through the caller's upcalls: an SCont without them gets
+ * LWC_EINVAL and keeps its capability. */
+static void sleep_without_upcalls(void *arg)
+{
+    *(int *)arg = lwc_sleep_until(lwc_clock_ns() + 1000000);
+}
+
+START_TEST(test_sleep_needs_upcalls)
+{
+    int err = 1;
+    lwc_scont_t *s = lwc_scont_new(sleep_without_upcalls, &err, NULL);
+    cap_start_when_idle(s);
+    wait_completed(s);
+    ck_assert_int_eq(err, LWC_EINVAL);
+    lwc_scont_release(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cap");
@@ -438,6 +603,10 @@ int main(void)
     tcase_add_test(tc, test_retry_wakeups_across_caps);
     tcase_add_test(tc, test_eval_when_no_cap_is_idle);
     tcase_add_test(tc, test_idle_capabilities_sleep);
+    tcase_add_loop_test(tc, test_idle_service_wakes_a_sleeping_capability, 0, 2);
+    tcase_add_test(tc, test_busy_capability_polls_at_switch_points);
+    tcase_add_test(tc, test_sleep_needs_upcalls);
+    tcase_add_test(tc, test_service_add_limits);      /* last: fills the registry */
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
