@@ -1,7 +1,7 @@
 /* Scheduler benchmarks for `make bench`: compiled once, linked against each
  * scheduler library (tools/sched-bench-rr, tools/sched-bench-ws), run with
  * LWC_CAPS=1 and 2.  Uses only lwc/sched.h and lwc/mvar.h.  Each figure is the
- * median of 3 runs; one table row and one "BENCH {...}" line each. */
+ * median of 3 runs (--quick: at a tenth of the size); one table row and one "BENCH {...}" line each. */
 #include <lwc/mvar.h>
 #include <lwc/sched.h>
 #include <stdint.h>
@@ -12,8 +12,12 @@
 
 #include "timing.h"
 
-#define RUNS 3
-
+/* --quick: a tenth of each size (the showcase); the figures that count come
+ * from the full sizes. */
+static int runs = 3;
+static long yields = 2000000, spawns = 1000000, hops = 10000000, rounds = 1000000;
+static uint64_t leaves = 1000000;
+static unsigned fib_n = 30;
 
 static const char *caps_env(void)
 {
@@ -38,26 +42,24 @@ static void check(int err, const char *what)
     }
 }
 
-/* Run fn under lwc_main RUNS times; the median wall time in ns. */
+/* Run fn under lwc_main `runs` times; the median wall time in ns. */
 static double time_main(void (*fn)(void *), void *arg)
 {
-    double t[RUNS];
-    for (int r = 0; r < RUNS; r++) {
+    double t[3];
+    for (int r = 0; r < runs; r++) {
         double t0 = now_ns();
         check(lwc_main(fn, arg), "lwc_main");
         t[r] = now_ns() - t0;
     }
-    return median(t, RUNS);
+    return median(t, runs);
 }
 
 /* ---- yield: two threads, per yield --------------------------------------------------- */
 
-#define YIELDS 2000000L
-
 static void yielder(void *arg)
 {
     (void)arg;
-    for (long i = 0; i < YIELDS; i++)
+    for (long i = 0; i < yields; i++)
         lwc_yield();
 }
 
@@ -73,8 +75,6 @@ static void yield_main(void *arg)
 
 /* ---- spawn: spawn, run and finish 1M threads --------------------------------------- */
 
-#define SPAWNS 1000000L
-
 static void nothing(void *arg) { (void)arg; }
 
 /* In batches, yielding between them so that each batch runs and finishes and
@@ -84,7 +84,7 @@ static void nothing(void *arg) { (void)arg; }
 static void spawn_main(void *arg)
 {
     (void)arg;
-    for (long i = 0; i < SPAWNS; i++) {
+    for (long i = 0; i < spawns; i++) {
         check(lwc_spawn(nothing, NULL), "spawn");
         if (i % BATCH == BATCH - 1)
             lwc_yield();
@@ -95,7 +95,6 @@ static void spawn_main(void *arg)
 /* ---- ring: 503 threads, a token through MVars ------------------------------------------ */
 
 #define RING 503
-#define HOPS 10000000L
 
 static lwc_mvar_t *ring[RING];
 
@@ -119,7 +118,7 @@ static void ring_main(void *arg)
         ring[i] = lwc_mvar_new();
     for (uintptr_t i = 0; i < RING; i++)
         check(lwc_spawn_joinable(ring_member, (void *)i, &j[i]), "spawn");
-    check(lwc_mvar_put(ring[0], HOPS), "put");
+    check(lwc_mvar_put(ring[0], (lwc_word_t)hops), "put");
     for (uintptr_t i = 0; i < RING; i++)
         check(lwc_join(j[i]), "join");
     for (uintptr_t i = 0; i < RING; i++)
@@ -128,14 +127,12 @@ static void ring_main(void *arg)
 
 /* ---- pingpong: two threads, two MVars, per round trip -------------------------------------- */
 
-#define ROUNDS 1000000L
-
 static lwc_mvar_t *ping, *pong;
 
 static void ponger(void *arg)
 {
     (void)arg;
-    for (long i = 0; i < ROUNDS; i++) {
+    for (long i = 0; i < rounds; i++) {
         lwc_word_t v;
         check(lwc_mvar_take(ping, &v), "take");
         check(lwc_mvar_put(pong, v), "put");
@@ -147,7 +144,7 @@ static void pingpong_main(void *arg)
     (void)arg;
     lwc_joinable_t *j;
     check(lwc_spawn_joinable(ponger, NULL, &j), "spawn");
-    for (long i = 0; i < ROUNDS; i++) {
+    for (long i = 0; i < rounds; i++) {
         lwc_word_t v;
         check(lwc_mvar_put(ping, (lwc_word_t)i), "put");
         check(lwc_mvar_take(pong, &v), "take");
@@ -190,7 +187,7 @@ static void skynet_main(void *arg)
     uint64_t *result = arg;
     lwc_mvar_t *out = lwc_mvar_new();
     struct sky *root = malloc(sizeof *root);
-    *root = (struct sky){ out, 0, 1000000 };
+    *root = (struct sky){ out, 0, leaves };
     skynet(root);
     lwc_word_t v;
     check(lwc_mvar_take(out, &v), "take");
@@ -224,42 +221,51 @@ static __attribute__((noinline)) uint64_t fib_serial(unsigned n)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
+        yields /= 10, spawns /= 10, hops /= 10, rounds /= 10, leaves /= 10;
+        fib_n = 22;
+        argc--, argv++;
+    }
     const char *only = argc > 1 ? argv[1] : NULL;
 #define WANT(x) (!only || strcmp(only, x) == 0)
     if (WANT("yield"))
-        report("yield", time_main(yield_main, NULL) / (2.0 * YIELDS), "ns", "<= 20 ns (rr)");
+        report("yield", time_main(yield_main, NULL) / (2.0 * yields), "ns", "<= 20 ns (rr)");
     if (WANT("spawn"))
-        report("spawn", time_main(spawn_main, NULL) / SPAWNS, "ns", "<= 45 ns (rr)");
+        report("spawn", time_main(spawn_main, NULL) / spawns, "ns", "<= 45 ns (rr)");
     if (WANT("ring"))
-        report("ring", time_main(ring_main, NULL) / HOPS, "ns", "<= 30 ns/hop");
+        report("ring", time_main(ring_main, NULL) / hops, "ns", "<= 30 ns/hop");
     if (WANT("pingpong")) {
         ping = lwc_mvar_new();
         pong = lwc_mvar_new();
-        report("pingpong", time_main(pingpong_main, NULL) / ROUNDS, "ns", "<= 60 ns");
+        report("pingpong", time_main(pingpong_main, NULL) / rounds, "ns", "<= 60 ns");
         lwc_mvar_free(ping);
         lwc_mvar_free(pong);
     }
     if (WANT("skynet")) {
         uint64_t sum = 0;
         double ns = time_main(skynet_main, &sum);
-        if (sum != 499999500000ull) {
+        if (sum != leaves * (leaves - 1) / 2) {
             fprintf(stderr, "sched_bench: skynet summed %llu\n", (unsigned long long)sum);
             return 1;
         }
         report("skynet", ns / 1e9, "s", "<= 0.25 s (ws, 2 caps)");
     }
     if (WANT("fib")) {
-        struct fib f = { 30, 0 };
+        struct fib f = { fib_n, 0 };
         double ns = time_main(fib_spawning, &f);
         double t0 = now_ns();
-        uint64_t r = fib_serial(30);
+        uint64_t r = fib_serial(fib_n);
         double serial = now_ns() - t0;
-        if (f.r != r || r != 832040) {
-            fprintf(stderr, "sched_bench: fib(30) = %llu\n", (unsigned long long)f.r);
+        if (f.r != r) {
+            fprintf(stderr, "sched_bench: fib(%u) = %llu, not %llu\n", fib_n,
+                    (unsigned long long)f.r, (unsigned long long)r);
             return 1;
         }
-        report("fib30", ns / 1e9, "s", "");
-        report("fib30_vs_serial", ns / serial, "x", "<= 15x (1 cap)");
+        char name[32];
+        snprintf(name, sizeof name, "fib%u", fib_n);
+        report(name, ns / 1e9, "s", "");
+        snprintf(name, sizeof name, "fib%u_vs_serial", fib_n);
+        report(name, ns / serial, "x", "<= 15x (1 cap)");
     }
     return 0;
 }
