@@ -222,8 +222,35 @@ lwc_pvar_t *lwc_pvar_new(lwc_word_t init)
     return pv;
 }
 
+/* Each PVar's wlock guards its waiter list. */
+static void wlock(lwc_pvar_t *pv)
+{
+    for (unsigned i = 0; atomic_exchange_explicit(&pv->wlock, 1, memory_order_acquire); i++)
+        lwc_spin_step(i);
+}
+
+static void wunlock(lwc_pvar_t *pv)
+{
+    atomic_store_explicit(&pv->wlock, 0, memory_order_release);
+}
+
+/* Note [Freeing a PVar]
+ * ~~~~~~~~~~~~~~~~~~~~~
+ * A committer fires the waiters of the PVars it wrote after it has released
+ * the sequence, so whoever sees the new value may already be running, and may
+ * free the PVar (a scheduler instance freed once its last capability is seen
+ * gone) while the committer still walks its waiter list.  So publish takes the
+ * wlock of every PVar it finds waiters on *before* it stores the value, and
+ * fire_waiters drops it after firing; lwc_pvar_free takes and drops the lock
+ * first.  Anyone who saw the value (acquire) sees the lock held, and waits for
+ * the fire to finish.  A PVar that had no waiters at publish is not touched
+ * again: a waiter registered later finds the new value (Note [Retry wake-up]). */
 void lwc_pvar_free(lwc_pvar_t *pv)
 {
+    if (!pv)
+        return;
+    wlock(pv);
+    wunlock(pv);
     free(pv);
 }
 
@@ -446,17 +473,6 @@ struct retry_node {
     lwc_pvar_t          *pv;
 };
 
-static void wlock(lwc_pvar_t *pv)
-{
-    for (unsigned i = 0; atomic_exchange_explicit(&pv->wlock, 1, memory_order_acquire); i++)
-        lwc_spin_step(i);
-}
-
-static void wunlock(lwc_pvar_t *pv)
-{
-    atomic_store_explicit(&pv->wlock, 0, memory_order_release);
-}
-
 /* Make room for one more entry in an after-commit queue.  Work that a commit
  * has promised (a wake-up, a deferred action) must not be dropped: with no
  * memory to record it, stop loudly instead. */
@@ -480,10 +496,10 @@ static void queue_wake(struct lwc_thread *t, lwc_scont_t *s, uint32_t epoch)
     t->wakes[t->nwakes++] = (struct pending_wake){ s, epoch };
 }
 
-/* Called by a committer after publishing a write to pv: fire every waiter on pv. */
+/* Called by a committer after publishing a write to pv, with pv's wlock taken
+ * in publish (Note [Freeing a PVar]): fire every waiter on pv. */
 static void pvar_fire(struct lwc_thread *t, lwc_pvar_t *pv)
 {
-    wlock(pv);
     for (struct retry_node *n = atomic_load_explicit(&pv->waiters, memory_order_relaxed);
          n; n = n->next) {
         struct retry_waiter *w = n->w;
@@ -497,7 +513,6 @@ static void pvar_fire(struct lwc_thread *t, lwc_pvar_t *pv)
             lwc_futex_wake(&w->state, 1);
         }
     }
-    wunlock(pv);
 }
 
 static void waiter_register(struct retry_node *nodes, unsigned n)
@@ -687,32 +702,40 @@ void lwc_retry_interrupt(struct lwc_thread *t)
 
 /* Store the write set, with the sequence held.  True if a PVar written has
  * waiters to fire once the sequence is released. */
-static inline bool publish(lwc_tx_t *tx)
+/* Store the write set, with the sequence held.  The PVars that have waiters
+ * move to the front of the write set, locked (Note [Freeing a PVar]); returns
+ * how many, to fire once the sequence is released. */
+static inline unsigned publish(lwc_tx_t *tx)
 {
     /* Note [Switching out] in scont.c: raised before the new statuses show. */
     if (tx->has_switch && tx->target != tx->self)
         atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
-    bool waiters = false;
+    unsigned nfire = 0;
     for (unsigned i = 0; i < tx->nwrites; i++) {
-        lwc_pvar_t *pv = tx->writes[i].pv;
-        atomic_store_explicit(&pv->value, tx->writes[i].val, memory_order_release);
-        waiters |= atomic_load(&pv->waiters) != NULL;   /* seq_cst: Note [Retry wake-up] */
+        struct tx_write w = tx->writes[i];
+        if (__builtin_expect(atomic_load(&w.pv->waiters) != NULL, 0)) {  /* seq_cst: Note [Retry wake-up] */
+            wlock(w.pv);
+            tx->writes[i] = tx->writes[nfire];
+            tx->writes[nfire++] = w;
+        }
+        atomic_store_explicit(&w.pv->value, w.val, memory_order_release);
     }
-    return waiters;
+    return nfire;
 }
 
-static void fire_waiters(struct lwc_thread *t, lwc_tx_t *tx)
+static void fire_waiters(struct lwc_thread *t, lwc_tx_t *tx, unsigned nfire)
 {
-    for (unsigned i = 0; i < tx->nwrites; i++)
-        if (atomic_load(&tx->writes[i].pv->waiters))
-            pvar_fire(t, tx->writes[i].pv);
+    for (unsigned i = 0; i < nfire; i++) {
+        pvar_fire(t, tx->writes[i].pv);
+        wunlock(tx->writes[i].pv);
+    }
 }
 
 /* Note [Opacity]: take the sequence at the snapshot, publish, release.
  * Note [Biased commit]: or publish under the bias, or keep the sequence. */
 static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
 {
-    bool waiters;
+    unsigned waiters;
     if (tx->direct) {
         waiters = publish(tx);
         bias_leave();
@@ -737,7 +760,7 @@ static bool tx_commit(struct lwc_thread *t, lwc_tx_t *tx)
             atomic_store_explicit(&lwc_commit.seq, s + 2, memory_order_release);
     }
     if (__builtin_expect(waiters, 0))
-        fire_waiters(t, tx);
+        fire_waiters(t, tx, waiters);
     return true;
 }
 
