@@ -4,6 +4,7 @@
 #include <lwc/ws.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,17 +15,24 @@
 /* Note [Where runnable threads wait]
  * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
  * A spawn by a thread of ws pushes the new thread on the deque of the
- * capability it runs on: no transaction, a few plain atomics.  Everything made
- * runnable inside a transaction (unblock_thread, a yield, a spawn from outside
- * ws) goes to the instance's shared queue, `head`/`tail` in PVars, because a
- * deque push cannot be rolled back when the transaction re-runs.  A yield goes
- * there too: the deque is LIFO for its owner, and a yielder pushed on it would
- * be taken straight back.
+ * capability it runs on: no transaction, a few plain atomics.  A thread woken
+ * by a thread of the same instance (its child finished, an MVar it waits on was
+ * filled) goes on the waker's deque too, but only once the waking transaction
+ * has committed (lwc_tx_defer, push_woken): a deque push cannot be rolled back
+ * when a transaction re-runs.  So the woken thread runs next, as a Cilk
+ * continuation would: fork-join programs go depth first and keep few threads
+ * (and stacks) alive.  Everything else made runnable inside a transaction (an
+ * unblock from another scheduler, an OS thread or a timer; a yield; a spawn from
+ * outside ws) goes to the instance's shared queue, `head`/`tail` in PVars.  A
+ * yield goes there too: the deque is LIFO for its owner, and a yielder pushed
+ * on it would be taken straight back.
  *
  * A capability looks for work in this order: its stash, its own deque (newest
  * first), the shared queue, then the other deques (oldest first, random victims
- * then a sweep of all).  Every 61st look starts with the shared queue, so woken
- * and yielding threads are not starved by a capability that keeps spawning.
+ * then a sweep of all).  Every 61st look starts with the shared queue and then
+ * the oldest thread of its own deque, so yielders, threads woken from outside
+ * and threads at the top of the deque are not starved by a capability that
+ * keeps spawning, or by two threads that keep waking each other.
  *
  * Note [The stash]
  * ~~~~~~~~~~~~~~~~
@@ -135,8 +143,12 @@ static void stash_clear(void *w)
 static struct sched_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_worker *w, bool sweep)
 {
     struct sched_thread *t;
-    if (!w->stash && ++w->ticks % 61 == 0 && (t = shared_pop(tx, ws)))
-        return t;
+    if (!w->stash && ++w->ticks % 61 == 0) {
+        if ((t = shared_pop(tx, ws)))
+            return t;
+        void *x = deque_steal(&w->dq);          /* the oldest of our own */
+        w->stash = x == DEQUE_ABORT ? NULL : x;
+    }
     if (!w->stash)
         w->stash = deque_take(&w->dq);
     if (!w->stash) {
@@ -211,9 +223,39 @@ static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
     return NULL;
 }
 
+static lwc_word_t shared_push_thread(lwc_tx_t *tx, void *arg)
+{
+    struct sched_thread *t = arg;
+    shared_push(tx, t->sched, t);
+    return 0;
+}
+
+/* After the commit that woke t: Note [Where runnable threads wait].  The
+ * capability is still the one the waker ran on, so its deque is ours to push. */
+static void push_woken(void *arg)
+{
+    struct sched_thread *t = arg;
+    lwc_ws_t *ws = t->sched;
+    struct ws_worker *w = worker_here(ws);
+    if (w && deque_push(&w->dq, t) == 0) {
+        wake_a_sleeper(ws);
+        return;
+    }
+    int err = lwc_atomically(shared_push_thread, t, NULL);
+    if (err != LWC_OK) {
+        fprintf(stderr, "lwc: ws: cannot queue a woken thread: %s\n", lwc_strerror(err));
+        abort();                                /* losing it would hang the program */
+    }
+}
+
 static void ws_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
 {
-    shared_push(tx, env, lwc_scont_get_local(s));
+    lwc_ws_t *ws = env;
+    struct sched_thread *t = lwc_scont_get_local(s);
+    if (lwc_ws_self() == ws && worker_here(ws))
+        lwc_tx_defer(tx, push_woken, t);
+    else
+        shared_push(tx, ws, t);
 }
 
 lwc_ws_t *lwc_ws_self(void)
