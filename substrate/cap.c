@@ -29,6 +29,7 @@ void lwc_thread_free(struct lwc_thread *t)
 {
     lwc_ptm_thread_gone(t);
     lwc_stack_cache_flush(t);
+    lwc_scont_cache_flush(t);
     lwc_tx_destroy(&t->tx);
     free(t->wakes);
     free(t->defers);

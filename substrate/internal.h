@@ -67,7 +67,10 @@ struct lwc_scont {
     int              wake_error;      /* delivered while suspended; returned by the switch */
     uint32_t         retry_epoch;
     struct lwc_stack stack;
-    struct lwc_scont *all_prev, *all_next; /* every SCont alive, for shutdown */
+    /* Note [Type-stable SConts] in scont.c */
+    struct lwc_scont *free_next;      /* in a free list, when not alive */
+    struct lwc_scont *made_next;      /* every struct ever made */
+    bool             alive;           /* created and not freed: lwc_shutdown frees it */
 #if LWC_ASAN
     void            *asan_fake_stack;
 #endif
@@ -84,6 +87,7 @@ struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx);
 /* Upcalls, read consistently (Note [Upcall seqlock] in scont.c). */
 void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u);
 void lwc_scont_free_all(void);
+void lwc_scont_cache_flush(struct lwc_thread *t);
 /* The error delivered to s while it was suspended (0 if none), cleared. */
 int  lwc_scont_take_error(lwc_scont_t *s);
 
@@ -135,6 +139,9 @@ struct lwc_thread {
     unsigned           ndefers, cap_defers;
     bool               draining;
     unsigned           service_countdown; /* landings until the next lwc_services_tick */
+    /* SCont struct cache (scont.c) */
+    lwc_scont_t       *scont_cache;
+    unsigned           nscont_cache;
     /* stack cache (stack.c) */
     void              *stack_cache;
     unsigned           nstack_cache;
@@ -158,10 +165,10 @@ struct lwc_runtime {
     _Atomic int        stopping;
     unsigned           ncaps;
     struct lwc_cap    *caps;
-    pthread_mutex_t    lock;        /* threads list, SCont list */
+    pthread_mutex_t    lock;        /* threads list, SCont structs */
     struct lwc_thread *threads;
-    lwc_scont_t       *sconts;
-    lwc_scont_t       *scont_pool;     /* freed SConts: Note [Type-stable SConts] */
+    lwc_scont_t       *scont_made;     /* Note [Type-stable SConts] */
+    lwc_scont_t       *scont_pool;
 };
 extern struct lwc_runtime lwc_rt;
 

@@ -30,26 +30,72 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
  * to an SCont that has since completed and been freed (it read a waiter's or a
  * queue's stale link), and it reads the SCont's upcalls and status before PTM
  * validation throws it away.  Those loads must land on an SCont, never on memory
- * malloc has handed to something else.  So a freed SCont struct goes to
- * lwc_rt.scont_pool and is reused by the next lwc_scont_new, even after
+ * malloc has handed to something else.  So a freed SCont struct goes to a
+ * free list and is reused by a later lwc_scont_new, even after
  * lwc_shutdown; only the process's exit gives the structs back.  A
  * reused SCont is re-initialised field by field, the words others may read
  * (status, upcalls, local) with atomic stores: a doomed reader then sees old or
  * new values, and validation rejects it either way because the link it followed
  * has changed.  Upcalls must therefore act only through their transaction: a
  * doomed one may call them on a recycled SCont (schedulers/README.md).  A
- * reused SCont also gets a new id, so a data structure that recorded the id of
- * a waiter can tell, at any time, whether that thread is still the one it
- * queued (the resume token of Note [Waiter nodes] in schedulers/mvar/mvar.c). */
+ * freed SCont's id becomes 0 and a reused one gets a new id, so a data
+ * structure that recorded the id of a waiter can tell, at any time, whether
+ * that thread is still the one it queued (the resume token of Note [Waiter nodes] in schedulers/mvar/mvar.c).
+ *
+ * Every struct ever made is on the `made_next` chain, pushed once when it is
+ * calloc'd, and `alive` marks those in use: lwc_shutdown walks the chain to
+ * free the live ones, and the exit destructor frees them all.  So creating and
+ * freeing an SCont touches no shared list.  Free structs wait in a cache per
+ * OS thread, and move to and from the global pool (lwc_rt.scont_pool) a batch
+ * at a time, under lwc_rt.lock: a capability that spawns while another frees
+ * takes that lock once per SCONT_BATCH SConts, not twice per SCont. */
+#define SCONT_CACHE_MAX 64
+#define SCONT_BATCH     32
+
+static lwc_scont_t *scont_take_cached(void)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    if (t && !t->scont_cache) {
+        pthread_mutex_lock(&lwc_rt.lock);
+        while (lwc_rt.scont_pool && t->nscont_cache < SCONT_BATCH) {
+            lwc_scont_t *s = lwc_rt.scont_pool;
+            lwc_rt.scont_pool = s->free_next;
+            s->free_next = t->scont_cache;
+            t->scont_cache = s;
+            t->nscont_cache++;
+        }
+        pthread_mutex_unlock(&lwc_rt.lock);
+    }
+    lwc_scont_t *s = NULL;
+    if (t && (s = t->scont_cache)) {
+        t->scont_cache = s->free_next;
+        t->nscont_cache--;
+    } else if (!t) {
+        pthread_mutex_lock(&lwc_rt.lock);
+        if ((s = lwc_rt.scont_pool))
+            lwc_rt.scont_pool = s->free_next;
+        pthread_mutex_unlock(&lwc_rt.lock);
+    }
+    return s;
+}
+
+static lwc_scont_t *scont_make(void)
+{
+    lwc_scont_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&lwc_rt.lock);
+    s->made_next = lwc_rt.scont_made;
+    lwc_rt.scont_made = s;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    return s;
+}
+
 static lwc_scont_t *scont_alloc(void)
 {
-    pthread_mutex_lock(&lwc_rt.lock);
-    lwc_scont_t *s = lwc_rt.scont_pool;
-    if (s)
-        lwc_rt.scont_pool = s->all_next;
-    pthread_mutex_unlock(&lwc_rt.lock);
+    lwc_scont_t *s = scont_take_cached();
     if (!s)
-        return calloc(1, sizeof *s);
+        return scont_make();
     atomic_store_explicit(&s->status.value, LWC_BLOCKED_ON_SCHED, memory_order_relaxed);
     atomic_store_explicit(&s->retry_pv.value, 0, memory_order_relaxed);
     atomic_store_explicit(&s->switching_out, 0, memory_order_relaxed);
@@ -64,16 +110,47 @@ static lwc_scont_t *scont_alloc(void)
     s->wake_error = 0;
     s->retry_epoch = 0;
     memset(&s->stack, 0, sizeof s->stack);
-    s->all_prev = s->all_next = NULL;
+    s->free_next = NULL;
     return s;
+}
+
+/* Hand the first n structs of the list `first` to the global pool. */
+static lwc_scont_t *pool_give(lwc_scont_t *first, unsigned n)
+{
+    pthread_mutex_lock(&lwc_rt.lock);
+    while (first && n--) {
+        lwc_scont_t *next = first->free_next;
+        first->free_next = lwc_rt.scont_pool;
+        lwc_rt.scont_pool = first;
+        first = next;
+    }
+    pthread_mutex_unlock(&lwc_rt.lock);
+    return first;
 }
 
 static void scont_recycle(lwc_scont_t *s)
 {
-    pthread_mutex_lock(&lwc_rt.lock);
-    s->all_next = lwc_rt.scont_pool;
-    lwc_rt.scont_pool = s;
-    pthread_mutex_unlock(&lwc_rt.lock);
+    s->alive = false;
+    atomic_store_explicit(&s->id, 0, memory_order_release);    /* no longer that thread */
+    struct lwc_thread *t = lwc_thread_peek();
+    if (!t) {
+        s->free_next = NULL;
+        pool_give(s, 1);
+        return;
+    }
+    s->free_next = t->scont_cache;
+    t->scont_cache = s;
+    if (++t->nscont_cache > SCONT_CACHE_MAX) {
+        t->scont_cache = pool_give(t->scont_cache, SCONT_BATCH);
+        t->nscont_cache -= SCONT_BATCH;
+    }
+}
+
+void lwc_scont_cache_flush(struct lwc_thread *t)
+{
+    pool_give(t->scont_cache, t->nscont_cache);
+    t->scont_cache = NULL;
+    t->nscont_cache = 0;
 }
 
 static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
@@ -116,12 +193,7 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
             goto nomem;
         }
     }
-    pthread_mutex_lock(&lwc_rt.lock);
-    s->all_next = lwc_rt.sconts;
-    if (lwc_rt.sconts)
-        lwc_rt.sconts->all_prev = s;
-    lwc_rt.sconts = s;
-    pthread_mutex_unlock(&lwc_rt.lock);
+    s->alive = true;
     return s;
 nomem:
     if (s) {
@@ -161,14 +233,6 @@ void lwc_scont_unref(lwc_scont_t *s)
 {
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
-    pthread_mutex_lock(&lwc_rt.lock);
-    if (s->all_prev)
-        s->all_prev->all_next = s->all_next;
-    else
-        lwc_rt.sconts = s->all_next;
-    if (s->all_next)
-        s->all_next->all_prev = s->all_prev;
-    pthread_mutex_unlock(&lwc_rt.lock);
     scont_free(s);
 }
 
@@ -181,14 +245,12 @@ void lwc_scont_release(lwc_scont_t *s)
 /* Called by lwc_shutdown once every runtime thread has stopped. */
 void lwc_scont_free_all(void)
 {
-    lwc_scont_t *s = lwc_rt.sconts;
-    lwc_rt.sconts = NULL;
-    while (s) {
-        lwc_scont_t *next = s->all_next;
+    for (lwc_scont_t *s = lwc_rt.scont_made; s; s = s->made_next) {
+        if (!s->alive)
+            continue;
         if (s->retry_nodes)
             lwc_retry_forget(s->retry_nodes, s->retry_nnodes);
         scont_free(s);
-        s = next;
     }
 }
 
@@ -197,11 +259,13 @@ void lwc_scont_free_all(void)
  * the MVar that thread is gone.  They go back to malloc at exit only. */
 __attribute__((destructor)) static void scont_pool_drain(void)
 {
-    for (lwc_scont_t *s = lwc_rt.scont_pool, *next; s; s = next) {
-        next = s->all_next;
+    for (lwc_scont_t *s = lwc_rt.scont_made, *next; s; s = next) {
+        next = s->made_next;
+        if (s->alive)
+            free(s->name);              /* never freed: the runtime was not shut down */
         free(s);
     }
-    lwc_rt.scont_pool = NULL;
+    lwc_rt.scont_made = lwc_rt.scont_pool = NULL;
 }
 
 lwc_scont_t *lwc_scont_self(void)
