@@ -11,7 +11,8 @@
 #include "internal.h"
 #include "sanitize.h"
 
-struct lwc_runtime lwc_rt = { .lock = PTHREAD_MUTEX_INITIALIZER };
+struct lwc_runtime lwc_rt = { .lock = PTHREAD_MUTEX_INITIALIZER,
+                              .scont_depot = LWC_DEPOT_INIT(-1u) };
 
 /* Note [TLS across switches]
  * ~~~~~~~~~~~~~~~~~~~~~~~~~~

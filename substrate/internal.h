@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "cache.h"
 #include "context.h"
 #include "../ptm/internal.h"
 
@@ -139,12 +140,8 @@ struct lwc_thread {
     unsigned           ndefers, cap_defers;
     bool               draining;
     unsigned           service_countdown; /* landings until the next lwc_services_tick */
-    /* SCont struct cache (scont.c) */
-    lwc_scont_t       *scont_cache;
-    unsigned           nscont_cache;
-    /* stack cache (stack.c) */
-    void              *stack_cache;
-    unsigned           nstack_cache;
+    /* free SCont structs (scont.c) and stacks (stack.c): cache.h */
+    struct lwc_cache   scont_cache, stack_cache;
     /* retry sleep in progress, for lwc_shutdown to interrupt */
     _Atomic uint32_t  *sleep_word;
     _Atomic int        sleep_lock;  /* guards sleep_word against lwc_shutdown */
@@ -168,7 +165,7 @@ struct lwc_runtime {
     pthread_mutex_t    lock;        /* threads list, SCont structs */
     struct lwc_thread *threads;
     lwc_scont_t       *scont_made;     /* Note [Type-stable SConts] */
-    lwc_scont_t       *scont_pool;
+    struct lwc_depot   scont_depot;    /* free SCont structs */
 };
 extern struct lwc_runtime lwc_rt;
 

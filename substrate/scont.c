@@ -46,38 +46,8 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
  * calloc'd, and `alive` marks those in use: lwc_shutdown walks the chain to
  * free the live ones, and the exit destructor frees them all.  So creating and
  * freeing an SCont touches no shared list.  Free structs wait in a cache per
- * OS thread, and move to and from the global pool (lwc_rt.scont_pool) a batch
- * at a time, under lwc_rt.lock: a capability that spawns while another frees
- * takes that lock once per SCONT_BATCH SConts, not twice per SCont. */
-#define SCONT_CACHE_MAX 64
-#define SCONT_BATCH     32
-
-static lwc_scont_t *scont_take_cached(void)
-{
-    struct lwc_thread *t = lwc_thread_peek();
-    if (t && !t->scont_cache) {
-        pthread_mutex_lock(&lwc_rt.lock);
-        while (lwc_rt.scont_pool && t->nscont_cache < SCONT_BATCH) {
-            lwc_scont_t *s = lwc_rt.scont_pool;
-            lwc_rt.scont_pool = s->free_next;
-            s->free_next = t->scont_cache;
-            t->scont_cache = s;
-            t->nscont_cache++;
-        }
-        pthread_mutex_unlock(&lwc_rt.lock);
-    }
-    lwc_scont_t *s = NULL;
-    if (t && (s = t->scont_cache)) {
-        t->scont_cache = s->free_next;
-        t->nscont_cache--;
-    } else if (!t) {
-        pthread_mutex_lock(&lwc_rt.lock);
-        if ((s = lwc_rt.scont_pool))
-            lwc_rt.scont_pool = s->free_next;
-        pthread_mutex_unlock(&lwc_rt.lock);
-    }
-    return s;
-}
+ * OS thread in front of lwc_rt.scont_depot (cache.h). */
+#define SCONT_LINK offsetof(struct lwc_scont, free_next)
 
 static lwc_scont_t *scont_make(void)
 {
@@ -93,7 +63,8 @@ static lwc_scont_t *scont_make(void)
 
 static lwc_scont_t *scont_alloc(void)
 {
-    lwc_scont_t *s = scont_take_cached();
+    struct lwc_thread *t = lwc_thread_peek();
+    lwc_scont_t *s = lwc_cache_take(t ? &t->scont_cache : NULL, &lwc_rt.scont_depot, SCONT_LINK);
     if (!s)
         return scont_make();
     atomic_store_explicit(&s->status.value, LWC_BLOCKED_ON_SCHED, memory_order_relaxed);
@@ -114,43 +85,17 @@ static lwc_scont_t *scont_alloc(void)
     return s;
 }
 
-/* Hand the first n structs of the list `first` to the global pool. */
-static lwc_scont_t *pool_give(lwc_scont_t *first, unsigned n)
-{
-    pthread_mutex_lock(&lwc_rt.lock);
-    while (first && n--) {
-        lwc_scont_t *next = first->free_next;
-        first->free_next = lwc_rt.scont_pool;
-        lwc_rt.scont_pool = first;
-        first = next;
-    }
-    pthread_mutex_unlock(&lwc_rt.lock);
-    return first;
-}
-
 static void scont_recycle(lwc_scont_t *s)
 {
     s->alive = false;
     atomic_store_explicit(&s->id, 0, memory_order_release);    /* no longer that thread */
     struct lwc_thread *t = lwc_thread_peek();
-    if (!t) {
-        s->free_next = NULL;
-        pool_give(s, 1);
-        return;
-    }
-    s->free_next = t->scont_cache;
-    t->scont_cache = s;
-    if (++t->nscont_cache > SCONT_CACHE_MAX) {
-        t->scont_cache = pool_give(t->scont_cache, SCONT_BATCH);
-        t->nscont_cache -= SCONT_BATCH;
-    }
+    lwc_cache_give(t ? &t->scont_cache : NULL, &lwc_rt.scont_depot, SCONT_LINK, s);
 }
 
 void lwc_scont_cache_flush(struct lwc_thread *t)
 {
-    pool_give(t->scont_cache, t->nscont_cache);
-    t->scont_cache = NULL;
-    t->nscont_cache = 0;
+    lwc_cache_flush(&t->scont_cache, &lwc_rt.scont_depot, SCONT_LINK);
 }
 
 static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
@@ -265,7 +210,9 @@ __attribute__((destructor)) static void scont_pool_drain(void)
             free(s->name);              /* never freed: the runtime was not shut down */
         free(s);
     }
-    lwc_rt.scont_made = lwc_rt.scont_pool = NULL;
+    lwc_rt.scont_made = NULL;
+    lwc_rt.scont_depot.head = NULL;
+    lwc_rt.scont_depot.n = 0;
 }
 
 lwc_scont_t *lwc_scont_self(void)

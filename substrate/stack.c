@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "internal.h"
 #include "sanitize.h"
 
@@ -46,18 +47,17 @@ static _Atomic long mprotect_guards;
 static long mprotect_budget = -1;
 static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* A free stack in a pool keeps this record at its top. */
+/* A free stack in a pool keeps this record at its top.  Pools: a cache per
+ * OS thread in front of a depot of at most POOL_MAX stacks (cache.h). */
 struct pool_entry {
     struct pool_entry *next;
     struct lwc_stack   st;
 };
 
-#define THREAD_CACHE_MAX 64
-#define POOL_MAX         4096
+#define POOL_MAX 4096
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pool_entry *pool;
-static unsigned pool_count;
+static struct lwc_depot depot = LWC_DEPOT_INIT(POOL_MAX);
+#define LINK offsetof(struct pool_entry, next)
 
 size_t lwc_stack_default_size(void)
 {
@@ -161,33 +161,36 @@ static struct pool_entry *entry_of(struct lwc_stack *st)
     return (struct pool_entry *)(st->map + st->map_size - sizeof(struct pool_entry));
 }
 
-static bool pool_take(struct lwc_stack *st)
+static void unmap_entries(struct pool_entry *e)
+{
+    while (e) {
+        struct pool_entry *next = e->next;
+        struct lwc_stack st = e->st;
+        stack_unmap(&st);
+        e = next;
+    }
+}
+
+/* A pooled stack of map_size bytes.  One of another size (pooled before the
+ * default changed) is unmapped. */
+static bool pool_take(struct lwc_stack *st, size_t map_size)
 {
     struct lwc_thread *t = lwc_thread_peek();
-    struct pool_entry *e = NULL;
-    if (t && t->stack_cache) {
-        e = t->stack_cache;
-        t->stack_cache = e->next;
-        t->nstack_cache--;
-    } else {
-        pthread_mutex_lock(&pool_lock);
-        if ((e = pool)) {
-            pool = e->next;
-            pool_count--;
-        }
-        pthread_mutex_unlock(&pool_lock);
+    struct pool_entry *e;
+    while ((e = lwc_cache_take(t ? &t->stack_cache : NULL, &depot, LINK))) {
+        *st = e->st;
+        if (st->map_size == map_size)
+            return true;
+        stack_unmap(st);
     }
-    if (!e)
-        return false;
-    *st = e->st;
-    return true;
+    return false;
 }
 
 int lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
 {
     size = (size + page() - 1) & ~(page() - 1);
     bool pooled = kind == LWC_STACK_GUARDED && size == default_size;
-    if (pooled && pool_take(st))
+    if (pooled && pool_take(st, size + page()))
         return LWC_OK;
     memset(st, 0, sizeof *st);
     st->map_size = size + (kind == LWC_STACK_GUARDED ? page() : 0);
@@ -207,56 +210,30 @@ void lwc_stack_put(struct lwc_stack *st)
 {
     if (!st->map)
         return;
-    if (st->pooled) {
-        struct lwc_thread *t = lwc_thread_peek();
-        struct pool_entry *e = entry_of(st);
-        e->st = *st;
-        if (t && t->nstack_cache < THREAD_CACHE_MAX) {
-            e->next = t->stack_cache;
-            t->stack_cache = e;
-            t->nstack_cache++;
-            st->map = NULL;
-            return;
-        }
-        pthread_mutex_lock(&pool_lock);
-        if (pool_count < POOL_MAX) {
-            e->next = pool;
-            pool = e;
-            pool_count++;
-            pthread_mutex_unlock(&pool_lock);
-            st->map = NULL;
-            return;
-        }
-        pthread_mutex_unlock(&pool_lock);
+    if (!st->pooled) {
+        stack_unmap(st);
+        return;
     }
-    stack_unmap(st);
+    struct lwc_thread *t = lwc_thread_peek();
+    struct pool_entry *e = entry_of(st);
+    e->st = *st;
+    st->map = NULL;
+    unmap_entries(lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e));
 }
 
 void lwc_stack_cache_flush(struct lwc_thread *t)
 {
-    while (t->stack_cache) {
-        struct pool_entry *e = t->stack_cache;
-        t->stack_cache = e->next;
-        struct lwc_stack st = e->st;
-        st.pooled = false;
-        stack_unmap(&st);
-    }
-    t->nstack_cache = 0;
+    unmap_entries(lwc_cache_flush(&t->stack_cache, &depot, LINK));
 }
 
 void lwc_stack_pool_drain(void)
 {
-    pthread_mutex_lock(&pool_lock);
-    struct pool_entry *e = pool;
-    pool = NULL;
-    pool_count = 0;
-    pthread_mutex_unlock(&pool_lock);
-    while (e) {
-        struct pool_entry *next = e->next;
-        struct lwc_stack st = e->st;
-        stack_unmap(&st);
-        e = next;
-    }
+    pthread_mutex_lock(&depot.lock);
+    struct pool_entry *e = depot.head;
+    depot.head = NULL;
+    depot.n = 0;
+    pthread_mutex_unlock(&depot.lock);
+    unmap_entries(e);
 }
 
 /* ---- Overflow --------------------------------------------------------------- */
