@@ -556,31 +556,10 @@ static void sleep_unlock(struct lwc_thread *t)
     atomic_store_explicit(&t->sleep_lock, 0, memory_order_release);
 }
 
-/* A capability with nothing to run serves the idle services, and sleeps until
- * its retry fires, a kick, or the services' next deadline, whichever is first
- * (Note [Idle services] in substrate/service.c). */
-static void idle_capability_sleep(struct lwc_thread *t, struct retry_waiter *w)
-{
-    struct lwc_cap *cap = t->cap;
-    while (!atomic_load(&lwc_rt.stopping)) {
-        uint64_t until = lwc_services_serve();
-        uint32_t expect = W_WAITING;
-        if (!atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING))
-            return;                                 /* the services' work fired it */
-        bool again = lwc_idle_publish(cap, t, until) < until;   /* lowered meanwhile */
-        while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING) {
-            if (until == LWC_NEVER)
-                lwc_futex_wait(&w->state, W_SLEEPING);
-            else
-                again = !lwc_futex_wait_until(&w->state, W_SLEEPING, until);
-        }
-        lwc_idle_unpublish(cap);
-        expect = W_SLEEPING;
-        if (!again || !atomic_compare_exchange_strong(&w->state, &expect, W_WAITING))
-            return;                                 /* fired or kicked */
-    }
-}
-
+/* Sleep until w fires.  A capability (asleep in a switch_to_next retry, with
+ * nothing to run) first serves the idle services, and wakes no later than
+ * their next deadline, or when a kick says it moved earlier (Note [Idle
+ * services] in substrate/service.c); a plain OS thread has no deadline. */
 static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
 {
     for (unsigned i = 0; i < LWC_SPIN_BOUND; i++) {
@@ -591,15 +570,24 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
     sleep_lock(t);
     t->sleep_word = &w->state;
     sleep_unlock(t);
-    if (t->cap) {
-        idle_capability_sleep(t, w);
-    } else {
+    struct lwc_cap *cap = t->cap;
+    while (!atomic_load(&lwc_rt.stopping)) {
+        uint64_t until = cap ? lwc_services_serve() : LWC_NEVER;
         uint32_t expect = W_WAITING;
-        if (atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING) &&
-            !atomic_load(&lwc_rt.stopping)) {
-            while (atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING)
+        if (!atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING))
+            break;                                  /* fired (perhaps by the services' work) */
+        bool again = cap && lwc_idle_publish(cap, t, until) < until;   /* lowered meanwhile */
+        while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING) {
+            if (until == LWC_NEVER)
                 lwc_futex_wait(&w->state, W_SLEEPING);
+            else
+                again = !lwc_futex_wait_until(&w->state, W_SLEEPING, until);
         }
+        if (cap)
+            lwc_idle_unpublish(cap);
+        expect = W_SLEEPING;
+        if (!again || !atomic_compare_exchange_strong(&w->state, &expect, W_WAITING))
+            break;                                  /* fired or kicked */
     }
     sleep_lock(t);
     t->sleep_word = NULL;
@@ -700,8 +688,6 @@ void lwc_retry_interrupt(struct lwc_thread *t)
 
 /* ---- Commit ------------------------------------------------------------------ */
 
-/* Store the write set, with the sequence held.  True if a PVar written has
- * waiters to fire once the sequence is released. */
 /* Store the write set, with the sequence held.  The PVars that have waiters
  * move to the front of the write set, locked (Note [Freeing a PVar]); returns
  * how many, to fire once the sequence is released. */

@@ -55,25 +55,13 @@ static inline void *lwc_cache_take(struct lwc_cache *c, struct lwc_depot *d, siz
     return x;
 }
 
-/* Give x back (to c; when c overflows, a batch moves to d).  Returns the nodes
- * d had no room for, linked, for the caller to destroy; usually NULL. */
-static inline void *lwc_cache_give(struct lwc_cache *c, struct lwc_depot *d, size_t link, void *x)
+/* Move up to n nodes from the list *from into d; *from keeps the rest.
+ * Returns the nodes d had no room for, linked, for the caller to destroy. */
+static inline void *lwc_depot_put(struct lwc_depot *d, void **from, unsigned n, size_t link)
 {
-    unsigned move = 1;
-    if (c) {
-        LWC_CACHE_LINK(x, link) = c->head;
-        c->head = x;
-        if (++c->n <= LWC_CACHE_MAX)
-            return NULL;
-        move = LWC_CACHE_BATCH;
-        x = c->head;
-        c->n -= move;
-    } else {
-        LWC_CACHE_LINK(x, link) = NULL;
-    }
-    void *spill = NULL;
+    void *spill = NULL, *x = *from;
     pthread_mutex_lock(&d->lock);
-    for (; move && x; move--) {
+    for (; n && x; n--) {
         void *next = LWC_CACHE_LINK(x, link);
         void **to = d->n < d->max ? &d->head : &spill;
         d->n += d->n < d->max;
@@ -82,27 +70,31 @@ static inline void *lwc_cache_give(struct lwc_cache *c, struct lwc_depot *d, siz
         x = next;
     }
     pthread_mutex_unlock(&d->lock);
-    if (c)
-        c->head = x;
+    *from = x;
     return spill;
+}
+
+/* Give x back (to c; when c overflows, a batch moves to d).  Returns the nodes
+ * d had no room for, for the caller to destroy; usually NULL. */
+static inline void *lwc_cache_give(struct lwc_cache *c, struct lwc_depot *d, size_t link, void *x)
+{
+    if (!c) {
+        LWC_CACHE_LINK(x, link) = NULL;
+        return lwc_depot_put(d, &x, 1, link);
+    }
+    LWC_CACHE_LINK(x, link) = c->head;
+    c->head = x;
+    if (++c->n <= LWC_CACHE_MAX)
+        return NULL;
+    c->n -= LWC_CACHE_BATCH;
+    return lwc_depot_put(d, &c->head, LWC_CACHE_BATCH, link);
 }
 
 /* Everything in c to d (a thread that goes away); returns what d had no room for. */
 static inline void *lwc_cache_flush(struct lwc_cache *c, struct lwc_depot *d, size_t link)
 {
-    void *spill = NULL;
-    pthread_mutex_lock(&d->lock);
-    for (void *x = c->head, *next; x; x = next) {
-        next = LWC_CACHE_LINK(x, link);
-        void **to = d->n < d->max ? &d->head : &spill;
-        d->n += d->n < d->max;
-        LWC_CACHE_LINK(x, link) = *to;
-        *to = x;
-    }
-    pthread_mutex_unlock(&d->lock);
-    c->head = NULL;
     c->n = 0;
-    return spill;
+    return lwc_depot_put(d, &c->head, -1u, link);
 }
 
 #endif

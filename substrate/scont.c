@@ -40,7 +40,8 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
  * doomed one may call them on a recycled SCont (schedulers/README.md).  A
  * freed SCont's id becomes 0 and a reused one gets a new id, so a data
  * structure that recorded the id of a waiter can tell, at any time, whether
- * that thread is still the one it queued (the resume token of Note [Waiter nodes] in schedulers/mvar/mvar.c).
+ * that thread is still the one it queued (the resume token of Note [Waiter
+ * nodes] in schedulers/mvar/mvar.c).
  *
  * Every struct ever made is on the `made_next` chain, pushed once when it is
  * calloc'd, and `alive` marks those in use: lwc_shutdown walks the chain to

@@ -36,6 +36,16 @@
  * look fired, so its switch_to_next runs again, finds nothing, and sleeps again
  * to the new deadline: a kick costs one re-run and never loses work.
  *
+ * Where a poll runs, no transaction of its OS thread is active, so the
+ * transactions it runs use the thread's one descriptor like any other:
+ *  - in sleep_thread, the retrying transaction has been given up (tx_wait
+ *    copied its read set into the waiter nodes first), and the SCont that was
+ *    switching out stays where it is until the retry is run again.  A poll that
+ *    makes something runnable writes a PVar that transaction read, which fires
+ *    this very waiter: the capability does not sleep, and runs it again;
+ *  - after a landing, or a committed switch to itself (lwc_tx_run): the switch
+ *    has committed, as when lwc_tx_after_commit runs its wake-ups there.
+ *
  * Every idle capability sleeps to the same `due`, so with several idle at once
  * each wakes for it and all but the first find nothing left to do.  That is a
  * wasted wake-up per idle capability and deadline, not a lost one. */
@@ -136,11 +146,8 @@ uint64_t lwc_services_serve(void)
 void lwc_services_tick(struct lwc_thread *t)
 {
     t->service_countdown = LWC_SERVICE_EVERY;
-    if (atomic_load_explicit(&due, memory_order_relaxed) == LWC_NEVER || t->tx.active)
-        return;
-    uint64_t now = lwc_clock_ns();
-    if (atomic_load(&due) <= now)
-        services_run(now);
+    if (atomic_load_explicit(&due, memory_order_relaxed) != LWC_NEVER)
+        lwc_services_serve();
 }
 
 uint64_t lwc_idle_publish(struct lwc_cap *c, struct lwc_thread *t, uint64_t until)

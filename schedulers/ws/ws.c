@@ -19,7 +19,10 @@
  * by a thread of the same instance (its child finished, an MVar it waits on was
  * filled) goes on the waker's deque too, but only once the waking transaction
  * has committed (lwc_tx_defer, push_woken): a deque push cannot be rolled back
- * when a transaction re-runs.  So the woken thread runs next, as a Cilk
+ * when a transaction re-runs.  The deferred push runs on the OS thread that
+ * committed, before it lets go of its capability (a landing, or the native
+ * stack before handle_request), and whoever holds capability c is the only
+ * one running a thread on it, so it owns deque c: the push is the owner's.  So the woken thread runs next, as a Cilk
  * continuation would: fork-join programs go depth first and keep few threads
  * (and stacks) alive.  Everything else made runnable inside a transaction (an
  * unblock from another scheduler, an OS thread or a timer; a yield; a spawn from
@@ -230,8 +233,7 @@ static lwc_word_t shared_push_thread(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-/* After the commit that woke t: Note [Where runnable threads wait].  The
- * capability is still the one the waker ran on, so its deque is ours to push. */
+/* After the commit that woke t: Note [Where runnable threads wait]. */
 static void push_woken(void *arg)
 {
     struct sched_thread *t = arg;
