@@ -688,18 +688,15 @@ void lwc_retry_interrupt(struct lwc_thread *t)
 
 /* ---- Commit ------------------------------------------------------------------ */
 
-/* Store the write set, with the sequence held.  The PVars that have waiters
- * move to the front of the write set, locked (Note [Freeing a PVar]); returns
- * how many, to fire once the sequence is released. */
-static inline unsigned publish(lwc_tx_t *tx)
+/* publish's way past the first PVar that has waiters, writes[i]: those move to
+ * the front of the write set, locked (Note [Freeing a PVar]).  Returns how many,
+ * to fire once the sequence is released. */
+static __attribute__((noinline)) unsigned publish_waited(lwc_tx_t *tx, unsigned i)
 {
-    /* Note [Switching out] in scont.c: raised before the new statuses show. */
-    if (tx->has_switch && tx->target != tx->self)
-        atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
     unsigned nfire = 0;
-    for (unsigned i = 0; i < tx->nwrites; i++) {
+    for (; i < tx->nwrites; i++) {
         struct tx_write w = tx->writes[i];
-        if (__builtin_expect(atomic_load(&w.pv->waiters) != NULL, 0)) {  /* seq_cst: Note [Retry wake-up] */
+        if (atomic_load(&w.pv->waiters) != NULL) {      /* seq_cst: Note [Retry wake-up] */
             wlock(w.pv);
             tx->writes[i] = tx->writes[nfire];
             tx->writes[nfire++] = w;
@@ -707,6 +704,22 @@ static inline unsigned publish(lwc_tx_t *tx)
         atomic_store_explicit(&w.pv->value, w.val, memory_order_release);
     }
     return nfire;
+}
+
+/* Store the write set, with the sequence held.  Returns how many PVars had
+ * waiters (publish_waited); they are writes[0..n). */
+static inline unsigned publish(lwc_tx_t *tx)
+{
+    /* Note [Switching out] in scont.c: raised before the new statuses show. */
+    if (tx->has_switch && tx->target != tx->self)
+        atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
+    const struct tx_write *w = tx->writes, *end = w + tx->nwrites;
+    for (; w < end; w++) {
+        if (__builtin_expect(atomic_load(&w->pv->waiters) != NULL, 0))  /* seq_cst: Note [Retry wake-up] */
+            return publish_waited(tx, (unsigned)(w - tx->writes));
+        atomic_store_explicit(&w->pv->value, w->val, memory_order_release);
+    }
+    return 0;
 }
 
 static void fire_waiters(struct lwc_thread *t, lwc_tx_t *tx, unsigned nfire)

@@ -6,6 +6,7 @@
 
 #include <lwc/lwc.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,14 +123,43 @@ static lwc_scont_t *to_arg(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_statu
     return arg;
 }
 
-static void sw_b(void *arg)
+/* The two call patterns of the raw switch, at the level of lwc_switch: "own
+ * loops", a and b each switch from a loop of their own, so every switch returns
+ * to a call site the return stack did not predict; "same loop", both run
+ * switch_loop, as every thread of a scheduler yields through one function. */
+static void switch_loop(struct sw *s, lwc_scont_t *other)
+{
+    bool timing = other == s->b;
+    double t0 = now_ns();
+    for (long i = 0; i < SCONT_SWITCHES / 2; i++)
+        lwc_switch(to_arg, other);
+    if (timing) {
+        s->ns = (now_ns() - t0) / SCONT_SWITCHES;
+        lwc_pvar_write(NULL, s->done, 1);
+    }
+}
+
+static void same_a(void *arg)
+{
+    struct sw *s = arg;
+    switch_loop(s, s->b);
+}
+
+static void same_b(void *arg)
+{
+    struct sw *s = arg;
+    for (;;)
+        switch_loop(s, s->a);
+}
+
+static void own_b(void *arg)
 {
     struct sw *s = arg;
     for (;;)
         lwc_switch(to_arg, s->a);
 }
 
-static void sw_a(void *arg)
+static void own_a(void *arg)
 {
     struct sw *s = arg;
     double t0 = now_ns();
@@ -146,17 +176,27 @@ static lwc_word_t wait_done(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-static double bench_lwc_switch(void)
+static double switch_pair(void (*a)(void *), void (*b)(void *))
 {
     struct sw s = { .done = lwc_pvar_new(0) };
-    s.a = lwc_scont_new(sw_a, &s, NULL);
-    s.b = lwc_scont_new(sw_b, &s, NULL);
+    s.a = lwc_scont_new(a, &s, NULL);
+    s.b = lwc_scont_new(b, &s, NULL);
     lwc_cap_start(s.a);
     lwc_atomically(wait_done, s.done, NULL);
     lwc_scont_release(s.a);
     lwc_scont_release(s.b);
     lwc_pvar_free(s.done);
     return s.ns;
+}
+
+static double bench_lwc_switch(void)
+{
+    return switch_pair(own_a, own_b);
+}
+
+static double bench_lwc_switch_same_loop(void)
+{
+    return switch_pair(same_a, same_b);
 }
 
 /* ---- one uncontended read+write transaction ---------------------------------------- */
@@ -233,6 +273,7 @@ int main(int argc, char **argv)
         }
         mxcsr_flags(0);
         report("lwc_switch", run(bench_lwc_switch), "<= 15 ns", NULL);
+        report("lwc_switch_same_loop", run(bench_lwc_switch_same_loop), "(for comparison)", NULL);
     }
     if (!only || !strcmp(only, "ptm"))
         report("ptm_read_write_tx", run(bench_ptm), "<= 15 ns", NULL);
