@@ -8,6 +8,17 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+/* Non-local exits within one stack (a transaction's abort, lwc_exit).  The
+ * builtins save only what they must; the sanitizers intercept longjmp to keep
+ * their shadow stacks right, so they get the library's. */
+#if LWC_ASAN || LWC_TSAN
+#define LWC_SETJMP(jb)  setjmp(jb)
+#define LWC_LONGJMP(jb) longjmp((jb), 1)
+#else
+#define LWC_SETJMP(jb)  __builtin_setjmp((void **)(jb))
+#define LWC_LONGJMP(jb) __builtin_longjmp((void **)(jb), 1)
+#endif
+
 struct retry_node;
 struct lwc_thread;
 
@@ -49,6 +60,7 @@ struct lwc_tx {
     bool             completing;  /* the substrate's own completion transaction */
     lwc_scont_t     *self;        /* SCont running the transaction, or NULL */
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
+    lwc_status_t     left_as;     /* with has_switch: the status self takes */
     int              abort_code;  /* why the body was left by longjmp */
     jmp_buf          jb;
     struct tx_read   inline_reads[TX_INLINE_READS];
@@ -106,14 +118,27 @@ static inline void lwc_tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
     lwc_tx_write_slow(tx, pv, v);
 }
 
+/* A PVar's committed value, outside any transaction (lwc_pvar_peek inline). */
+static inline lwc_word_t lwc_pvar_load(lwc_pvar_t *pv)
+{
+    return atomic_load_explicit(&pv->value, memory_order_acquire);
+}
+
 /* Initialise a PVar that lives inside another object (SCont status ...). */
 void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init);
 
 void lwc_tx_init(lwc_tx_t *tx);
 void lwc_tx_destroy(lwc_tx_t *tx);
 
-/* Leave the running transaction body with err; lwc_atomically returns it. */
+/* Leave the running transaction body with err; lwc_atomically returns it.
+ * Besides the lwc errors, the positive codes below. */
 _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err);
+#define LWC_TX_RERUN    1       /* a read was stale: run the body again */
+#define LWC_TX_RETRY    2       /* lwc_tx_retry */
+#define LWC_TX_DELIVER  3       /* a blocking switch found an error pending for self */
+/* Give up the running transaction of this thread, if any, committing nothing
+ * (lwc_exit). */
+void lwc_tx_abandon(lwc_tx_t *tx);
 
 /* Run fn as a transaction for `self` (NULL on a plain OS thread).  sleeps_thread
  * makes a retry sleep the OS thread from the start.  Commits, performs any switch

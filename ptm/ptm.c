@@ -193,17 +193,11 @@ void lwc_ptm_thread_gone(const struct lwc_thread *t)
         bias_revoke((uintptr_t)t);
 }
 
-#define TX_RERUN        1       /* abort codes besides the lwc errors */
-#define TX_RETRY        2
+#define TX_RERUN        LWC_TX_RERUN
+#define TX_RETRY        LWC_TX_RETRY
 
-#if LWC_ASAN || LWC_TSAN
-/* The sanitizers intercept longjmp to keep their shadow stacks right. */
-#define TX_SETJMP(tx)   setjmp((tx)->jb)
-#define TX_LONGJMP(tx)  longjmp((tx)->jb, 1)
-#else
-#define TX_SETJMP(tx)   __builtin_setjmp((void **)(tx)->jb)
-#define TX_LONGJMP(tx)  __builtin_longjmp((void **)(tx)->jb, 1)
-#endif
+#define TX_SETJMP(tx)   LWC_SETJMP((tx)->jb)
+#define TX_LONGJMP(tx)  LWC_LONGJMP((tx)->jb)
 
 /* ---- PVars ---------------------------------------------------------------- */
 
@@ -256,7 +250,7 @@ void lwc_pvar_free(lwc_pvar_t *pv)
 
 lwc_word_t lwc_pvar_peek(lwc_pvar_t *pv)
 {
-    return atomic_load_explicit(&pv->value, memory_order_acquire);
+    return lwc_pvar_load(pv);
 }
 
 /* ---- The descriptor ------------------------------------------------------- */
@@ -283,6 +277,15 @@ _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err)
 {
     tx->abort_code = err;
     TX_LONGJMP(tx);
+}
+
+void lwc_tx_abandon(lwc_tx_t *tx)
+{
+    if (!tx->active)
+        return;
+    if (tx->direct)
+        bias_leave();
+    tx->active = false;
 }
 
 /* Double an array that started inline; on failure the transaction ends ENOMEM. */
@@ -808,15 +811,17 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                 if (tx->ndefers)
                     stash_defers(t, tx);
                 if (tx->has_switch && tx->target != tx->self) {
+                    lwc_status_t left = tx->left_as;
                     /* returns once we are resumed, maybe on another thread */
                     t = lwc_switch_after_commit(tx);
-                    return lwc_scont_take_error(t->current);
+                    return lwc_scont_take_error(t->current, left);
                 }
                 bool switched = tx->has_switch;
                 lwc_tx_after_commit(t);         /* may run transactions: tx is reused */
-                if (switched)
-                    lwc_services_count(t);      /* a switch to itself: no landing */
-                return LWC_OK;
+                if (!switched)
+                    return LWC_OK;
+                lwc_services_count(t);          /* a switch to itself: no landing */
+                return lwc_scont_take_error(t->current, LWC_BLOCKED_ON_SCHED);
             }
             tx->active = false;
             if (releasing)
@@ -834,6 +839,8 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
             bias_leave();                       /* tx_wait lowers it after registering */
         if (code == TX_RERUN) {
             backoff(attempt);
+        } else if (code == LWC_TX_DELIVER) {
+            return lwc_scont_take(t->current, true);
         } else if (code == TX_RETRY) {
             int err = tx_wait(t, tx);
             if (err != LWC_OK)

@@ -243,10 +243,10 @@ static struct lwc_cap *cap_take_idle(void)
 static lwc_word_t resume_body(lwc_tx_t *tx, void *arg)
 {
     lwc_scont_t *s = arg;
-    lwc_status_t st = lwc_scont_status(tx, s);
-    if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
+    lwc_word_t w = lwc_pvar_read(tx, &s->status);
+    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
         lwc_tx_abort(tx, LWC_ESTATE);
-    lwc_pvar_write(tx, &s->status, LWC_RUNNING);
+    lwc_pvar_write(tx, &s->status, with_status(w, LWC_RUNNING));
     return 0;
 }
 

@@ -48,7 +48,7 @@ static inline size_t lwc_stack_usable(const struct lwc_stack *st) { return st->m
 
 struct lwc_scont {
     lwc_ctx_t        ctx;
-    lwc_pvar_t       status;          /* an lwc_status_t, transactional */
+    lwc_pvar_t       status;          /* Note [Status word]: status and wait token */
     lwc_pvar_t       retry_pv;        /* Note [Retry state] */
     _Atomic int      switching_out;   /* Note [Switching out] in scont.c */
     _Atomic unsigned upcall_seq;      /* seqlock over the three upcall words */
@@ -65,7 +65,11 @@ struct lwc_scont {
     struct retry_node *retry_nodes;   /* registered while blocked in a retry */
     unsigned         retry_nnodes;
     _Atomic int      refs;
-    int              wake_error;      /* delivered while suspended; returned by the switch */
+    /* Note [Delivering errors] in exception.c */
+    lwc_pvar_t       pending;         /* an error thrown at it, not yet delivered */
+    lwc_pvar_t       interrupt;       /* the error that woke it from a wait */
+    _Atomic unsigned masked;          /* lwc_mask depth; written only by the SCont */
+    jmp_buf         *exit_point;      /* innermost lwc_scont_run: where lwc_exit lands */
     uint32_t         retry_epoch;
     struct lwc_stack stack;
     /* Note [Type-stable SConts] in scont.c */
@@ -80,6 +84,38 @@ struct lwc_scont {
 #endif
 };
 
+/* Note [Status word]
+ * ~~~~~~~~~~~~~~~~~~
+ * An SCont's `status` PVar holds its lwc_status_t in the low two bits and its
+ * wait token (lwc_scont_wait_token) above them.  The token moves on with every
+ * wake-up from LWC_BLOCKED_ON_CONCDS (lwc_scont_unblock), in the same write
+ * that makes the SCont LWC_BLOCKED_ON_SCHED: a data structure that checks the
+ * token before serving a waiter reads the one word that both wake-ups and
+ * switches write, and a wake-up costs one read and one write.
+ *
+ * Every write keeps the token bits.  A switch writes its own SCont's status
+ * from a plain load of the word (status_keep_token): while an SCont runs,
+ * nothing else writes its status, since only a blocked SCont is woken or
+ * resumed. */
+#define STATUS_BITS     2
+#define STATUS_MASK     ((lwc_word_t)3)
+
+static inline lwc_status_t status_of(lwc_word_t w)
+{
+    return (lwc_status_t)(w & STATUS_MASK);
+}
+
+static inline lwc_word_t with_status(lwc_word_t w, lwc_status_t st)
+{
+    return (w & ~STATUS_MASK) | (lwc_word_t)st;
+}
+
+/* The word for a running SCont s to write as its own status. */
+static inline lwc_word_t status_keep_token(lwc_scont_t *s, lwc_status_t st)
+{
+    return with_status(lwc_pvar_load(&s->status), st);
+}
+
 void lwc_scont_unref(lwc_scont_t *s);
 void lwc_scont_ref(lwc_scont_t *s);
 /* Switch away from the current SCont as the transaction just committed says.
@@ -89,8 +125,28 @@ struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx);
 void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u);
 void lwc_scont_free_all(void);
 void lwc_scont_cache_flush(struct lwc_thread *t);
-/* The error delivered to s while it was suspended (0 if none), cleared. */
-int  lwc_scont_take_error(lwc_scont_t *s);
+/* Take s's error (exception.c): the interrupt, and the pending one too if
+ * pending_too and s is not masked. */
+int  lwc_scont_take(lwc_scont_t *s, bool pending_too);
+
+/* s resumed after a switch that left it with status `left`: the error to
+ * return from that switch, or LWC_OK (Note [Delivering errors]).  Inline: every
+ * switch returns through it, and nearly always finds nothing. */
+static inline int lwc_scont_take_error(lwc_scont_t *s, lwc_status_t left)
+{
+    bool pending_too = left == LWC_BLOCKED_ON_SCHED;
+    if (__builtin_expect(!lwc_pvar_load(&s->interrupt) &&
+                         (!pending_too || !lwc_pvar_load(&s->pending)), 1))
+        return LWC_OK;
+    return lwc_scont_take(s, pending_too);
+}
+/* In tx: end s's wait on a data structure with err; false if s cannot be woken
+ * (not LWC_BLOCKED_ON_CONCDS, or no unblock_thread upcall). */
+bool lwc_scont_interrupt(lwc_tx_t *tx, lwc_scont_t *s, int err);
+/* lwc_unblock_thread; false if it did nothing. */
+bool lwc_scont_unblock(lwc_tx_t *tx, lwc_scont_t *s);
+/* Finish s, the current SCont, now: what returning from its function does. */
+_Noreturn void lwc_scont_complete(lwc_scont_t *s);
 
 /* ---- OS threads and capabilities (cap.c) -------------------------------- */
 

@@ -38,10 +38,11 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
  * new values, and validation rejects it either way because the link it followed
  * has changed.  Upcalls must therefore act only through their transaction: a
  * doomed one may call them on a recycled SCont (schedulers/README.md).  A
- * freed SCont's id becomes 0 and a reused one gets a new id, so a data
- * structure that recorded the id of a waiter can tell, at any time, whether
- * that thread is still the one it queued (the resume token of Note [Waiter
- * nodes] in schedulers/mvar/mvar.c).
+ * freed SCont's id becomes 0 and a reused one gets a new id and a new wait
+ * token (Note [Status word] in internal.h), so a data structure that recorded
+ * the wait token of a waiter can tell whether that thread is still in the wait
+ * it queued for (lwc_unblock_waiter, Note [Waiter nodes] in
+ * schedulers/mvar/mvar.c).
  *
  * Every struct ever made is on the `made_next` chain, pushed once when it is
  * calloc'd, and `alive` marks those in use: lwc_shutdown walks the chain to
@@ -68,7 +69,6 @@ static lwc_scont_t *scont_alloc(void)
     lwc_scont_t *s = lwc_cache_take(t ? &t->scont_cache : NULL, &lwc_rt.scont_depot, SCONT_LINK);
     if (!s)
         return scont_make();
-    atomic_store_explicit(&s->status.value, LWC_BLOCKED_ON_SCHED, memory_order_relaxed);
     atomic_store_explicit(&s->retry_pv.value, 0, memory_order_relaxed);
     atomic_store_explicit(&s->switching_out, 0, memory_order_relaxed);
     lwc_upcalls_t none = { 0 };
@@ -79,7 +79,8 @@ static lwc_scont_t *scont_alloc(void)
     s->bound_own = s->completed = s->release_on_complete = false;
     s->retry_nodes = NULL;
     s->retry_nnodes = 0;
-    s->wake_error = 0;
+    atomic_store_explicit(&s->masked, 0, memory_order_relaxed);
+    s->exit_point = NULL;
     s->retry_epoch = 0;
     memset(&s->stack, 0, sizeof s->stack);
     s->free_next = NULL;
@@ -116,8 +117,13 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         goto nomem;
     if (lwc_stack_get(&s->stack, size, kind) != LWC_OK)
         goto nomem;
-    lwc_pvar_init(&s->status, LWC_BLOCKED_ON_SCHED);
+    /* Note [Status word]: the token moves on, so no waiter recorded in an
+     * earlier life of the struct matches this one. */
+    lwc_word_t w = atomic_load_explicit(&s->status.value, memory_order_relaxed);
+    lwc_pvar_init(&s->status, with_status(w + (1u << STATUS_BITS), LWC_BLOCKED_ON_SCHED));
     lwc_pvar_init(&s->retry_pv, 0);
+    lwc_pvar_init(&s->pending, 0);
+    lwc_pvar_init(&s->interrupt, 0);
     atomic_store_explicit(&s->id, atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed),
                           memory_order_release);
     s->fn = fn;
@@ -241,7 +247,7 @@ lwc_status_t lwc_scont_status(lwc_tx_t *tx, lwc_scont_t *s)
 {
     if (!s)
         return LWC_COMPLETED;
-    return (lwc_status_t)lwc_pvar_read(tx, &s->status);
+    return status_of(lwc_pvar_read(tx, &s->status));
 }
 
 void lwc_scont_set_local(lwc_scont_t *s, void *p)
@@ -253,13 +259,6 @@ void lwc_scont_set_local(lwc_scont_t *s, void *p)
 void *lwc_scont_get_local(lwc_scont_t *s)
 {
     return s ? atomic_load_explicit(&s->local, memory_order_acquire) : NULL;
-}
-
-int lwc_scont_take_error(lwc_scont_t *s)
-{
-    int err = s->wake_error;
-    s->wake_error = 0;
-    return err;
 }
 
 /* ---- Upcalls ------------------------------------------------------------- */
@@ -327,7 +326,18 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
     return (struct lwc_thread *)((char *)tx - offsetof(struct lwc_thread, tx));
 }
 
-void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
+/* Note [Delivering errors] in exception.c: a switch that blocks self on a data
+ * structure reads self's pending error in its transaction first, and hands it
+ * over instead of blocking. */
+static void deliver_instead_of_blocking(lwc_tx_t *tx, lwc_scont_t *self)
+{
+    if (lwc_tx_read(tx, &self->pending) &&
+        !atomic_load_explicit(&self->masked, memory_order_relaxed))
+        lwc_tx_abort(tx, LWC_TX_DELIVER);
+}
+
+static void switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status,
+                      bool pending_read)
 {
     if (!tx) {
         lwc_warn("lwc_switch_to called without a transaction");
@@ -351,15 +361,23 @@ void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
         tx->target = self;
         return;
     }
+    if (self_status == LWC_BLOCKED_ON_CONCDS && !pending_read)
+        deliver_instead_of_blocking(tx, self);
     if (target) {
-        lwc_word_t st = lwc_tx_read(tx, &target->status);
-        if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
+        lwc_word_t w = lwc_tx_read(tx, &target->status);
+        if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
             lwc_tx_abort(tx, LWC_ESTATE);
-        lwc_tx_write(tx, &target->status, LWC_RUNNING);
+        lwc_tx_write(tx, &target->status, with_status(w, LWC_RUNNING));
     }
-    lwc_tx_write(tx, &self->status, self_status);
+    lwc_tx_write(tx, &self->status, status_keep_token(self, self_status));
+    tx->left_as = self_status;
     tx->has_switch = true;
     tx->target = target;
+}
+
+void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
+{
+    switch_to(tx, target, self_status, false);
 }
 
 void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
@@ -369,21 +387,59 @@ void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
             lwc_tx_abort(tx, LWC_EINVAL);
         return;
     }
+    /* Before the upcall, which may idle the capability in a retry: the
+     * pending error is then in the read set, and a throw wakes it. */
+    bool pending_read = why == LWC_BLOCKED_ON_CONCDS && !tx->completing;
+    if (pending_read)
+        deliver_instead_of_blocking(tx, tx->self);
     lwc_upcalls_t u;
     lwc_scont_load_upcalls(tx->self, &u);
     tx->sleeps_thread = true;       /* a retry in the upcall idles the capability */
     lwc_scont_t *next = u.switch_to_next ? u.switch_to_next(tx, tx->self, why, u.env) : NULL;
-    lwc_switch_to(tx, next, why);
+    switch_to(tx, next, why, pending_read);
+}
+
+/* Note [Delivering errors] in exception.c: the wait token moves on with every
+ * wake-up, and only a waiting SCont is woken, so a wait ends exactly once. */
+static bool unblock(lwc_tx_t *tx, lwc_scont_t *s, lwc_word_t token, bool any_token)
+{
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(s, &u);
+    if (!u.unblock_thread)
+        return false;
+    lwc_word_t w = lwc_tx_read(tx, &s->status);
+    if (status_of(w) != LWC_BLOCKED_ON_CONCDS || (!any_token && w >> STATUS_BITS != token))
+        return false;
+    lwc_tx_write(tx, &s->status, with_status(w + (1u << STATUS_BITS), LWC_BLOCKED_ON_SCHED));
+    u.unblock_thread(tx, s, u.env);
+    return true;
+}
+
+bool lwc_scont_unblock(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    return unblock(tx, s, 0, true);
 }
 
 void lwc_unblock_thread(lwc_tx_t *tx, lwc_scont_t *s)
 {
-    if (!tx || !s)
-        return;
-    lwc_upcalls_t u;
-    lwc_scont_load_upcalls(s, &u);
-    if (u.unblock_thread)
-        u.unblock_thread(tx, s, u.env);
+    if (tx && s)
+        unblock(tx, s, 0, true);
+}
+
+int lwc_unblock_waiter(lwc_tx_t *tx, lwc_scont_t *s, lwc_word_t token)
+{
+    /* A freed struct (id 0) keeps the status it had: the id tells. */
+    return tx && s && lwc_scont_id(s) && unblock(tx, s, token, false);
+}
+
+lwc_word_t lwc_scont_wait_token(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    if (!s)
+        return 0;
+    /* Note [Status word]: nothing else writes a running SCont's status. */
+    if (tx && s == tx->self)
+        return lwc_pvar_load(&s->status) >> STATUS_BITS;
+    return lwc_pvar_read(tx, &s->status) >> STATUS_BITS;
 }
 
 struct switch_call { lwc_switch_fn fn; void *arg; };
@@ -493,7 +549,7 @@ static lwc_word_t complete_body(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-static _Noreturn void scont_complete(lwc_scont_t *s)
+_Noreturn void lwc_scont_complete(lwc_scont_t *s)
 {
     for (;;) {
         /* Returns only if the switch could not be made. */
@@ -510,5 +566,5 @@ static void scont_entry(lwc_transfer_t tr, void *arg)
     lwc_scont_t *s = arg;
     lwc_land(tr);
     s->fn(s->arg);
-    scont_complete(s);
+    lwc_scont_complete(s);
 }

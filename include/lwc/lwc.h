@@ -7,5 +7,6 @@
 #include <lwc/ptm.h>
 #include <lwc/scont.h>
 #include <lwc/cap.h>
+#include <lwc/exception.h>
 
 #endif

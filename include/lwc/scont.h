@@ -89,8 +89,27 @@ LWC_API int  lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out);
  * SCont and switch to it when tx commits, the current one taking status why.
  * Without an upcall the capability is released. */
 LWC_API void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why);
-/* unblockThread: run s's own unblock_thread upcall in tx (nothing if it has none). */
+/* unblockThread: if s is blocked on a data structure (LWC_BLOCKED_ON_CONCDS),
+ * make it LWC_BLOCKED_ON_SCHED, move its wait token on, and run its own
+ * unblock_thread upcall in tx.  Nothing if s is in any other state or has no
+ * upcall: one wait is never ended twice. */
 LWC_API void lwc_unblock_thread(lwc_tx_t *tx, lwc_scont_t *s);
+/* Transactional: a word that changes every time s is woken from a wait, and
+ * when its struct is reused for another SCont.  A data structure records it
+ * in the transaction that blocks s, and wakes the waiter with
+ * lwc_unblock_waiter.  0 for NULL. */
+LWC_API lwc_word_t lwc_scont_wait_token(lwc_tx_t *tx, lwc_scont_t *s);
+/* lwc_unblock_thread for a waiter whose wait token a data structure recorded:
+ * wakes s only if it is still in that wait, and returns 1; 0 if the wait is
+ * over (something else woke s, an error thrown at it or the deadlock
+ * detector, or s was freed): the data structure drops the waiter, serving it
+ * nothing. */
+LWC_API int lwc_unblock_waiter(lwc_tx_t *tx, lwc_scont_t *s, lwc_word_t token);
+/* Call fn(arg) as the body of the current SCont: lwc_exit called inside returns
+ * here, as if fn had returned.  A scheduler calls a thread's function through
+ * it, so that its own work after the function (counting the thread out,
+ * joining it) runs for an exit too.  They nest; outside an SCont it is fn(arg). */
+LWC_API void lwc_scont_run(void (*fn)(void *), void *arg);
 
 #ifdef __cplusplus
 }

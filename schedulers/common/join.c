@@ -1,5 +1,6 @@
 /* Joinable threads, for every scheduler library: a thread and an MVar that
  * its last act fills.  Needs only lwc_spawn from the library it is built into. */
+#include <lwc/lwc.h>
 #include <lwc/mvar.h>
 #include <lwc/sched.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@ struct lwc_joinable {
 static void joinable_main(void *arg)
 {
     lwc_joinable_t *j = arg;
-    j->fn(j->arg);
+    lwc_scont_run(j->fn, j->arg);
     lwc_mvar_put(j->done, 1);
 }
 

@@ -8,7 +8,7 @@ struct main_call { void (*fn)(void *); void *arg; lwc_pvar_t *done; };
 static void main_thread(void *arg)
 {
     struct main_call *mc = arg;
-    mc->fn(mc->arg);
+    lwc_scont_run(mc->fn, mc->arg);
     lwc_pvar_write(NULL, mc->done, 1);
 }
 

@@ -41,19 +41,22 @@ struct lwc_mvar {
  * consistently with the link that led there; and nodes are type-stable
  * (Note [Type-stable nodes] in ../common/pool.h).
  *
- * A linked node may outlive its thread: a run of lwc_main that ends, or an
- * lwc_shutdown, frees threads still blocked here.  So a node also holds a
- * resume token, the id its SCont had when it queued.  SCont structs are never
- * given back to malloc and a reused one gets a new id (Note [Type-stable
- * SConts] in substrate/scont.c), so serving compares the two and drops a node
- * whose thread is gone: that thread is never handed a value, and the value of
- * a putter that is gone is dropped with it.  The node goes back to the pool
- * after the commit. */
+ * A linked node may outlive its wait: an error thrown at the waiter (or the
+ * deadlock detector) wakes it without serving it, and a run of lwc_main that
+ * ends, or an lwc_shutdown, frees threads still blocked here.  So a node also
+ * holds the wait token its SCont had when it queued (lwc_scont_wait_token),
+ * which every wake-up and every reuse of the struct moves on (SCont structs
+ * are never given back to malloc: Note [Type-stable SConts] in
+ * substrate/scont.c).  Serving wakes the thread with lwc_unblock_waiter, which
+ * checks the token, and drops a node whose wait is over: that thread is never
+ * handed a value, and the value of a putter that is gone is dropped with it.  The node goes back
+ * to the pool after the commit.  A woken waiter leaves its node linked, for
+ * the next operation or lwc_mvar_free to drop. */
 enum { KIND_TAKE, KIND_READ, KIND_PUT };
 enum { W_WAITING, W_SERVED, W_FREED };
 
 struct waiter {
-    lwc_pvar_t *next, *state, *value, *who, *token;   /* next first: a fifo_node */
+    lwc_pvar_t *next, *state, *value, *who, *wait; /* next first: a fifo_node */
     void       *pool_next, *pool_all;
 };
 
@@ -67,7 +70,7 @@ static void waiter_destroy(void *node)
     lwc_pvar_free(w->state);
     lwc_pvar_free(w->value);
     lwc_pvar_free(w->who);
-    lwc_pvar_free(w->token);
+    lwc_pvar_free(w->wait);
     free(w);
 }
 
@@ -78,7 +81,7 @@ static struct waiter *waiter_get(void)
     if (!w)
         return NULL;
     if (!lwc_pool_pvar(&w->next) || !lwc_pool_pvar(&w->state) || !lwc_pool_pvar(&w->value) ||
-        !lwc_pool_pvar(&w->who) || !lwc_pool_pvar(&w->token)) {
+        !lwc_pool_pvar(&w->who) || !lwc_pool_pvar(&w->wait)) {
         lwc_pool_give(&pool, w);
         return NULL;
     }
@@ -123,35 +126,34 @@ static void waiter_put_later(void *w)
     waiter_put(w);
 }
 
-/* Is w's thread still the one that queued it?  Note [Waiter nodes].  An OS
- * thread (who == NULL) always is.  A node that is not goes back to the pool. */
-static bool still_waiting(lwc_tx_t *tx, struct waiter *w)
+/* Wake w's thread if it is still in the wait that queued it (Note [Waiter
+ * nodes]).  An OS thread (who == NULL) always is, and wakes when its node's
+ * state is written.  A node whose wait is over goes back to the pool. */
+static bool wake_waiter(lwc_tx_t *tx, struct waiter *w)
 {
     lwc_scont_t *s = (lwc_scont_t *)RD(w->who);
-    if (!s || lwc_scont_id(s) == RD(w->token))
+    if (!s || lwc_unblock_waiter(tx, s, RD(w->wait)))
         return true;
     lwc_tx_defer(tx, waiter_put_later, w);
     return false;
 }
 
-/* The first waiter whose thread is still there, unlinked; NULL if none. */
+/* The first waiter whose thread was still there, unlinked and woken; NULL if
+ * none. */
 static struct waiter *queue_pop(lwc_tx_t *tx, lwc_mvar_t *mv)
 {
     for (;;) {
         struct waiter *w = fifo_pop(tx, mv->head, mv->tail);
-        if (!w || still_waiting(tx, w))
+        if (!w || wake_waiter(tx, w))
             return w;
     }
 }
 
-/* Give w its outcome and make its thread runnable again. */
+/* Give a woken waiter its outcome. */
 static void serve(lwc_tx_t *tx, struct waiter *w, int state, lwc_word_t v)
 {
     WR(w->value, v);
     WR(w->state, state);
-    lwc_scont_t *s = (lwc_scont_t *)RD(w->who);
-    if (s)
-        lwc_unblock_thread(tx, s);
 }
 
 static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
@@ -175,7 +177,7 @@ static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
         return false;
     for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
         struct waiter *next = (struct waiter *)RD(r->next);
-        if (still_waiting(tx, r))
+        if (wake_waiter(tx, r))
             serve(tx, r, W_SERVED, v);
         r = next;
     }
@@ -225,16 +227,16 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
     WR(w->state, W_WAITING);
     WR(w->value, op->kind == KIND_PUT ? op->v : 0);
     WR(w->who, op->self);
-    WR(w->token, lwc_scont_id(op->self));
+    WR(w->wait, lwc_scont_wait_token(tx, op->self));
     if (op->kind == KIND_READ) {
         WR(w->next, RD(op->mv->readers));
         WR(op->mv->readers, w);
     } else {
         queue_push(tx, op->mv, w);
     }
-    op->waited = true;
     if (op->self)
         lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
+    op->waited = true;          /* not before: an error pending abandons the switch */
     return 0;
 }
 
@@ -270,8 +272,7 @@ static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
     if (err == LWC_OK && op.waited && !op.self)
         err = lwc_atomically(wait_served, op.w, NULL);
     if (err != LWC_OK) {
-        /* Issue 4 (kill) will need to unlink a waiter woken by a throw;
-         * nothing else can wake it unserved. */
+        /* Woken by an error, the node is still linked: Note [Waiter nodes]. */
         if (!op.waited)
             waiter_put(op.w);
         return err;
@@ -377,7 +378,7 @@ static lwc_word_t free_body(lwc_tx_t *tx, void *arg)
         serve(tx, w, W_FREED, 0);
     for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
         struct waiter *next = (struct waiter *)RD(r->next);
-        if (still_waiting(tx, r))
+        if (wake_waiter(tx, r))
             serve(tx, r, W_FREED, 0);
         r = next;
     }

@@ -83,7 +83,7 @@ static lwc_word_t count_out(lwc_tx_t *tx, void *arg)
 static void trampoline(void *arg)
 {
     struct sched_thread *t = arg;
-    t->fn(t->arg);
+    lwc_scont_run(t->fn, t->arg);
     lwc_rr_t *rr = t->sched;
     sched_thread_give(t);
     lwc_atomically(count_out, rr, NULL);        /* Note [rr capabilities] */

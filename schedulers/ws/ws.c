@@ -276,7 +276,7 @@ static void count_out(lwc_ws_t *ws)
 static void trampoline(void *arg)
 {
     struct sched_thread *t = arg;
-    t->fn(t->arg);
+    lwc_scont_run(t->fn, t->arg);
     lwc_ws_t *ws = t->sched;
     sched_thread_give(t);
     count_out(ws);
