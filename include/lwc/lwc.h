@@ -8,5 +8,6 @@
 #include <lwc/scont.h>
 #include <lwc/cap.h>
 #include <lwc/exception.h>
+#include <lwc/detect.h>
 
 #endif

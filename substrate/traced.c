@@ -1,0 +1,194 @@
+/* Pins and traced memory (include/lwc/detect.h): the two ways a program shows
+ * the blocked-forever detector a reference it could not otherwise see. */
+#include "config.h"
+
+#include <lwc/detect.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Note [Traced memory and pins]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * Both are tables keyed by address, under one mutex each: a pin or an
+ * lwc_alloc is a call a program makes per shared object, not per operation,
+ * so a lock costs less here than anything cleverer would cost the detector,
+ * which must see a consistent set while it scans.  A pin's entry holds its
+ * count; a block's, its size.
+ *
+ * lwc_free looks the pointer up instead of reading a header in front of it,
+ * so a pointer lwc_alloc never returned, or a second free, is refused with a
+ * warning and never read.  Blocks are zeroed: a conservative scan takes every
+ * word for a possible reference, and stale bytes could only keep dead threads
+ * alive, never wake live ones.
+ *
+ * The tables are open-addressed with linear probing, at most half full;
+ * removal shifts later entries back, so no tombstones build up. */
+
+struct entry { const void *key; size_t value; };
+
+struct table {
+    pthread_mutex_t lock;
+    struct entry   *slots;
+    size_t          cap, used;      /* cap a power of two, or 0 */
+};
+
+static struct table pins = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static struct table blocks = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+
+static size_t home_of(const struct table *t, const void *key)
+{
+    uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32) & (t->cap - 1);
+}
+
+/* The entry for key, or the empty slot where it would go.  t->cap > 0. */
+static struct entry *find(struct table *t, const void *key)
+{
+    size_t i = home_of(t, key);
+    while (t->slots[i].key && t->slots[i].key != key)
+        i = (i + 1) & (t->cap - 1);
+    return &t->slots[i];
+}
+
+/* The entry for key, or NULL. */
+static struct entry *lookup(struct table *t, const void *key)
+{
+    if (!t->cap)
+        return NULL;
+    struct entry *e = find(t, key);
+    return e->key ? e : NULL;
+}
+
+/* The entry for key, added (value 0) if missing; NULL when out of memory. */
+static struct entry *insert(struct table *t, const void *key)
+{
+    if (2 * (t->used + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16, old_cap = t->cap;
+        struct entry *old = t->slots, *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return NULL;
+        t->slots = slots;
+        t->cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].key)
+                *find(t, old[i].key) = old[i];
+        free(old);
+    }
+    struct entry *e = find(t, key);
+    if (!e->key) {
+        *e = (struct entry){ key, 0 };
+        t->used++;
+    }
+    return e;
+}
+
+/* Remove e, moving back the entries after it that probed past it. */
+static void remove_entry(struct table *t, struct entry *e)
+{
+    size_t mask = t->cap - 1, i = (size_t)(e - t->slots);
+    for (size_t j = (i + 1) & mask; t->slots[j].key; j = (j + 1) & mask) {
+        /* j's entry may fill the hole at i unless its home lies in (i, j]. */
+        if (((j - home_of(t, t->slots[j].key)) & mask) >= ((j - i) & mask)) {
+            t->slots[i] = t->slots[j];
+            i = j;
+        }
+    }
+    t->slots[i] = (struct entry){ NULL, 0 };
+    t->used--;
+}
+
+static void table_free(struct table *t)
+{
+    free(t->slots);
+    t->slots = NULL;
+    t->cap = t->used = 0;
+}
+
+/* ---- traced memory ---------------------------------------------------------------- */
+
+void *lwc_alloc(size_t n)
+{
+    if (n > PTRDIFF_MAX)                /* no object can be that big */
+        return NULL;
+    void *p = calloc(1, n ? n : 1);
+    if (!p)
+        return NULL;
+    pthread_mutex_lock(&blocks.lock);
+    struct entry *e = insert(&blocks, p);
+    if (e)
+        e->value = n;
+    pthread_mutex_unlock(&blocks.lock);
+    if (!e) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void lwc_free(void *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&blocks.lock);
+    struct entry *e = lookup(&blocks, p);
+    if (e)
+        remove_entry(&blocks, e);
+    pthread_mutex_unlock(&blocks.lock);
+    if (!e) {
+        lwc_warn("lwc_free(%p): not a block from lwc_alloc, or freed already: ignored", p);
+        return;
+    }
+    free(p);
+}
+
+/* ---- pins ------------------------------------------------------------------------ */
+
+void lwc_pin(const void *obj)
+{
+    if (!obj)
+        return;
+    pthread_mutex_lock(&pins.lock);
+    struct entry *e = insert(&pins, obj);
+    if (e)
+        e->value++;
+    pthread_mutex_unlock(&pins.lock);
+    if (!e) {
+        /* Going on without the pin could wake a thread that something
+         * outside will still wake: better to stop than to lie. */
+        lwc_warn("lwc_pin(%p): out of memory", obj);
+        abort();
+    }
+}
+
+void lwc_unpin(const void *obj)
+{
+    if (!obj)
+        return;
+    pthread_mutex_lock(&pins.lock);
+    struct entry *e = lookup(&pins, obj);
+    if (e && --e->value == 0)
+        remove_entry(&pins, e);
+    pthread_mutex_unlock(&pins.lock);
+    if (!e)
+        lwc_warn("lwc_unpin(%p): not pinned: ignored", obj);
+}
+
+unsigned lwc_pin_count(const void *obj)
+{
+    pthread_mutex_lock(&pins.lock);
+    struct entry *e = obj ? lookup(&pins, obj) : NULL;
+    unsigned n = e ? (unsigned)e->value : 0;
+    pthread_mutex_unlock(&pins.lock);
+    return n;
+}
+
+/* Blocks still allocated at exit are the program's leak, reported as such by
+ * valgrind; the tables themselves are ours. */
+__attribute__((destructor)) static void tables_free(void)
+{
+    table_free(&pins);
+    table_free(&blocks);
+}
