@@ -42,6 +42,18 @@
 
 #define DEQUE_ABORT ((void *)1)       /* steal lost a race: try again elsewhere */
 
+/* ThreadSanitizer does not model fences (gcc refuses them with -Wtsan).  Under
+ * it every access of the deque and of ws's sleep protocol is seq_cst and the
+ * fences go: one total order over all of them orders at least what the
+ * fences of Note [Deque orderings] and Note [Sleeping and waking] order. */
+#ifdef __SANITIZE_THREAD__
+#define DEQUE_ORDER(o)  memory_order_seq_cst
+#define DEQUE_FENCE(o)  ((void)0)
+#else
+#define DEQUE_ORDER(o)  (o)
+#define DEQUE_FENCE(o)  atomic_thread_fence(o)
+#endif
+
 struct deque_array {
     int64_t              size;        /* a power of two */
     struct deque_array  *older;       /* retired arrays, freed with the deque */
@@ -85,45 +97,45 @@ static inline void deque_destroy(struct deque *d)
 /* Owner only.  -1 if the deque is full and no memory is left to grow it. */
 static inline int deque_push(struct deque *d, void *x)
 {
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    struct deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
+    int64_t b = atomic_load_explicit(&d->bottom, DEQUE_ORDER(memory_order_relaxed));
+    int64_t t = atomic_load_explicit(&d->top, DEQUE_ORDER(memory_order_acquire));
+    struct deque_array *a = atomic_load_explicit(&d->array, DEQUE_ORDER(memory_order_relaxed));
     if (b - t > a->size - 1) {
         struct deque_array *g = deque_array_new(2 * a->size, a);
         if (!g)
             return -1;
         for (int64_t i = t; i < b; i++)
             atomic_store_explicit(&g->slot[i & (g->size - 1)],
-                atomic_load_explicit(&a->slot[i & (a->size - 1)], memory_order_relaxed),
-                memory_order_relaxed);
-        atomic_store_explicit(&d->array, g, memory_order_release);
+                atomic_load_explicit(&a->slot[i & (a->size - 1)], DEQUE_ORDER(memory_order_relaxed)),
+                DEQUE_ORDER(memory_order_relaxed));
+        atomic_store_explicit(&d->array, g, DEQUE_ORDER(memory_order_release));
         a = g;
     }
-    atomic_store_explicit(&a->slot[b & (a->size - 1)], x, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+    atomic_store_explicit(&a->slot[b & (a->size - 1)], x, DEQUE_ORDER(memory_order_relaxed));
+    DEQUE_FENCE(memory_order_release);
+    atomic_store_explicit(&d->bottom, b + 1, DEQUE_ORDER(memory_order_relaxed));
     return 0;
 }
 
 /* Owner only: the newest element, or NULL. */
 static inline void *deque_take(struct deque *d)
 {
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
-    struct deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
-    atomic_store_explicit(&d->bottom, b, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    int64_t b = atomic_load_explicit(&d->bottom, DEQUE_ORDER(memory_order_relaxed)) - 1;
+    struct deque_array *a = atomic_load_explicit(&d->array, DEQUE_ORDER(memory_order_relaxed));
+    atomic_store_explicit(&d->bottom, b, DEQUE_ORDER(memory_order_relaxed));
+    DEQUE_FENCE(memory_order_seq_cst);
+    int64_t t = atomic_load_explicit(&d->top, DEQUE_ORDER(memory_order_relaxed));
     void *x = NULL;
     if (t <= b) {
-        x = atomic_load_explicit(&a->slot[b & (a->size - 1)], memory_order_relaxed);
+        x = atomic_load_explicit(&a->slot[b & (a->size - 1)], DEQUE_ORDER(memory_order_relaxed));
         if (t == b) {                   /* the last one: race the thieves for it */
             if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
-                    memory_order_seq_cst, memory_order_relaxed))
+                    DEQUE_ORDER(memory_order_seq_cst), DEQUE_ORDER(memory_order_relaxed)))
                 x = NULL;
-            atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+            atomic_store_explicit(&d->bottom, b + 1, DEQUE_ORDER(memory_order_relaxed));
         }
     } else {
-        atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+        atomic_store_explicit(&d->bottom, b + 1, DEQUE_ORDER(memory_order_relaxed));
     }
     return x;
 }
@@ -131,15 +143,15 @@ static inline void *deque_take(struct deque *d)
 /* Any thread: the oldest element, NULL if empty, DEQUE_ABORT on a lost race. */
 static inline void *deque_steal(struct deque *d)
 {
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    atomic_thread_fence(memory_order_seq_cst);
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire);
+    int64_t t = atomic_load_explicit(&d->top, DEQUE_ORDER(memory_order_acquire));
+    DEQUE_FENCE(memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&d->bottom, DEQUE_ORDER(memory_order_acquire));
     if (t >= b)
         return NULL;
-    struct deque_array *a = atomic_load_explicit(&d->array, memory_order_acquire);
-    void *x = atomic_load_explicit(&a->slot[t & (a->size - 1)], memory_order_relaxed);
+    struct deque_array *a = atomic_load_explicit(&d->array, DEQUE_ORDER(memory_order_acquire));
+    void *x = atomic_load_explicit(&a->slot[t & (a->size - 1)], DEQUE_ORDER(memory_order_relaxed));
     if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
-            memory_order_seq_cst, memory_order_relaxed))
+            DEQUE_ORDER(memory_order_seq_cst), DEQUE_ORDER(memory_order_relaxed)))
         return DEQUE_ABORT;
     return x;
 }
@@ -147,8 +159,8 @@ static inline void *deque_steal(struct deque *d)
 /* Any thread, a hint: does the deque look non-empty? */
 static inline int deque_looks_busy(struct deque *d)
 {
-    return atomic_load_explicit(&d->bottom, memory_order_relaxed) >
-           atomic_load_explicit(&d->top, memory_order_relaxed);
+    return atomic_load_explicit(&d->bottom, DEQUE_ORDER(memory_order_relaxed)) >
+           atomic_load_explicit(&d->top, DEQUE_ORDER(memory_order_relaxed));
 }
 
 #endif

@@ -172,9 +172,9 @@ static struct ws_worker *worker_here(lwc_ws_t *ws)
 
 static void set_awake(lwc_ws_t *ws, struct ws_worker *w)
 {
-    if (atomic_load_explicit(&w->sleeping, memory_order_relaxed)) {
-        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&ws->nsleeping, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&w->sleeping, DEQUE_ORDER(memory_order_relaxed))) {
+        atomic_store_explicit(&w->sleeping, 0, DEQUE_ORDER(memory_order_relaxed));
+        atomic_fetch_sub_explicit(&ws->nsleeping, 1, DEQUE_ORDER(memory_order_relaxed));
     }
 }
 
@@ -187,8 +187,8 @@ static lwc_word_t bump_body(lwc_tx_t *tx, void *pv)
 /* After a deque push: Note [Sleeping and waking]. */
 static void wake_a_sleeper(lwc_ws_t *ws)
 {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&ws->nsleeping, memory_order_relaxed))
+    DEQUE_FENCE(memory_order_seq_cst);
+    if (atomic_load_explicit(&ws->nsleeping, DEQUE_ORDER(memory_order_relaxed)))
         lwc_atomically(bump_body, ws->wake, NULL);
 }
 
@@ -215,7 +215,7 @@ static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
         RD(ws->wake);
         if (!atomic_exchange(&w->sleeping, 1))  /* Note [Sleeping and waking] */
             atomic_fetch_add(&ws->nsleeping, 1);
-        atomic_thread_fence(memory_order_seq_cst);
+        DEQUE_FENCE(memory_order_seq_cst);
         if (!(t = find_work(tx, ws, w, true)))
             lwc_tx_retry(tx);
     }

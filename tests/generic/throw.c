@@ -1,55 +1,11 @@
 /* Errors thrown between threads (lwc/exception.h), compiled once and linked
  * against every scheduler library: each test runs on 1 and on 2 capabilities. */
-#include "../unit/harness.h"
+#include "blocked.h"
 
 #include <lwc/io.h>
 #include <lwc/mvar.h>
-#include <lwc/sched.h>
-#include <stdbool.h>
 
 #define MY_ERROR (-1001)        /* a program's own error code */
-
-static void use_caps(int i)
-{
-    setenv("LWC_CAPS", i ? "2" : "1", 1);
-}
-
-/* Keeps the scheduler's queue from running empty.  A capability that finds
- * nothing to run idles inside the switch_to_next of the thread it switches
- * from, whose blocking switch commits only once there is something to run:
- * until then the thread reads as running.  With one busy thread per
- * capability a blocking switch always finds one queued. */
-static atomic_bool stop_busy;
-static lwc_joinable_t *busy_j[2];
-
-static void busy(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&stop_busy))
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
-}
-
-static void start_busy(void)
-{
-    atomic_store(&stop_busy, false);
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(lwc_spawn_joinable(busy, NULL, &busy_j[i]), LWC_OK);
-}
-
-static void stop_busy_threads(void)
-{
-    atomic_store(&stop_busy, true);
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(lwc_join(busy_j[i]), LWC_OK);
-}
-
-/* Yield until s is blocked on a data structure (start_busy first).  Only for
- * an s that blocks once and stays blocked until this thread acts. */
-static void await_blocked(lwc_scont_t *s)
-{
-    while (lwc_scont_status(NULL, s) != LWC_BLOCKED_ON_CONCDS)
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
-}
 
 /* Publishes its SCont, then does one operation on the MVar. */
 struct victim {
@@ -256,14 +212,6 @@ struct waits {
     lwc_word_t got;
     lwc_joinable_t *j;
 };
-
-static lwc_word_t wait_nonzero(lwc_tx_t *tx, void *arg)
-{
-    lwc_word_t v = lwc_pvar_read(tx, arg);
-    if (!v)
-        lwc_tx_retry(tx);
-    return v;
-}
 
 static void waits_victim(void *arg)
 {
@@ -489,9 +437,5 @@ int main(void)
     tcase_add_loop_test(tc, test_kills_while_values_flow, 0, LIGHT_RUN() ? 2 : 16);
     tcase_add_test(tc, test_bad_input);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -155,9 +155,5 @@ int main(void)
     tcase_add_loop_test(tc, test_alloc_churn, 0, LIGHT_RUN() ? 1 : 8);
     tcase_add_test(tc, test_two_threads);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

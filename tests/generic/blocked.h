@@ -1,0 +1,63 @@
+/* For tests that run on any scheduler library (tests/generic, tests/deadlock):
+ * the capability count, and waiting until a thread has blocked. */
+#ifndef LWC_TEST_BLOCKED_H
+#define LWC_TEST_BLOCKED_H
+
+#include "../unit/harness.h"
+
+#include <lwc/sched.h>
+#include <stdbool.h>
+
+static inline void use_caps(int i)
+{
+    setenv("LWC_CAPS", i ? "2" : "1", 1);
+}
+
+/* Keeps the scheduler's queue from running empty.  A capability that finds
+ * nothing to run idles inside the switch_to_next of the thread it switches
+ * from, whose blocking switch commits only once there is something to run:
+ * until then the thread reads as running.  With one busy thread per
+ * capability a blocking switch always finds one queued. */
+static atomic_bool stop_busy;
+static lwc_joinable_t *busy_j[2];
+
+static inline void busy(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_busy))
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+}
+
+static inline void start_busy(void)
+{
+    atomic_store(&stop_busy, false);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(lwc_spawn_joinable(busy, NULL, &busy_j[i]), LWC_OK);
+}
+
+static inline void stop_busy_threads(void)
+{
+    atomic_store(&stop_busy, true);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(lwc_join(busy_j[i]), LWC_OK);
+}
+
+/* Yield until s is blocked on a data structure (start_busy first).  Only for
+ * an s that blocks once and stays blocked until this thread acts. */
+static inline void await_blocked(lwc_scont_t *s)
+{
+    while (lwc_scont_status(NULL, s) != LWC_BLOCKED_ON_CONCDS)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+}
+
+
+/* A transaction that waits for the PVar arg to be non-zero. */
+static inline lwc_word_t wait_nonzero(lwc_tx_t *tx, void *arg)
+{
+    lwc_word_t v = lwc_pvar_read(tx, arg);
+    if (!v)
+        lwc_tx_retry(tx);
+    return v;
+}
+
+#endif
