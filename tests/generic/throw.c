@@ -67,6 +67,33 @@ START_TEST(test_kill_blocked_taker)
 }
 END_TEST
 
+/* ---- a taker whose capability idles in its blocking switch ------------------------------
+ * With nothing else to run, the capability sleeps inside the taker's
+ * switch_to_next: the block has not committed and the taker reads as
+ * running.  The kill must reach it there too (its retry has the pending
+ * error in its read set).  Whether the kill finds it idle or still on its
+ * way, the take returns LWC_EKILLED. */
+
+static void kill_idle_main(void *arg)
+{
+    (void)arg;
+    struct victim v = { .mv = lwc_mvar_new() };
+    lwc_scont_t *s = spawn_victim(&v, taker);
+    for (int i = 0; i < 100; i++)               /* give it time to get there */
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    ck_assert_int_eq(lwc_kill(s), LWC_OK);
+    ck_assert_int_eq(lwc_join(v.j), LWC_OK);
+    ck_assert_int_eq(v.err, LWC_EKILLED);
+    lwc_mvar_free(v.mv);
+}
+
+START_TEST(test_kill_taker_on_idle_capability)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(kill_idle_main, NULL), LWC_OK);
+}
+END_TEST
+
 /* ---- a blocked putter: its value is dropped, the MVar keeps its own ----------------------- */
 
 static void throw_putter_main(void *arg)
@@ -428,6 +455,7 @@ int main(void)
     TCase *tc = tcase_create("throw");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_kill_blocked_taker, 0, 2);
+    tcase_add_loop_test(tc, test_kill_taker_on_idle_capability, 0, 2);
     tcase_add_loop_test(tc, test_throw_to_blocked_putter, 0, 2);
     tcase_add_loop_test(tc, test_kill_running_thread, 0, 2);
     tcase_add_loop_test(tc, test_pending_error_stops_a_block, 0, 2);
