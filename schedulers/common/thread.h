@@ -6,18 +6,33 @@
 #define LWC_SCHEDULERS_THREAD_H
 
 #include <lwc/lwc.h>
+#include <stdatomic.h>
 
 #include "fifo.h"
 #include "pool.h"
 
+/* `next`, `sched` and `s` may be read by a doomed transaction of another
+ * capability while the node is reused (Note [Type-stable nodes] in pool.h):
+ * `next` is never rewritten, the other two are atomic, so even such a read is
+ * no data race.  Use thread_sched and thread_scont. */
 struct sched_thread {
     lwc_pvar_t  *next;              /* first: a fifo_node */
-    void        *sched;             /* the instance */
-    lwc_scont_t *s;
+    _Atomic(void *) sched;          /* the instance */
+    _Atomic(lwc_scont_t *) s;
     void       (*fn)(void *);
     void        *arg;
     void        *pool_next, *pool_all;
 };
+
+static inline void *thread_sched(struct sched_thread *t)
+{
+    return atomic_load_explicit(&t->sched, memory_order_relaxed);
+}
+
+static inline lwc_scont_t *thread_scont(struct sched_thread *t)
+{
+    return atomic_load_explicit(&t->s, memory_order_relaxed);
+}
 
 static struct lwc_pool thread_pool = LWC_POOL_INIT(struct sched_thread, pool_next, pool_all);
 
@@ -46,13 +61,17 @@ static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void
         lwc_pool_give(&thread_pool, t);
         return NULL;
     }
-    *t = (struct sched_thread){ t->next, sched, NULL, fn, arg, NULL, t->pool_all };
-    if (!(t->s = lwc_scont_new(trampoline, t, NULL))) {
+    atomic_store_explicit(&t->sched, sched, memory_order_relaxed);
+    t->fn = fn;
+    t->arg = arg;
+    lwc_scont_t *s = lwc_scont_new(trampoline, t, NULL);
+    atomic_store_explicit(&t->s, s, memory_order_relaxed);
+    if (!s) {
         lwc_pool_give(&thread_pool, t);
         return NULL;
     }
-    lwc_scont_set_upcalls(t->s, u);
-    lwc_scont_set_local(t->s, t);
+    lwc_scont_set_upcalls(s, u);
+    lwc_scont_set_local(s, t);
     return t;
 }
 
@@ -60,7 +79,7 @@ static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void
  * (the SCont stays alive until it completes), or for a thread that never ran. */
 static inline void sched_thread_give(struct sched_thread *t)
 {
-    lwc_scont_release(t->s);
+    lwc_scont_release(thread_scont(t));
     lwc_pool_give(&thread_pool, t);
 }
 

@@ -53,7 +53,7 @@ static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
     lwc_rr_t *rr = env;
     struct sched_thread *t = pop(tx, rr);
     if (t)
-        return t->s;
+        return thread_scont(t);
     lwc_word_t closing = RD(rr->closing);
     if (closing == RR_OPEN || (closing == RR_CLOSING && RD(rr->live) > 0))
         lwc_tx_retry(tx);                       /* idle here until a push */
@@ -84,7 +84,7 @@ static void trampoline(void *arg)
 {
     struct sched_thread *t = arg;
     lwc_scont_run(t->fn, t->arg);
-    lwc_rr_t *rr = t->sched;
+    lwc_rr_t *rr = thread_sched(t);
     sched_thread_give(t);
     lwc_atomically(count_out, rr, NULL);        /* Note [rr capabilities] */
 }
@@ -135,7 +135,7 @@ int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
     struct spawn sp = { rr, thread_new(rr, fn, arg), false };
     if (!sp.t)
         return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
-    lwc_scont_t *s = sp.t->s;
+    lwc_scont_t *s = thread_scont(sp.t);
     lwc_word_t err = LWC_OK;
     int terr = lwc_atomically(spawn_body, &sp, &err);
     if (terr == LWC_OK && err == LWC_OK && sp.start && lwc_cap_start(s) != LWC_OK) {
@@ -157,7 +157,7 @@ static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_s
     if (!next)
         return self;                            /* nobody else: carry on */
     push(tx, rr, lwc_scont_get_local(self));
-    return next->s;
+    return thread_scont(next);
 }
 
 int lwc_rr_yield(void)

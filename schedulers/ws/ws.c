@@ -221,7 +221,7 @@ static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
     }
     set_awake(ws, w);
     if (t)
-        return t->s;
+        return thread_scont(t);
     WR(ws->caps, RD(ws->caps) - 1);             /* Note [ws capabilities] */
     return NULL;
 }
@@ -229,7 +229,7 @@ static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
 static lwc_word_t shared_push_thread(lwc_tx_t *tx, void *arg)
 {
     struct sched_thread *t = arg;
-    shared_push(tx, t->sched, t);
+    shared_push(tx, thread_sched(t), t);
     return 0;
 }
 
@@ -237,7 +237,7 @@ static lwc_word_t shared_push_thread(lwc_tx_t *tx, void *arg)
 static void push_woken(void *arg)
 {
     struct sched_thread *t = arg;
-    lwc_ws_t *ws = t->sched;
+    lwc_ws_t *ws = thread_sched(t);
     struct ws_worker *w = worker_here(ws);
     if (w && deque_push(&w->dq, t) == 0) {
         wake_a_sleeper(ws);
@@ -277,7 +277,7 @@ static void trampoline(void *arg)
 {
     struct sched_thread *t = arg;
     lwc_scont_run(t->fn, t->arg);
-    lwc_ws_t *ws = t->sched;
+    lwc_ws_t *ws = thread_sched(t);
     sched_thread_give(t);
     count_out(ws);
 }
@@ -337,7 +337,7 @@ static int place(struct spawn *sp)
         if (terr != LWC_OK || err != LWC_OK)
             return terr != LWC_OK ? terr : (int)err;
         if (sp->start) {
-            if (lwc_cap_start(sp->t->s) == LWC_OK)
+            if (lwc_cap_start(thread_scont(sp->t)) == LWC_OK)
                 return LWC_OK;
             terr = lwc_atomically(unclaim_body, sp, &err);
             return terr != LWC_OK ? terr : (int)err;
@@ -379,7 +379,7 @@ static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_s
     if (!next)
         return self;                            /* nobody else: carry on */
     shared_push(tx, ws, lwc_scont_get_local(self));
-    return next->s;
+    return thread_scont(next);
 }
 
 int lwc_ws_yield(void)
