@@ -37,8 +37,10 @@ LWC_API const char *lwc_sched_name(void);
 /* A thread that another can wait for, once, with lwc_join. */
 typedef struct lwc_joinable lwc_joinable_t;
 LWC_API int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out);
-/* Wait until j's function has returned, then free j.  From a thread or from an
- * OS thread.  Each joinable is joined exactly once. */
+/* Wait until j's function has returned (or lwc_exit'ed), then free j.  From a
+ * thread or from an OS thread.  Each joinable is joined exactly once: a join
+ * that returns an error thrown at the joiner (lwc/exception.h) leaves j as it
+ * was, to be joined again. */
 LWC_API int lwc_join(lwc_joinable_t *j);
 
 #ifdef __cplusplus

@@ -94,6 +94,55 @@ START_TEST(test_kill_taker_on_idle_capability)
 }
 END_TEST
 
+/* ---- a joiner killed while it waits can join again ----------------------------------------- */
+
+struct gate { lwc_mvar_t *mv; };
+
+static void wait_gate(void *arg)
+{
+    lwc_word_t x;
+    ck_assert_int_eq(lwc_mvar_read(((struct gate *)arg)->mv, &x), LWC_OK);
+}
+
+struct joiner { lwc_joinable_t *target; lwc_scont_t *_Atomic self; int first, second; };
+
+static void joiner(void *arg)
+{
+    struct joiner *jn = arg;
+    atomic_store(&jn->self, lwc_scont_self());
+    jn->first = lwc_join(jn->target);
+    jn->second = lwc_join(jn->target);
+}
+
+static void join_again_main(void *arg)
+{
+    (void)arg;
+    start_busy();
+    struct gate g = { lwc_mvar_new() };
+    struct joiner jn = { 0 };
+    ck_assert_int_eq(lwc_spawn_joinable(wait_gate, &g, &jn.target), LWC_OK);
+    lwc_joinable_t *jj;
+    ck_assert_int_eq(lwc_spawn_joinable(joiner, &jn, &jj), LWC_OK);
+    lwc_scont_t *s;
+    while (!(s = atomic_load(&jn.self)))
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    await_blocked(s);
+    ck_assert_int_eq(lwc_kill(s), LWC_OK);
+    ck_assert_int_eq(lwc_mvar_put(g.mv, 1), LWC_OK);    /* let the target finish */
+    ck_assert_int_eq(lwc_join(jj), LWC_OK);
+    ck_assert_int_eq(jn.first, LWC_EKILLED);
+    ck_assert_int_eq(jn.second, LWC_OK);
+    lwc_mvar_free(g.mv);
+    stop_busy_threads();
+}
+
+START_TEST(test_killed_joiner_joins_again)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(join_again_main, NULL), LWC_OK);
+}
+END_TEST
+
 /* ---- a blocked putter: its value is dropped, the MVar keeps its own ----------------------- */
 
 static void throw_putter_main(void *arg)
@@ -456,6 +505,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_kill_blocked_taker, 0, 2);
     tcase_add_loop_test(tc, test_kill_taker_on_idle_capability, 0, 2);
+    tcase_add_loop_test(tc, test_killed_joiner_joins_again, 0, 2);
     tcase_add_loop_test(tc, test_throw_to_blocked_putter, 0, 2);
     tcase_add_loop_test(tc, test_kill_running_thread, 0, 2);
     tcase_add_loop_test(tc, test_pending_error_stops_a_block, 0, 2);
