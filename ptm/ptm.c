@@ -193,12 +193,6 @@ void lwc_ptm_thread_gone(const struct lwc_thread *t)
         bias_revoke((uintptr_t)t);
 }
 
-#define TX_RERUN        LWC_TX_RERUN
-#define TX_RETRY        LWC_TX_RETRY
-
-#define TX_SETJMP(tx)   LWC_SETJMP((tx)->jb)
-#define TX_LONGJMP(tx)  LWC_LONGJMP((tx)->jb)
-
 /* ---- PVars ---------------------------------------------------------------- */
 
 void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init)
@@ -276,7 +270,7 @@ void lwc_tx_destroy(lwc_tx_t *tx)
 _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err)
 {
     tx->abort_code = err;
-    TX_LONGJMP(tx);
+    LWC_LONGJMP(tx->jb);
 }
 
 void lwc_tx_abandon(lwc_tx_t *tx)
@@ -378,7 +372,7 @@ lwc_word_t lwc_tx_read_slow(lwc_tx_t *tx, lwc_pvar_t *pv)
             return v;
         }
         if (!reads_current(tx->reads, tx->nreads, &tx->snapshot))
-            lwc_tx_abort(tx, TX_RERUN);
+            lwc_tx_abort(tx, LWC_TX_RERUN);
     }
 }
 
@@ -431,7 +425,7 @@ void lwc_tx_defer(lwc_tx_t *tx, void (*fn)(void *), void *arg)
 
 _Noreturn void lwc_tx_retry(lwc_tx_t *tx)
 {
-    lwc_tx_abort(tx, TX_RETRY);
+    lwc_tx_abort(tx, LWC_TX_RETRY);
 }
 
 /* ---- Retry ------------------------------------------------------------------ */
@@ -798,7 +792,7 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
         if (tx->active)
             return LWC_EINVAL;                      /* transactions do not nest */
         tx_begin(t, tx, sleeps_thread);
-        if (TX_SETJMP(tx) == 0) {
+        if (LWC_SETJMP(tx->jb) == 0) {
             lwc_word_t r = fn(tx, arg);
             /* Note [Releasing a capability] in substrate/cap.c */
             bool releasing = tx->has_switch && !tx->target && t->cap && t->request == REQ_NONE;
@@ -835,13 +829,13 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
         tx = &t->tx;
         int code = tx->abort_code;
         tx->active = false;
-        if (tx->direct && code != TX_RETRY)
+        if (tx->direct && code != LWC_TX_RETRY)
             bias_leave();                       /* tx_wait lowers it after registering */
-        if (code == TX_RERUN) {
+        if (code == LWC_TX_RERUN) {
             backoff(attempt);
         } else if (code == LWC_TX_DELIVER) {
             return lwc_scont_take(t->current, true);
-        } else if (code == TX_RETRY) {
+        } else if (code == LWC_TX_RETRY) {
             int err = tx_wait(t, tx);
             if (err != LWC_OK)
                 return err;

@@ -33,8 +33,8 @@
  * finds it no longer blocked and leaves the error pending.  So a blocking call
  * whose operation completed returns LWC_OK, and no value handed over is lost
  * to an error.  The waiter that the throw woke instead is still linked in the
- * data structure: serving it checks the wait token it recorded (with the
- * SCont's id, for a struct reused by another thread) and drops it.  A retry
+ * data structure: serving it checks the wait token it recorded
+ * (lwc_unblock_waiter; a reused struct has a new token) and drops it.  A retry
  * has a wait state of its own (Note [Retry state] in internal.h), which the
  * thrower settles before it wakes the SCont.
  *
@@ -60,15 +60,15 @@ static lwc_word_t error_word(int err)
 
 bool lwc_scont_interrupt(lwc_tx_t *tx, lwc_scont_t *s, int err)
 {
-    lwc_upcalls_t u;
-    lwc_scont_load_upcalls(s, &u);
-    if (!u.unblock_thread || lwc_scont_status(tx, s) != LWC_BLOCKED_ON_CONCDS)
+    /* Wake first: it decides whether s can be woken.  The writes below
+     * commit with the wake-up, in the same transaction. */
+    if (!lwc_scont_unblock(tx, s))
         return false;
     lwc_word_t r = lwc_tx_read(tx, &s->retry_pv);
     if (r & 1)
         lwc_tx_write(tx, &s->retry_pv, r - 1);      /* Note [Retry state]: settled */
     lwc_tx_write(tx, &s->interrupt, error_word(err));
-    return lwc_scont_unblock(tx, s);
+    return true;
 }
 
 struct throw { lwc_scont_t *s; uint64_t id; int err; };

@@ -423,7 +423,7 @@ bool lwc_scont_unblock(lwc_tx_t *tx, lwc_scont_t *s)
 void lwc_unblock_thread(lwc_tx_t *tx, lwc_scont_t *s)
 {
     if (tx && s)
-        unblock(tx, s, 0, true);
+        lwc_scont_unblock(tx, s);
 }
 
 int lwc_unblock_waiter(lwc_tx_t *tx, lwc_scont_t *s, lwc_word_t token)
