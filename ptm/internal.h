@@ -19,7 +19,6 @@
 #define LWC_LONGJMP(jb) __builtin_longjmp((void **)(jb), 1)
 #endif
 
-struct retry_node;
 struct lwc_thread;
 
 /* Note [PVar layout]
@@ -33,6 +32,23 @@ struct lwc_pvar {
     _Atomic lwc_word_t        value;
     struct retry_node *_Atomic waiters;
     _Atomic uint32_t          wlock;
+};
+
+/* Note [Retry wake-up] in ptm.c.  A waiter is an OS thread asleep in a retry
+ * (scont NULL) or an SCont blocked in one; each PVar it read lists one node. */
+enum { W_WAITING, W_FIRED, W_SLEEPING };
+
+struct retry_waiter {
+    _Atomic uint32_t state;
+    lwc_scont_t     *scont;   /* NULL: the OS thread sleeps */
+    uint32_t         epoch;
+    int              error;   /* set by the detector: the retry returns it (detect.c) */
+};
+
+struct retry_node {
+    struct retry_node   *next, *prev;
+    struct retry_waiter *w;
+    lwc_pvar_t          *pv;
 };
 
 struct tx_read  { lwc_pvar_t *pv; lwc_word_t val; };
@@ -58,6 +74,7 @@ struct lwc_tx {
     bool             sleeps_thread; /* retry sleeps the OS thread, not the SCont */
     bool             has_switch;
     bool             completing;  /* the substrate's own completion transaction */
+    bool             blocking;    /* in lwc_switch_to_next, blocking self on a data structure */
     lwc_scont_t     *self;        /* SCont running the transaction, or NULL */
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
     lwc_status_t     left_as;     /* with has_switch: the status self takes */
@@ -158,5 +175,10 @@ void lwc_retry_forget(struct retry_node *nodes, unsigned n);
 /* A thread record is going away: if it holds the commit bias, release it. */
 void lwc_ptm_thread_gone(const struct lwc_thread *t);
 void lwc_retry_interrupt(struct lwc_thread *t);
+/* The commit sequence once nothing publishes and nobody holds the bias. */
+uint64_t lwc_ptm_quiet_seq(void);
+/* Guard a PVar's waiter list (the detector walks it). */
+void lwc_pvar_wlock(lwc_pvar_t *pv);
+void lwc_pvar_wunlock(lwc_pvar_t *pv);
 
 #endif

@@ -205,8 +205,13 @@ void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init)
 lwc_pvar_t *lwc_pvar_new(lwc_word_t init)
 {
     lwc_pvar_t *pv = malloc(sizeof *pv);
-    if (pv)
-        lwc_pvar_init(pv, init);
+    if (!pv)
+        return NULL;
+    lwc_pvar_init(pv, init);
+    if (!lwc_pvar_register(pv)) {       /* the detector must know it for a PVar */
+        free(pv);
+        return NULL;
+    }
     return pv;
 }
 
@@ -221,6 +226,9 @@ static void wunlock(lwc_pvar_t *pv)
 {
     atomic_store_explicit(&pv->wlock, 0, memory_order_release);
 }
+
+void lwc_pvar_wlock(lwc_pvar_t *pv)   { wlock(pv); }
+void lwc_pvar_wunlock(lwc_pvar_t *pv) { wunlock(pv); }
 
 /* Note [Freeing a PVar]
  * ~~~~~~~~~~~~~~~~~~~~~
@@ -239,6 +247,7 @@ void lwc_pvar_free(lwc_pvar_t *pv)
         return;
     wlock(pv);
     wunlock(pv);
+    lwc_pvar_unregister(pv);
     free(pv);
 }
 
@@ -312,6 +321,11 @@ static uint64_t stable_seq(void)
     }
 }
 
+uint64_t lwc_ptm_quiet_seq(void)
+{
+    return stable_seq();
+}
+
 /* Are the values of reads[0..n) what they were?  True: yes, all current at
  * *at (an even commit sequence).  Note [Opacity]. */
 static bool reads_current(const struct tx_read *reads, unsigned n, uint64_t *at)
@@ -337,6 +351,7 @@ static inline void tx_begin(struct lwc_thread *t, lwc_tx_t *tx, bool sleeps_thre
     tx->bloom = 0;
     tx->has_switch = false;     /* `target` is read only with has_switch */
     tx->completing = false;
+    tx->blocking = false;
     tx->self = t->current;
     tx->sleeps_thread = sleeps_thread | !t->current;
     tx->active = true;
@@ -456,20 +471,6 @@ _Noreturn void lwc_tx_retry(lwc_tx_t *tx)
  * through its upcalls is woken by a transaction the committer runs after its own
  * commit (Note [Retry state] in substrate/internal.h). */
 
-enum { W_WAITING, W_FIRED, W_SLEEPING };
-
-struct retry_waiter {
-    _Atomic uint32_t state;
-    lwc_scont_t     *scont;   /* NULL: the OS thread sleeps */
-    uint32_t         epoch;
-};
-
-struct retry_node {
-    struct retry_node   *next, *prev;
-    struct retry_waiter *w;
-    lwc_pvar_t          *pv;
-};
-
 /* Make room for one more entry in an after-commit queue.  Work that a commit
  * has promised (a wake-up, a deferred action) must not be dropped: with no
  * memory to record it, stop loudly instead. */
@@ -574,12 +575,17 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
         if (!atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING))
             break;                                  /* fired (perhaps by the services' work) */
         bool again = cap && lwc_idle_publish(cap, t, until) < until;   /* lowered meanwhile */
+        bool asleep = !again;
+        if (asleep)
+            lwc_gc_sleep_begin(t, w, until == LWC_NEVER);  /* Note [Stopping the world] */
         while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING) {
             if (until == LWC_NEVER)
                 lwc_futex_wait(&w->state, W_SLEEPING);
             else
                 again = !lwc_futex_wait_until(&w->state, W_SLEEPING, until);
         }
+        if (asleep)
+            lwc_gc_sleep_end(t);
         if (cap)
             lwc_idle_unpublish(cap);
         expect = W_SLEEPING;
@@ -622,8 +628,10 @@ static lwc_word_t retry_wake(lwc_tx_t *tx, void *arg)
 static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
 {
     unsigned n = tx->nreads;
-    struct retry_node stack_nodes[16];
-    struct retry_node *nodes = n <= 16 ? stack_nodes : malloc(n * sizeof *nodes);
+    /* Not on the stack: a node links to the nodes of other waiters on the
+     * same PVar, and the detector reads stacks as references (Note [Switch
+     * targets] in substrate/scont.c).  A retry sleeps; a malloc is cheap. */
+    struct retry_node *nodes = n ? malloc(n * sizeof *nodes) : NULL;
     if (n == 0 || !nodes) {
         if (tx->direct)
             bias_leave();
@@ -655,12 +663,15 @@ static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
             err = lwc_tx_run(retry_block, &w.epoch, NULL, true);
             self->retry_nodes = NULL;
         } else {
+            lwc_gc_idle_record(t, tx, &w);  /* Note [Idle in a blocking switch] in detect.c */
             sleep_thread(t, &w);
+            lwc_gc_idle_clear(t);
+            if (w.error)
+                err = w.error;              /* the detector found it blocked for good */
         }
     }
     waiter_unregister(nodes, n);
-    if (nodes != stack_nodes)
-        free(nodes);
+    free(nodes);
     /* lwc_shutdown woke us: a runtime thread leaves its SCont where it is. */
     t = lwc_thread_reload();
     if (atomic_load(&lwc_rt.stopping) && t->current &&
@@ -806,6 +817,8 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                     stash_defers(t, tx);
                 if (tx->has_switch && tx->target != tx->self) {
                     lwc_status_t left = tx->left_as;
+                    if (left == LWC_BLOCKED_ON_CONCDS)
+                        lwc_stack_scrub_body(); /* Note [Switch targets] in scont.c */
                     /* returns once we are resumed, maybe on another thread */
                     t = lwc_switch_after_commit(tx);
                     return lwc_scont_take_error(t->current, left);
@@ -815,6 +828,7 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                 if (!switched)
                     return LWC_OK;
                 lwc_services_count(t);          /* a switch to itself: no landing */
+                lwc_gc_safepoint(t);
                 return lwc_scont_take_error(t->current, LWC_BLOCKED_ON_SCHED);
             }
             tx->active = false;

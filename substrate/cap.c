@@ -28,12 +28,23 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 
 void lwc_thread_free(struct lwc_thread *t)
 {
+    if (t->registered) {
+        pthread_mutex_lock(&lwc_rt.lock);
+        if (t->foreign_prev)
+            t->foreign_prev->foreign_next = t->foreign_next;
+        else
+            lwc_rt.foreign = t->foreign_next;
+        if (t->foreign_next)
+            t->foreign_next->foreign_prev = t->foreign_prev;
+        pthread_mutex_unlock(&lwc_rt.lock);
+    }
     lwc_ptm_thread_gone(t);
     lwc_stack_cache_flush(t);
     lwc_scont_cache_flush(t);
     lwc_tx_destroy(&t->tx);
     free(t->wakes);
     free(t->defers);
+    free(t->idle_writes);
     free(t->altstack);
     free(t);
 }
@@ -71,6 +82,13 @@ struct lwc_thread *lwc_thread_get(void)
         return NULL;
     pthread_once(&thread_key_once, thread_key_init);
     pthread_setspecific(thread_key, t);     /* freed when the OS thread exits */
+    pthread_mutex_lock(&lwc_rt.lock);       /* Note [Plain OS threads] in detect.c */
+    t->foreign_next = lwc_rt.foreign;
+    if (lwc_rt.foreign)
+        lwc_rt.foreign->foreign_prev = t;
+    lwc_rt.foreign = t;
+    t->registered = true;
+    pthread_mutex_unlock(&lwc_rt.lock);
     lwc_san_thread_start(t);
     lwc_tls_thread = t;
     return t;
@@ -130,8 +148,11 @@ static bool mail_wait(struct lwc_thread *t)
             continue;
         }
         if (m == MAIL_ASLEEP ||
-            atomic_compare_exchange_strong(&t->mail, &m, MAIL_ASLEEP))
+            atomic_compare_exchange_strong(&t->mail, &m, MAIL_ASLEEP)) {
+            atomic_store(&t->asleep, 1);        /* an lwc_eval host: Note [Plain OS threads] */
             lwc_futex_wait(&t->mail, MAIL_ASLEEP);
+            atomic_store(&t->asleep, 0);
+        }
     }
     atomic_store_explicit(&t->mail, MAIL_EMPTY, memory_order_relaxed);
     return true;
@@ -161,6 +182,7 @@ static void native_loop(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *
     for (;;) {
         if (first) {
             t->cap = cap;
+            lwc_gc_safepoint(t);            /* Note [Stopping the world] in detect.c */
             lwc_swap_to(t, NULL, first);
             handle_request(t);
             first = NULL;
@@ -316,11 +338,15 @@ int lwc_eval(lwc_scont_t *s)
         err = lwc_tx_run(eval_unblock_body, s, NULL, true);
     }
     if (err == LWC_OK) {
+        lwc_host_wait_begin(s);
         native_loop(t, cap, cap ? s : NULL);
+        int deadlock = lwc_host_wait_end(s);
         if (!t->bound_done)
             err = LWC_EBUSY;                /* the runtime stopped first */
         else
             s->bound = NULL;                /* completed: unbound again, for good */
+        if (err == LWC_OK)
+            err = deadlock;
     } else {
         s->bound = NULL;
     }

@@ -70,6 +70,11 @@ struct lwc_scont {
     lwc_pvar_t       interrupt;       /* the error that woke it from a wait */
     _Atomic unsigned masked;          /* lwc_mask depth; written only by the SCont */
     jmp_buf         *exit_point;      /* innermost lwc_scont_run: where lwc_exit lands */
+    /* the detector (detect.c) */
+    const char      *wait_what;       /* lwc_scont_note_wait: for the deadlock report */
+    const void      *wait_obj;
+    _Atomic int      host_waits;      /* lwc_host_wait_begin: woken by a deadlock */
+    _Atomic int      deadlocked;      /* ... and it was */
     uint32_t         retry_epoch;
     struct lwc_stack stack;
     /* Note [Type-stable SConts] in scont.c */
@@ -158,6 +163,11 @@ struct lwc_cap {
     _Atomic uint64_t  idle_until; /* the deadline it sleeps until; 0: not asleep */
     _Atomic int       idle_lock;
     struct lwc_thread *idle_thread;
+    /* Note [Stopping the world] in detect.c */
+    _Atomic int       safe;       /* its holder is parked or asleep: the detector may scan */
+    void             *park_sp;    /* ... the lowest live word of the stack it is on */
+    lwc_scont_t      *park_scont; /* ... the SCont that stack belongs to, or NULL */
+    struct lwc_thread *park_thread; /* ... and the thread parked there */
 };
 
 enum { CAP_IDLE, CAP_BUSY, CAP_RELEASING };
@@ -201,6 +211,20 @@ struct lwc_thread {
     /* retry sleep in progress, for lwc_shutdown to interrupt */
     _Atomic uint32_t  *sleep_word;
     _Atomic int        sleep_lock;  /* guards sleep_word against lwc_shutdown */
+    /* Note [Idle in a blocking switch] in detect.c */
+    lwc_scont_t       *idle_self;
+    struct retry_waiter *idle_waiter;
+    struct tx_write   *idle_writes;
+    unsigned           idle_nwrites, idle_cap_writes;
+    bool               idle_completing;
+    /* a plain OS thread that has used lwc: Note [Plain OS threads] in detect.c */
+    struct lwc_thread *foreign_next, *foreign_prev;
+    bool               registered;  /* on lwc_rt.foreign */
+    _Atomic int        asleep;      /* in the kernel, inside lwc */
+    void              *sleep_sp;    /* ... in a retry: its stack's lowest live word */
+    struct retry_waiter *sleep_waiter; /* ... and what wakes it */
+    const void        *host_lo;     /* lwc_host_enter: scan from here instead */
+    char              *stack_hi;
     void              *altstack;
     struct lwc_thread *all_next;    /* runtime-owned threads, for shutdown */
 #if LWC_ASAN
@@ -221,6 +245,7 @@ struct lwc_runtime {
     pthread_mutex_t    lock;        /* threads list, SCont structs */
     struct lwc_thread *threads;
     lwc_scont_t       *scont_made;     /* Note [Type-stable SConts] */
+    struct lwc_thread *foreign;        /* plain OS threads with a record */
     struct lwc_depot   scont_depot;    /* free SCont structs */
 };
 extern struct lwc_runtime lwc_rt;
@@ -271,6 +296,47 @@ static inline void lwc_services_count(struct lwc_thread *t)
  * as it stands after that was published (sleep no later than it). */
 uint64_t lwc_idle_publish(struct lwc_cap *c, struct lwc_thread *t, uint64_t until);
 void     lwc_idle_unpublish(struct lwc_cap *c);
+
+/* ---- The blocked-forever detector (detect.c) ------------------------------- */
+
+/* Note [Stopping the world] in detect.c */
+extern _Atomic uint32_t lwc_gc_request;
+void lwc_gc_park(struct lwc_thread *t);
+static inline void lwc_gc_safepoint(struct lwc_thread *t)
+{
+    if (__builtin_expect(atomic_load_explicit(&lwc_gc_request, memory_order_relaxed) != 0, 0))
+        lwc_gc_park(t);
+}
+void lwc_gc_sleep_begin(struct lwc_thread *t, struct retry_waiter *w, bool forever);
+void lwc_gc_sleep_end(struct lwc_thread *t);
+void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w);
+void lwc_gc_idle_clear(struct lwc_thread *t);
+/* Zero the frames a transaction body left below the caller (Note [Switch
+ * targets] in scont.c): lwc_stack_scrub's little sibling, for every block. */
+void lwc_stack_scrub_body(void);
+
+/* The tables of traced.c, for the detector: held across a pass. */
+void lwc_traced_lock(void);
+void lwc_traced_unlock(void);
+bool lwc_traced_is_pvar(const void *p);
+void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void *arg);
+void lwc_traced_each_pin(void (*fn)(void *arg, const void *p), void *arg);
+size_t lwc_traced_npins(void);
+void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p), void *arg);
+bool lwc_pvar_register(lwc_pvar_t *pv);
+void lwc_pvar_unregister(lwc_pvar_t *pv);
+
+/* Note [Allocator slack]
+ * ~~~~~~~~~~~~~~~~~~~~~~~
+ * The detector scans the C library's static data like any other, and the
+ * allocator keeps there the addresses of chunk headers (free lists, the top
+ * chunk).  glibc lends the first word of the next chunk's header to the chunk
+ * before it, so an object that fills its chunk exactly ends on the word where
+ * the next header begins, and a free list's pointer to that header reads as a
+ * pointer into the object: a dead thread kept alive.  So objects the detector
+ * knows (SCont structs, lwc_alloc blocks) are allocated one word larger than
+ * they are, and the header after them starts past their end. */
+#define LWC_MALLOC_SLACK sizeof(void *)
 
 void lwc_overflow_install(void);
 void lwc_overflow_uninstall(void);

@@ -53,7 +53,7 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
 
 static lwc_scont_t *scont_make(void)
 {
-    lwc_scont_t *s = calloc(1, sizeof *s);
+    lwc_scont_t *s = calloc(1, sizeof *s + LWC_MALLOC_SLACK);    /* Note [Allocator slack] */
     if (!s)
         return NULL;
     pthread_mutex_lock(&lwc_rt.lock);
@@ -81,6 +81,10 @@ static lwc_scont_t *scont_alloc(void)
     s->retry_nnodes = 0;
     atomic_store_explicit(&s->masked, 0, memory_order_relaxed);
     s->exit_point = NULL;
+    s->wait_what = NULL;
+    s->wait_obj = NULL;
+    atomic_store_explicit(&s->host_waits, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->deadlocked, 0, memory_order_relaxed);
     s->retry_epoch = 0;
     memset(&s->stack, 0, sizeof s->stack);
     s->free_next = NULL;
@@ -392,6 +396,7 @@ void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
     bool pending_read = why == LWC_BLOCKED_ON_CONCDS && !tx->completing;
     if (pending_read)
         deliver_instead_of_blocking(tx, tx->self);
+    tx->blocking = pending_read;    /* Note [Idle in a blocking switch] in detect.c */
     lwc_upcalls_t u;
     lwc_scont_load_upcalls(tx->self, &u);
     tx->sleeps_thread = true;       /* a retry in the upcall idles the capability */
@@ -475,6 +480,25 @@ struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx)
 
 /* ---- The swap and the landing ---------------------------------------------- */
 
+/* Note [Switch targets]
+ * ~~~~~~~~~~~~~~~~~~~~~
+ * The registers a context saves when it switches out stay on its stack for
+ * as long as it is suspended, and the detector reads them as references
+ * (substrate/detect.c).  Were the SCont switched to still in one of them, as
+ * a compiler keeps a value it needs across a call, every suspended SCont
+ * would keep alive the one that ran after it, and a chain of threads that
+ * blocked one after another would keep each other reachable.  So lwc_swap_to
+ * makes no call while it holds the target: it publishes it in t->current and
+ * reads it back from there, and waits for a target still switching out in a
+ * function of its own.  lwc_tx_run zeroes the frames its transaction body
+ * left (lwc_stack_scrub_body) before it switches out to block, for the same
+ * reason: a runnable SCont is a root anyway. */
+static __attribute__((noinline, cold)) void wait_switched_out(struct lwc_thread *t)
+{
+    for (unsigned i = 0; atomic_load_explicit(&t->current->switching_out, memory_order_acquire); i++)
+        lwc_spin_step(i);
+}
+
 /* Note [TLS across switches] in cap.c: every path below takes the thread it runs
  * on from the swap's transfer value, never from TLS read before the swap. */
 struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scont_t *to)
@@ -485,11 +509,12 @@ struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scon
     t->prev = from;
     t->prev_ctx = from_ctx;
     if (to && (to->bound ? to->bound == t : t->kind == THREAD_WORKER)) {
-        for (unsigned i = 0; atomic_load_explicit(&to->switching_out, memory_order_acquire); i++)
-            lwc_spin_step(i);
+        /* Note [Switch targets]: from here on `to` is read from t->current. */
         t->current = to;
-        lwc_san_switch_begin(t, from, to, dying);
-        tr = lwc_ctx_switch(from_ctx, &to->ctx, t);
+        if (atomic_load_explicit(&to->switching_out, memory_order_acquire))
+            wait_switched_out(t);
+        lwc_san_switch_begin(t, from, t->current, dying);
+        tr = lwc_ctx_switch(from_ctx, &t->current->ctx, t);
     } else {
         if (t->request == REQ_NONE) {
             t->request = to ? REQ_HANDOFF : REQ_RELEASE;
@@ -528,6 +553,7 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr)
     }
     lwc_tx_after_commit(t);
     lwc_services_count(t);                   /* Note [Idle services] in service.c */
+    lwc_gc_safepoint(t);                     /* Note [Stopping the world] in detect.c */
     return t;
 }
 

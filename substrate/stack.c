@@ -179,6 +179,9 @@ static bool pool_take(struct lwc_stack *st, size_t map_size)
     struct pool_entry *e;
     while ((e = lwc_cache_take(t ? &t->stack_cache : NULL, &depot, LINK))) {
         *st = e->st;
+        /* A stale link at the top of a live stack would read, to the
+         * detector, as a reference to the stack it named (detect.c). */
+        memset(e, 0, sizeof *e);
         if (st->map_size == map_size)
             return true;
         stack_unmap(st);

@@ -37,6 +37,7 @@ struct table {
 
 static struct table pins = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 static struct table blocks = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static struct table pvars = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };  /* from lwc_pvar_new */
 
 static size_t home_of(const struct table *t, const void *key)
 {
@@ -111,9 +112,9 @@ static void table_free(struct table *t)
 
 void *lwc_alloc(size_t n)
 {
-    if (n > PTRDIFF_MAX)                /* no object can be that big */
+    if (n > PTRDIFF_MAX - LWC_MALLOC_SLACK)   /* no object can be that big */
         return NULL;
-    void *p = calloc(1, n ? n : 1);
+    void *p = calloc(1, (n ? n : 1) + LWC_MALLOC_SLACK);   /* Note [Allocator slack] */
     if (!p)
         return NULL;
     pthread_mutex_lock(&blocks.lock);
@@ -128,10 +129,16 @@ void *lwc_alloc(size_t n)
     return p;
 }
 
+static bool tables_gone;     /* after the exit destructor: see tables_free */
+
 void lwc_free(void *p)
 {
     if (!p)
         return;
+    if (tables_gone) {
+        free(p);                /* another destructor gives its blocks back */
+        return;
+    }
     pthread_mutex_lock(&blocks.lock);
     struct entry *e = lookup(&blocks, p);
     if (e)
@@ -185,10 +192,80 @@ unsigned lwc_pin_count(const void *obj)
     return n;
 }
 
+/* ---- PVars ---------------------------------------------------------------------- */
+
+/* A word that holds a PVar's address is an edge to its value only if the
+ * detector knows the address for a PVar's. */
+bool lwc_pvar_register(lwc_pvar_t *pv)
+{
+    pthread_mutex_lock(&pvars.lock);
+    bool ok = insert(&pvars, pv) != NULL;
+    pthread_mutex_unlock(&pvars.lock);
+    return ok;
+}
+
+void lwc_pvar_unregister(lwc_pvar_t *pv)
+{
+    pthread_mutex_lock(&pvars.lock);
+    struct entry *e = lookup(&pvars, pv);
+    if (e)
+        remove_entry(&pvars, e);
+    pthread_mutex_unlock(&pvars.lock);
+}
+
+/* ---- for the detector: the three tables, held still while it scans ---------------- */
+
+void lwc_traced_lock(void)
+{
+    pthread_mutex_lock(&pins.lock);
+    pthread_mutex_lock(&blocks.lock);
+    pthread_mutex_lock(&pvars.lock);
+}
+
+void lwc_traced_unlock(void)
+{
+    pthread_mutex_unlock(&pvars.lock);
+    pthread_mutex_unlock(&blocks.lock);
+    pthread_mutex_unlock(&pins.lock);
+}
+
+bool lwc_traced_is_pvar(const void *p)
+{
+    return lookup(&pvars, p) != NULL;
+}
+
+void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void *arg)
+{
+    for (size_t i = 0; i < blocks.cap; i++)
+        if (blocks.slots[i].key)
+            fn(arg, blocks.slots[i].key, blocks.slots[i].value);
+}
+
+void lwc_traced_each_pin(void (*fn)(void *arg, const void *p), void *arg)
+{
+    for (size_t i = 0; i < pins.cap; i++)
+        if (pins.slots[i].key)
+            fn(arg, pins.slots[i].key);
+}
+
+void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p), void *arg)
+{
+    for (size_t i = 0; i < pvars.cap; i++)
+        if (pvars.slots[i].key)
+            fn(arg, pvars.slots[i].key);
+}
+
+size_t lwc_traced_npins(void)
+{
+    return pins.used;
+}
+
 /* Blocks still allocated at exit are the program's leak, reported as such by
  * valgrind; the tables themselves are ours. */
 __attribute__((destructor)) static void tables_free(void)
 {
     table_free(&pins);
     table_free(&blocks);
+    table_free(&pvars);
+    tables_gone = true;
 }

@@ -2,8 +2,10 @@
  * scheduler library (tools/sched-bench-rr, tools/sched-bench-ws), run with
  * LWC_CAPS=1 and 2.  Uses only lwc/sched.h and lwc/mvar.h.  Each figure is the
  * median of 3 runs (--quick: at a tenth of the size); one table row and one "BENCH {...}" line each. */
+#include <lwc/detect.h>
 #include <lwc/mvar.h>
 #include <lwc/sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +197,63 @@ static void skynet_main(void *arg)
     lwc_mvar_free(out);
 }
 
+/* ---- gc: one detection pass over 100 000 blocked threads ------------------------------------- */
+
+static long gc_threads = 100000;
+static _Atomic long gc_started;
+static lwc_mvar_t **gc_kept;                 /* reachable run: an lwc_alloc array keeps them */
+
+static void gc_blocker(void *arg)
+{
+    lwc_mvar_t *m = lwc_mvar_new();
+    if (gc_kept)
+        gc_kept[(intptr_t)arg] = m;
+    gc_started++;
+    lwc_word_t v;
+    lwc_mvar_take(m, &v);                   /* woken by the pass, or by the put below */
+    lwc_mvar_free(m);
+}
+
+static double gc_pass_ns;
+
+static void gc_main(void *arg)
+{
+    bool reachable = arg != NULL;
+    gc_started = 0;
+    gc_kept = reachable ? lwc_alloc(gc_threads * sizeof *gc_kept) : NULL;
+    for (long i = 0; i < gc_threads; i++)
+        check(lwc_spawn(gc_blocker, (void *)(intptr_t)i), "spawn");
+    while (gc_started < gc_threads)
+        check(lwc_yield(), "yield");
+    for (int i = 0; i < 10; i++)
+        check(lwc_yield(), "yield");        /* the last ones reach their take */
+    double t0 = now_ns();
+    int woken = lwc_gc();
+    gc_pass_ns = now_ns() - t0;
+    if (woken != (reachable ? 0 : gc_threads)) {
+        fprintf(stderr, "sched_bench: the pass woke %d of %ld\n", woken, gc_threads);
+        exit(1);
+    }
+    if (reachable) {
+        for (long i = 0; i < gc_threads; i++)
+            check(lwc_mvar_put(gc_kept[i], 1), "put");
+        lwc_free(gc_kept);
+        gc_kept = NULL;
+    }
+}
+
+static double time_gc_pass(bool reachable)
+{
+    double t[3];
+    setenv("LWC_STACK_SIZE", "65536", 1);
+    for (int r = 0; r < runs; r++) {
+        check(lwc_main(gc_main, reachable ? (void *)1 : NULL), "lwc_main");
+        t[r] = gc_pass_ns;
+    }
+    unsetenv("LWC_STACK_SIZE");
+    return median(t, runs);
+}
+
 /* ---- fib(30): a joinable spawn per call, against serial C ----------------------------------- */
 
 struct fib { unsigned n; uint64_t r; };
@@ -222,7 +281,7 @@ static __attribute__((noinline)) uint64_t fib_serial(unsigned n)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
-        yields /= 10, spawns /= 10, hops /= 10, rounds /= 10, leaves /= 10;
+        yields /= 10, spawns /= 10, hops /= 10, rounds /= 10, leaves /= 10, gc_threads /= 10;
         fib_n = 22;
         argc--, argv++;
     }
@@ -249,6 +308,10 @@ int main(int argc, char **argv)
             return 1;
         }
         report("skynet", ns / 1e9, "s", "<= 0.25 s (ws, 2 caps)");
+    }
+    if (WANT("gc")) {
+        report("gc_unreachable", time_gc_pass(false) / 1e6, "ms", "<= 100 ms (100k blocked)");
+        report("gc_reachable", time_gc_pass(true) / 1e6, "ms", "");
     }
     if (WANT("fib")) {
         struct fib f = { fib_n, 0 };

@@ -34,6 +34,46 @@ LWC_API unsigned lwc_pin_count(const void *obj);
 LWC_API void *lwc_alloc(size_t n);
 LWC_API void  lwc_free(void *p);
 
+/* Run a detection pass now: every SCont blocked on a data structure that no
+ * root reaches is woken with LWC_EBLOCKED_CONCDS (README.md, "Threads
+ * blocked forever").  Stops every capability at its next switch point for
+ * the pass, so a thread that computes without switching delays it.  Returns
+ * how many SConts it woke, or LWC_EINVAL inside a transaction or before
+ * lwc_init.  Passes also run by themselves whenever every capability idles
+ * with no timer pending. */
+LWC_API int lwc_gc(void);
+
+/* The host (lwc_main, lwc_eval, an embedding's event loop) waits for s to
+ * finish.  When the whole program deadlocks, such SConts are woken with
+ * LWC_EDEADLOCK.  _end returns LWC_EDEADLOCK if that happened since _begin,
+ * else LWC_OK.  lwc_main and lwc_eval do this for their SCont. */
+LWC_API int lwc_host_wait_begin(lwc_scont_t *s);
+LWC_API int lwc_host_wait_end(lwc_scont_t *s);
+
+/* The calling OS thread, not an SCont, is about to wait inside lwc for SConts
+ * that use data on its stack (lwc_main's caller passes its locals to the
+ * first thread).  While it sleeps in lwc, the detector scans its stack from
+ * stack_lo (an address in the caller's frame) up, instead of from where it
+ * sleeps.  LWC_EINVAL from an SCont. */
+LWC_API int  lwc_host_enter(const void *stack_lo);
+LWC_API void lwc_host_leave(void);
+
+/* Where the deadlock report goes: fn(report, arg) with the whole report, one
+ * line per blocked SCont, instead of stderr.  NULL restores stderr. */
+typedef void (*lwc_report_fn)(const char *report, void *arg);
+LWC_API void lwc_set_deadlock_report(lwc_report_fn fn, void *arg);
+
+/* Zero the dead stack just below the caller's frame, where the functions
+ * it has called kept their locals (Note [Scrubbing the stack] in
+ * substrate/detect.c).  A scheduler's spawn calls it on its way out, so the
+ * new thread's address does not linger where the spawner's later frames will
+ * be, and keep the new thread reachable for the detector. */
+LWC_API void lwc_stack_scrub(void);
+
+/* For the report: s is about to wait on `what` (a static string such as
+ * "MVar") at obj.  A data structure calls it before blocking s. */
+LWC_API void lwc_scont_note_wait(lwc_scont_t *s, const char *what, const void *obj);
+
 #ifdef __cplusplus
 }
 #endif

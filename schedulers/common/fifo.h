@@ -9,6 +9,14 @@
 
 struct fifo_node { lwc_pvar_t *next; };
 
+/* Note [No stale links]
+ * ~~~~~~~~~~~~~~~~~~~~~
+ * The blocked-forever detector reads a node's `next` like any reference
+ * (README.md, "Threads blocked forever").  A popped node that kept its link
+ * would tie whoever holds it (a thread holds its own scheduler node) to every
+ * node that was queued behind it, and through them to their threads, which
+ * could then never be found blocked for good.  So a pop clears the link. */
+
 static inline void fifo_push(lwc_tx_t *tx, lwc_pvar_t *head, lwc_pvar_t *tail, void *node)
 {
     struct fifo_node *n = node;
@@ -27,6 +35,8 @@ static inline void *fifo_pop(lwc_tx_t *tx, lwc_pvar_t *head, lwc_pvar_t *tail)
         lwc_pvar_write(tx, head, next);
         if (!next)
             lwc_pvar_write(tx, tail, 0);
+        else
+            lwc_pvar_write(tx, n->next, 0);     /* Note [No stale links] */
     }
     return n;
 }

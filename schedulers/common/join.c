@@ -22,9 +22,11 @@ int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out)
 {
     if (!fn || !out)
         return LWC_EINVAL;
-    lwc_joinable_t *j = malloc(sizeof *j);
+    /* Traced: the joiner waits on `done`, which the thread reaches only
+     * through j (README.md, "Threads blocked forever"). */
+    lwc_joinable_t *j = lwc_alloc(sizeof *j);
     if (!j || !(j->done = lwc_mvar_new())) {
-        free(j);
+        lwc_free(j);
         return LWC_ENOMEM;
     }
     j->fn = fn;
@@ -32,7 +34,7 @@ int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out)
     int err = lwc_spawn(joinable_main, j);
     if (err != LWC_OK) {
         lwc_mvar_free(j->done);
-        free(j);
+        lwc_free(j);
         return err;
     }
     *out = j;
@@ -48,6 +50,6 @@ int lwc_join(lwc_joinable_t *j)
     if (err != LWC_OK)
         return err;
     lwc_mvar_free(j->done);
-    free(j);
+    lwc_free(j);
     return LWC_OK;
 }

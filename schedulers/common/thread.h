@@ -21,7 +21,6 @@ struct sched_thread {
     _Atomic(lwc_scont_t *) s;
     void       (*fn)(void *);
     void        *arg;
-    void        *pool_next, *pool_all;
 };
 
 static inline void *thread_sched(struct sched_thread *t)
@@ -34,13 +33,12 @@ static inline lwc_scont_t *thread_scont(struct sched_thread *t)
     return atomic_load_explicit(&t->s, memory_order_relaxed);
 }
 
-static struct lwc_pool thread_pool = LWC_POOL_INIT(struct sched_thread, pool_next, pool_all);
+static struct lwc_pool thread_pool = LWC_POOL_INIT(struct sched_thread, true);
 
 static void sched_thread_destroy(void *node)
 {
     struct sched_thread *t = node;
     lwc_pvar_free(t->next);
-    free(t);
 }
 
 __attribute__((destructor)) static void sched_thread_pool_drain(void)

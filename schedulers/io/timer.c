@@ -44,10 +44,9 @@ struct timer {
     lwc_scont_t *s;
     uint64_t     token;
     size_t       index;       /* in the heap */
-    void        *pool_next, *pool_all;
 };
 
-static struct lwc_pool pool = LWC_POOL_INIT(struct timer, pool_next, pool_all);
+static struct lwc_pool pool = LWC_POOL_INIT(struct timer, false);
 
 /* A binary min-heap on (deadline, seq).  The seq makes the firing order
  * deterministic, but sleepers fired by one poll may still resume in another
@@ -62,7 +61,6 @@ static void timer_destroy(void *node)
 {
     struct timer *tm = node;
     lwc_pvar_free(tm->fired);
-    free(tm);
 }
 
 __attribute__((destructor)) static void timers_drain(void)
@@ -259,9 +257,16 @@ int lwc_sleep_until(uint64_t deadline)
         lwc_pool_give(&pool, tm);
         return LWC_ENOMEM;
     }
-    if (deadline != LWC_NEVER)
+    /* A sleeper is a root: its timer will wake it, from memory the detector
+     * does not scan.  One that sleeps for good is not. */
+    if (deadline != LWC_NEVER) {
+        lwc_pin(self);
         lwc_service_due(deadline);
+    }
+    lwc_scont_note_wait(self, "sleep", NULL);
     int err = lwc_atomically(block_body, tm, NULL);
+    if (deadline != LWC_NEVER)
+        lwc_unpin(self);
     if (err != LWC_OK || lwc_pvar_peek(tm->fired) != tm->gen)
         timer_cancel(tm);
     lwc_pool_give(&pool, tm);

@@ -26,7 +26,6 @@ struct lwc_mvar {
     lwc_pvar_t *head, *tail;    /* waiting takers, or waiting putters: FIFO */
     lwc_pvar_t *readers;        /* waiting readers, all served by the next put */
     lwc_pvar_t *gen;            /* moved on by each free */
-    void       *pool_next, *pool_all;
 };
 
 /* Note [Waiter nodes]
@@ -57,11 +56,12 @@ enum { W_WAITING, W_SERVED, W_FREED };
 
 struct waiter {
     lwc_pvar_t *next, *state, *value, *who, *wait; /* next first: a fifo_node */
-    void       *pool_next, *pool_all;
 };
 
-static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, pool_next, pool_all);
-static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, pool_next, pool_all);
+/* Traced: an MVar reaches its waiters, and a waiter its thread, through these
+ * nodes (Note [Pools and the detector] in ../common/pool.h). */
+static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, true);
+static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, true);
 
 static void waiter_destroy(void *node)
 {
@@ -71,7 +71,6 @@ static void waiter_destroy(void *node)
     lwc_pvar_free(w->value);
     lwc_pvar_free(w->who);
     lwc_pvar_free(w->wait);
-    free(w);
 }
 
 /* A node with its PVars; op_body sets every one before linking it. */
@@ -102,7 +101,6 @@ static void mvar_destroy(void *node)
     lwc_pvar_free(mv->tail);
     lwc_pvar_free(mv->readers);
     lwc_pvar_free(mv->gen);
-    free(mv);
 }
 
 __attribute__((destructor)) static void pool_drain(void)
@@ -234,8 +232,10 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
     } else {
         queue_push(tx, op->mv, w);
     }
-    if (op->self)
+    if (op->self) {
+        lwc_scont_note_wait(op->self, "MVar", op->mv);
         lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
+    }
     op->waited = true;          /* not before: an error pending abandons the switch */
     return 0;
 }

@@ -128,10 +128,8 @@ static struct sched_thread *thread_new(lwc_rr_t *rr, void (*fn)(void *), void *a
     return sched_thread_new(rr, fn, arg, trampoline, &u);
 }
 
-int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
 {
-    if (!rr || !fn)
-        return LWC_EINVAL;
     struct spawn sp = { rr, thread_new(rr, fn, arg), false };
     if (!sp.t)
         return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
@@ -147,6 +145,15 @@ int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
         return terr != LWC_OK ? terr : (int)(intptr_t)err;
     }
     return LWC_OK;
+}
+
+int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+{
+    if (!rr || !fn)
+        return LWC_EINVAL;
+    int err = rr_spawn(rr, fn, arg);
+    lwc_stack_scrub();          /* Note [Scrubbing the stack] in substrate/detect.c */
+    return err;
 }
 
 static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)

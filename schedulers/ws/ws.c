@@ -352,10 +352,8 @@ static int place(struct spawn *sp)
     return terr != LWC_OK ? terr : (int)err;
 }
 
-int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+static __attribute__((noinline)) int ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
 {
-    if (!ws || !fn)
-        return LWC_EINVAL;
     if (lwc_pvar_peek(ws->closing) != WS_OPEN)
         return LWC_EINVAL;
     struct spawn sp = { ws, thread_new(ws, fn, arg), false };
@@ -368,6 +366,15 @@ int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
         sched_thread_give(sp.t);
         count_out(ws);
     }
+    return err;
+}
+
+int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+{
+    if (!ws || !fn)
+        return LWC_EINVAL;
+    int err = ws_spawn(ws, fn, arg);
+    lwc_stack_scrub();          /* Note [Scrubbing the stack] in substrate/detect.c */
     return err;
 }
 

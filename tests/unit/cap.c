@@ -483,6 +483,7 @@ START_TEST(test_idle_service_wakes_a_sleeping_capability)
     struct bell_service *b = &bells[_i];
     b->deadline = LWC_NEVER;
     b->bell = lwc_pvar_new(0);
+    lwc_pin(b->bell);               /* a thread unknown to lwc will ring it: detect.h */
     ck_assert_int_eq(lwc_service_add(bell_poll, b), LWC_OK);
     ck_assert_int_eq(lwc_service_add(bell_poll, b), LWC_OK);      /* once only */
     tsched_t ts;
@@ -503,6 +504,7 @@ START_TEST(test_idle_service_wakes_a_sleeping_capability)
     ts_destroy(&ts);
     b->deadline = LWC_NEVER;         /* it stays registered: keep it quiet */
     atomic_store(&b->rung_at, 1);
+    lwc_unpin(b->bell);
     lwc_pvar_free(b->bell);
 }
 END_TEST

@@ -1,0 +1,1189 @@
+/* The blocked-forever detector: lwc_gc, the pass that runs by itself when
+ * every capability idles, and the whole-program deadlock report.  The rules
+ * it applies are the README's "Threads blocked forever" and design.md's
+ * "Blocked forever: the detector". */
+#include "config.h"
+
+#include <limits.h>
+#include <link.h>
+#include <lwc/detect.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "futex.h"
+#include "internal.h"
+
+#if LWC_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+/* Note [Stopping the world]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A pass reads what every SCont's stack, every PVar and every traced block
+ * holds, so nothing may run while it reads.  Each capability's holder stops
+ * at a safe point, where no transaction of its own is active and every stack
+ * but its own is saved: after a landing (lwc_land, and a switch to itself in
+ * lwc_tx_run), before a mailed SCont is swapped in (native_loop), and while it
+ * sleeps in the kernel with nothing to run (sleep_thread in ptm.c).  There it
+ * records the lowest live word of the stack it is on (`park_sp`, below the
+ * callee-saved registers that __builtin_unwind_init spilled) and raises its
+ * capability's `safe`.
+ *
+ * The collector raises `lwc_gc_request` and waits until every capability is
+ * idle (nobody holds it: whoever takes it mails a worker, which stops before
+ * running anything) or safe.  Both sides store then load, seq_cst: either the
+ * holder sees the request and stops, or the collector sees it running and
+ * waits.  A holder that wakes during a pass lowers `safe`, sees the request
+ * and raises `safe` again before it touches anything.
+ *
+ * Plain OS threads are not stopped: they may commit at any time.  So the pass
+ * takes the commit sequence once nobody holds the commit bias (a biased
+ * holder commits without moving it: Note [Biased commit] in ptm/ptm.c), and
+ * acts on its findings only if the sequence has not moved by the end of the
+ * marking and at the start of the transaction that wakes the threads; else it
+ * runs again, a few times, then gives up.  A reference such a thread holds
+ * where lwc cannot see it is the program's to pin (detect.h). */
+
+/* Note [Idle in a blocking switch]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * When an SCont blocks on a data structure and its scheduler has nothing else
+ * to run, the switch_to_next upcall retries: the capability sleeps inside the
+ * SCont's blocking transaction, which has not committed.  The SCont still
+ * reads LWC_RUNNING, its MVar does not list it, and a pass that believed that
+ * would take it for a root, so the program's last blocked thread would never
+ * be found.  So tx_wait records, before it sleeps, that its thread idles in a
+ * blocking (or completing) switch of `idle_self`, with a copy of that
+ * transaction's writes, and the pass sees the world as if it had committed:
+ * the SCont LWC_BLOCKED_ON_CONCDS (or LWC_COMPLETED), and each PVar written
+ * holding the value written (the overlay).  That world is one the program can
+ * reach: the commit needs only another thread to run, and serializability
+ * allows it to come first.
+ *
+ * Such an SCont found unreachable is not woken through its upcalls, for it
+ * never blocked: the pass sets `error` in its retry waiter and fires it, and
+ * the transaction gives up with that error instead of running again, so the
+ * blocking call returns it and nothing of the switch commits.  The data
+ * structure never linked the waiter. */
+
+/* Note [Plain OS threads]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~
+ * An OS thread that is no capability's (a program's main thread driving lwc
+ * by hand, lwc_main's caller, a library's callback thread) cannot be stopped
+ * where it runs, and its stack cannot be read while it runs.  lwc keeps every
+ * such thread that has a record (it called into lwc) on lwc_rt.foreign, and
+ * knows when it sleeps in the kernel inside lwc (`asleep`): in a retry
+ * (sleep_thread) or, as an lwc_eval host, for its mail.
+ *  - While one is awake, something outside the capabilities may act: no pass
+ *    runs by itself, and no deadlock is declared.  An lwc_gc pass still runs;
+ *    what such a thread holds must be pinned (detect.h).
+ *  - One asleep in a retry is stopped like a capability: woken during a pass,
+ *    it waits for the pass to end before it returns into the program.  Its
+ *    stack is data the SConts may use (lwc_main's caller passes its locals to
+ *    the first thread), so the pass scans it as a root, from where it slept,
+ *    or from the point lwc_host_enter named: lwc_main names its own frame, so
+ *    that the SCont it created, whose address may linger in dead slots below,
+ *    is not kept alive by the thread that only waits for it.
+ * A thread that never called into lwc is invisible; detect.h says to pin. */
+
+_Atomic uint32_t lwc_gc_request;
+
+static struct {
+    pthread_mutex_t lock;            /* one pass at a time */
+    pthread_mutex_t report_lock;     /* the handler: never held across a pass */
+    lwc_report_fn   report;
+    void           *report_arg;
+} gc = { .lock = PTHREAD_MUTEX_INITIALIZER, .report_lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* ---- safe points ----------------------------------------------------------------------- */
+
+static void safe_enter(struct lwc_thread *t, void *sp)
+{
+    struct lwc_cap *c = t->cap;
+    c->park_sp = sp;
+    c->park_scont = t->current;
+    c->park_thread = t;
+    atomic_store(&c->safe, 1);                      /* seq_cst: the Note */
+}
+
+/* Leave a safe point (a capability's `safe`, a plain thread's `asleep`);
+ * stay while a pass runs. */
+static void safe_leave(_Atomic int *flag)
+{
+    for (;;) {
+        atomic_store(flag, 0);                      /* seq_cst: the Note */
+        if (!atomic_load(&lwc_gc_request))
+            return;
+        atomic_store(flag, 1);
+        while (atomic_load(&lwc_gc_request))
+            lwc_futex_wait(&lwc_gc_request, 1);
+    }
+}
+
+__attribute__((noinline)) void lwc_gc_park(struct lwc_thread *t)
+{
+    if (!t->cap)
+        return;
+    __builtin_unwind_init();                        /* callee-saved registers to the stack */
+    volatile char here = 0;
+    safe_enter(t, (void *)&here);
+    safe_leave(&t->cap->safe);
+    (void)here;
+}
+
+void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w)
+{
+    if (!t->cap || !tx->self || !(tx->blocking || tx->completing))
+        return;
+    if (tx->nwrites > t->idle_cap_writes) {
+        struct tx_write *p = realloc(t->idle_writes, tx->nwrites * sizeof *p);
+        if (!p)
+            return;                     /* then it counts as running: safe */
+        t->idle_writes = p;
+        t->idle_cap_writes = tx->nwrites;
+    }
+    memcpy(t->idle_writes, tx->writes, tx->nwrites * sizeof *tx->writes);
+    t->idle_nwrites = tx->nwrites;
+    t->idle_waiter = w;
+    t->idle_completing = tx->completing;
+    t->idle_self = tx->self;
+}
+
+void lwc_gc_idle_clear(struct lwc_thread *t)
+{
+    t->idle_self = NULL;
+    t->idle_waiter = NULL;
+    t->idle_nwrites = 0;
+}
+
+static int collect(struct lwc_thread *t, bool idle);
+
+/* Is every plain OS thread asleep inside lwc?  With lwc_rt.lock held. */
+static bool foreign_all_asleep(void)
+{
+    for (struct lwc_thread *f = lwc_rt.foreign; f; f = f->foreign_next) {
+        if (!atomic_load(&f->asleep))
+            return false;
+        struct retry_waiter *w = f->sleep_sp ? f->sleep_waiter : NULL;
+        if (w && atomic_load(&w->state) == W_FIRED)
+            return false;                           /* woken: about to act */
+    }
+    return true;
+}
+
+/* Every capability idle with no deadline to wake at, and every plain OS
+ * thread asleep in lwc? */
+static bool all_idle_for_good(void)
+{
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        struct lwc_cap *c = &lwc_rt.caps[i];
+        if (atomic_load(&c->busy) != CAP_IDLE && atomic_load(&c->idle_until) != LWC_NEVER)
+            return false;
+    }
+    pthread_mutex_lock(&lwc_rt.lock);
+    bool asleep = foreign_all_asleep();
+    pthread_mutex_unlock(&lwc_rt.lock);
+    return asleep;
+}
+
+static char *thread_stack_hi(void)
+{
+    pthread_attr_t a;
+    void *lo;
+    size_t n;
+    if (pthread_getattr_np(pthread_self(), &a) != 0)
+        return NULL;
+    int err = pthread_attr_getstack(&a, &lo, &n);
+    pthread_attr_destroy(&a);
+    return err ? NULL : (char *)lo + n;
+}
+
+__attribute__((noinline)) void lwc_gc_sleep_begin(struct lwc_thread *t, struct retry_waiter *w,
+                                                   bool forever)
+{
+    __builtin_unwind_init();
+    volatile char here = 0;
+    if (t->cap) {
+        safe_enter(t, (void *)&here);
+    } else {
+        if (!t->stack_hi)
+            t->stack_hi = thread_stack_hi();
+        t->sleep_sp = (void *)&here;
+        t->sleep_waiter = w;
+        atomic_store(&t->asleep, 1);                /* seq_cst: Note [Stopping the world] */
+    }
+    if (forever && atomic_load(&lwc_rt.up) && all_idle_for_good())
+        collect(t, true);
+    (void)here;
+}
+
+void lwc_gc_sleep_end(struct lwc_thread *t)
+{
+    if (t->cap) {
+        safe_leave(&t->cap->safe);
+    } else {
+        safe_leave(&t->asleep);
+        t->sleep_sp = NULL;
+    }
+}
+
+/* ---- the objects a word may point into ----------------------------------------------------- */
+
+enum { OBJ_SCONT, OBJ_STACK, OBJ_BLOCK };
+
+struct obj {
+    uintptr_t lo, hi;
+    uint32_t  index;        /* OBJ_SCONT, OBJ_STACK: into pass.sc */
+    uint8_t   kind;
+    bool      marked;       /* OBJ_BLOCK */
+};
+
+/* What the pass knows of one SCont. */
+struct sc {
+    lwc_scont_t  *s;
+    lwc_status_t  st;       /* as the pass sees it: Note [Idle in a blocking switch] */
+    bool          root, marked;
+    char         *sp;       /* lowest live word of its stack, or NULL */
+    struct retry_waiter *idle_waiter;   /* idles in its blocking switch */
+    const char   *kept_by;  /* LWC_GC_DEBUG: what reached it first ... */
+    const void   *kept_at;  /* ... and the word, or object, that did */
+    lwc_scont_t  *kept_in;  /* ... in this SCont */
+};
+
+struct item { uint8_t kind; void *p; };
+
+struct pass {
+    struct obj  *obj;
+    size_t       nobj, cap_obj;
+    struct sc   *sc;
+    size_t       nsc, cap_sc;
+    uintptr_t    min, max;      /* no object lies outside */
+    uint64_t    *filter;        /* Note [The chunk filter] */
+    const void **seen;          /* PVars visited: open-addressed set */
+    size_t       seen_cap, seen_used;
+    struct item *work;
+    size_t       nwork, cap_work;
+    struct tx_write *overlay;   /* the writes of blocking switches that idle */
+    size_t       noverlay, cap_overlay;
+    bool         nomem;
+    bool         foreign_asleep;    /* every plain OS thread asleep in lwc */
+    const char  *region;            /* what is being scanned: for LWC_GC_DEBUG */
+    lwc_scont_t *region_scont;
+    const void  *region_at;
+};
+
+static void *grow(void *arr, size_t *cap, size_t need, size_t elem, bool *nomem)
+{
+    if (need <= *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : 256;
+    while (c < need)
+        c *= 2;
+    void *p = realloc(arr, c * elem);
+    if (!p) {
+        *nomem = true;
+        return NULL;
+    }
+    *cap = c;
+    return p;
+}
+
+static void add_obj(struct pass *ps, uintptr_t lo, uintptr_t hi, uint8_t kind, uint32_t index)
+{
+    struct obj *o = grow(ps->obj, &ps->cap_obj, ps->nobj + 1, sizeof *o, &ps->nomem);
+    if (!o)
+        return;
+    ps->obj = o;
+    o[ps->nobj++] = (struct obj){ lo, hi, index, kind, false };
+}
+
+static void push(struct pass *ps, uint8_t kind, void *p)
+{
+    struct item *w = grow(ps->work, &ps->cap_work, ps->nwork + 1, sizeof *w, &ps->nomem);
+    if (!w)
+        return;
+    ps->work = w;
+    w[ps->nwork++] = (struct item){ kind, p };
+}
+
+static void add_block(void *arg, const void *p, size_t n)
+{
+    add_obj(arg, (uintptr_t)p, (uintptr_t)p + (n ? n : 1), OBJ_BLOCK, 0);
+}
+
+/* Sort the objects by address: LSD radix sort, 16 bits a round, over the
+ * bits that differ at all (qsort took most of a pass over 100 000 SConts). */
+static void sort_objs(struct pass *ps)
+{
+    size_t n = ps->nobj;
+    if (n < 2)
+        return;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        lo = ps->obj[i].lo < lo ? ps->obj[i].lo : lo;
+        hi = ps->obj[i].lo > hi ? ps->obj[i].lo : hi;
+    }
+    struct obj *tmp = malloc(n * sizeof *tmp);
+    size_t *count = malloc(65536 * sizeof *count);
+    if (!tmp || !count) {
+        free(tmp);
+        free(count);
+        ps->nomem = true;
+        return;
+    }
+    struct obj *src = ps->obj, *dst = tmp;
+    for (unsigned shift = 0; shift < 64 && ((lo ^ hi) >> shift); shift += 16) {
+        memset(count, 0, 65536 * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(src[i].lo >> shift) & 0xffff]++;
+        for (size_t d = 0, sum = 0; d < 65536; d++) {
+            size_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i].lo >> shift) & 0xffff]++] = src[i];
+        struct obj *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != ps->obj)
+        memcpy(ps->obj, src, n * sizeof *src);
+    free(tmp);
+    free(count);
+}
+
+/* The object holding address p, or NULL. */
+static struct obj *find_obj(struct pass *ps, uintptr_t p)
+{
+    size_t lo = 0, hi = ps->nobj;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ps->obj[mid].lo <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    struct obj *o = &ps->obj[lo - 1];
+    return p < o->hi ? o : NULL;
+}
+
+/* Note [The chunk filter]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~
+ * Most words a pass reads are no reference: return addresses, numbers,
+ * pointers into the stack being read.  Each would cost a hash probe for a
+ * PVar and a binary search among the objects, both cache misses.  So the pass
+ * first sets, in a bitmap of FILTER_BITS bits, one bit per 64 KiB chunk of
+ * address space that holds an object or a PVar (hashed), and a word whose
+ * chunk's bit is clear is dropped at the cost of one load.  Code and library
+ * data seldom share a chunk with the heap or the stacks. */
+#define FILTER_BITS  23
+#define CHUNK_SHIFT  16
+
+static inline size_t chunk_bit(uintptr_t a)
+{
+    return (size_t)(((uint64_t)(a >> CHUNK_SHIFT) * 0x9e3779b97f4a7c15ull) >> (64 - FILTER_BITS));
+}
+
+static void filter_add(struct pass *ps, uintptr_t lo, uintptr_t hi)
+{
+    for (uintptr_t c = lo >> CHUNK_SHIFT; c <= (hi - 1) >> CHUNK_SHIFT; c++) {
+        size_t b = chunk_bit(c << CHUNK_SHIFT);
+        ps->filter[b / 64] |= (uint64_t)1 << (b % 64);
+    }
+}
+
+static void filter_pvar(void *arg, const void *p)
+{
+    struct pass *ps = arg;
+    uintptr_t a = (uintptr_t)p;
+    filter_add(ps, a, a + sizeof(lwc_pvar_t));
+    if (a < ps->min)
+        ps->min = a;
+    if (a + sizeof(lwc_pvar_t) > ps->max)
+        ps->max = a + sizeof(lwc_pvar_t);
+}
+
+/* Add pv to the visited set; false if it was there. */
+static bool see_pvar(struct pass *ps, const void *pv)
+{
+    if (2 * (ps->seen_used + 1) > ps->seen_cap) {
+        size_t cap = ps->seen_cap ? 2 * ps->seen_cap : 1024, old_cap = ps->seen_cap;
+        const void **old = ps->seen, **set = calloc(cap, sizeof *set);
+        if (!set) {
+            ps->nomem = true;
+            return false;
+        }
+        ps->seen = set;
+        ps->seen_cap = cap;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (!old[i])
+                continue;
+            size_t j = ((uintptr_t)old[i] * 0x9e3779b97f4a7c15ull >> 32) & (cap - 1);
+            while (set[j])
+                j = (j + 1) & (cap - 1);
+            set[j] = old[i];
+        }
+        free(old);
+    }
+    size_t j = ((uintptr_t)pv * 0x9e3779b97f4a7c15ull >> 32) & (ps->seen_cap - 1);
+    while (ps->seen[j]) {
+        if (ps->seen[j] == pv)
+            return false;
+        j = (j + 1) & (ps->seen_cap - 1);
+    }
+    ps->seen[j] = pv;
+    ps->seen_used++;
+    return true;
+}
+
+static void mark_sc(struct pass *ps, size_t i)
+{
+    if (ps->sc[i].marked)
+        return;
+    ps->sc[i].marked = true;
+    ps->sc[i].kept_by = ps->region;
+    ps->sc[i].kept_at = ps->region_at;
+    ps->sc[i].kept_in = ps->region_scont;
+    push(ps, OBJ_SCONT, &ps->sc[i]);
+}
+
+enum { ITEM_PVAR = 3 };
+
+/* w may be a reference: follow it. */
+static void resolve(struct pass *ps, uintptr_t w)
+{
+    if (w < ps->min || w >= ps->max)
+        return;
+    size_t b = chunk_bit(w);
+    if (!(ps->filter[b / 64] & (uint64_t)1 << (b % 64)))
+        return;
+    if (!(w & (sizeof(void *) - 1)) && lwc_traced_is_pvar((const void *)w)) {
+        if (see_pvar(ps, (const void *)w))
+            push(ps, ITEM_PVAR, (void *)w);
+        return;
+    }
+    struct obj *o = find_obj(ps, w);
+    if (!o)
+        return;
+    if (o->kind == OBJ_BLOCK) {
+        if (!o->marked) {
+            o->marked = true;
+            push(ps, OBJ_BLOCK, o);
+        }
+    } else {
+        mark_sc(ps, o->index);
+    }
+}
+
+/* Every aligned word of [lo, hi).  The words are whatever the memory holds:
+ * uninitialised stack slots, and words other threads write, so the sanitizers
+ * and memcheck are told not to mind. */
+__attribute__((no_sanitize_address, no_sanitize_thread))
+static void scan(struct pass *ps, const void *lo, const void *hi)
+{
+    uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    for (const volatile uintptr_t *p = (const uintptr_t *)a; (const void *)(p + 1) <= hi; p++) {
+        uintptr_t w = *p;
+        if (w - (uintptr_t)lo < (uintptr_t)((const char *)hi - (const char *)lo))
+            continue;                   /* into what is being read: a frame link, a local */
+        ps->region_at = (const void *)p;
+        resolve(ps, w);
+    }
+}
+
+static lwc_word_t pvar_value(struct pass *ps, lwc_pvar_t *pv)
+{
+    for (size_t i = 0; i < ps->noverlay; i++)
+        if (ps->overlay[i].pv == pv)
+            return ps->overlay[i].val;
+    return lwc_pvar_load(pv);
+}
+
+/* An SCont that retries on pv is reachable when pv is. */
+static void pvar_waiters(struct pass *ps, lwc_pvar_t *pv)
+{
+    lwc_pvar_wlock(pv);
+    for (struct retry_node *n = atomic_load(&pv->waiters); n; n = n->next)
+        if (n->w->scont)
+            resolve(ps, (uintptr_t)n->w->scont);
+    lwc_pvar_wunlock(pv);
+}
+
+static void visit_pvar(struct pass *ps, lwc_pvar_t *pv)
+{
+    ps->region = "the value or a retry of PVar";
+    ps->region_at = pv;
+    ps->region_scont = NULL;
+    resolve(ps, pvar_value(ps, pv));
+    pvar_waiters(ps, pv);
+}
+
+static void visit_scont(struct pass *ps, struct sc *c)
+{
+    lwc_scont_t *s = c->s;
+    if (c->st == LWC_COMPLETED)
+        return;
+    ps->region = "an SCont's stack, registers, arg, env or local";
+    ps->region_at = s;
+    ps->region_scont = s;
+    resolve(ps, (uintptr_t)s->arg);
+    resolve(ps, (uintptr_t)atomic_load(&s->up_env));
+    resolve(ps, (uintptr_t)atomic_load(&s->local));
+    pvar_waiters(ps, &s->status);
+    pvar_waiters(ps, &s->retry_pv);
+    pvar_waiters(ps, &s->pending);
+    pvar_waiters(ps, &s->interrupt);
+#if LWC_CONTEXT_UCONTEXT
+    scan(ps, &s->ctx, &s->ctx + 1);                 /* the saved registers */
+#endif
+    if (c->sp)
+        scan(ps, c->sp, lwc_stack_lo(&s->stack) + lwc_stack_usable(&s->stack));
+}
+
+static void drain(struct pass *ps)
+{
+    while (ps->nwork && !ps->nomem) {
+        struct item it = ps->work[--ps->nwork];
+        if (it.kind == OBJ_SCONT) {
+            visit_scont(ps, it.p);
+        } else if (it.kind == OBJ_BLOCK) {
+            struct obj *o = it.p;
+            ps->region = "an lwc_alloc block";
+            ps->region_scont = NULL;
+            scan(ps, (const void *)o->lo, (const void *)o->hi);
+        } else {
+            visit_pvar(ps, it.p);
+        }
+    }
+}
+
+/* ---- roots ---------------------------------------------------------------------------------- */
+
+/* lwc's own statics: they link every SCont struct ever made, and the pass
+ * must not count that as a reference. */
+static void scan_static(struct pass *ps, const char *lo, const char *hi)
+{
+    const char *skip[][2] = {
+        { (const char *)&lwc_rt, (const char *)(&lwc_rt + 1) },
+        { (const char *)&gc, (const char *)(&gc + 1) },
+    };
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++) {
+        if (skip[i][0] >= lo && skip[i][1] <= hi) {
+            scan_static(ps, lo, skip[i][0]);
+            scan_static(ps, skip[i][1], hi);
+            return;
+        }
+    }
+    scan(ps, lo, hi);
+}
+
+/* The writable segments of every loaded object, less the part that is
+ * read-only after relocation (PT_GNU_RELRO): that holds only addresses fixed
+ * at link time, never a thread's, and constants in it (libc keeps tables
+ * there) can look like addresses where valgrind packs the address space. */
+static int static_segments(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    const char *relro_lo = NULL, *relro_hi = NULL;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_GNU_RELRO) {
+            relro_lo = (const char *)(info->dlpi_addr + ph->p_vaddr);
+            relro_hi = relro_lo + ph->p_memsz;
+        }
+    }
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+            continue;
+        const char *lo = (const char *)(info->dlpi_addr + ph->p_vaddr), *hi = lo + ph->p_memsz;
+        ((struct pass *)arg)->region = *info->dlpi_name ? info->dlpi_name : "the program's static data";
+        if (relro_lo && relro_lo < hi && relro_hi > lo) {
+            scan_static(arg, lo, relro_lo > lo ? relro_lo : lo);
+            scan_static(arg, relro_hi < hi ? relro_hi : hi, hi);
+        } else {
+            scan_static(arg, lo, hi);
+        }
+    }
+    return 0;
+}
+
+static void pin_root(void *arg, const void *p)
+{
+    ((struct pass *)arg)->region_at = p;
+    resolve(arg, (uintptr_t)p);
+}
+
+/* ---- one pass --------------------------------------------------------------------------------- */
+
+static void pass_free(struct pass *ps)
+{
+    free(ps->obj);
+    free(ps->sc);
+    free(ps->seen);
+    free(ps->work);
+    free(ps->overlay);
+    free(ps->filter);
+    memset(ps, 0, sizeof *ps);
+}
+
+static char *ctx_sp(lwc_scont_t *s)
+{
+#if LWC_CONTEXT_UCONTEXT
+#if defined(__x86_64__)
+    return (char *)s->ctx.uc.uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (char *)s->ctx.uc.uc_mcontext.sp;
+#else
+    return NULL;
+#endif
+#else
+    return s->ctx.sp;
+#endif
+}
+
+/* The capability whose holder is parked on s's stack, or NULL. */
+static struct lwc_cap *parked_on(lwc_scont_t *s)
+{
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++)
+        if (atomic_load(&lwc_rt.caps[i].safe) && lwc_rt.caps[i].park_scont == s)
+            return &lwc_rt.caps[i];
+    return NULL;
+}
+
+/* What each SCont is, as the pass sees it. */
+static void gather_sconts(struct pass *ps)
+{
+    pthread_mutex_lock(&lwc_rt.lock);
+    for (lwc_scont_t *s = lwc_rt.scont_made; s && !ps->nomem; s = s->made_next) {
+        if (!s->alive || !s->stack.map)
+            continue;
+        struct sc *c = grow(ps->sc, &ps->cap_sc, ps->nsc + 1, sizeof *c, &ps->nomem);
+        if (!c)
+            break;
+        ps->sc = c;
+        c = &ps->sc[ps->nsc];
+        *c = (struct sc){ .s = s, .st = status_of(lwc_pvar_load(&s->status)) };
+        struct lwc_cap *cap = parked_on(s);
+        struct lwc_thread *t = cap ? cap->park_thread : NULL;
+        if (t && t->idle_self == s &&               /* fired: it runs again, a root */
+            atomic_load(&t->idle_waiter->state) != W_FIRED) {
+            c->st = t->idle_completing ? LWC_COMPLETED : LWC_BLOCKED_ON_CONCDS;
+            if (!t->idle_completing)
+                c->idle_waiter = t->idle_waiter;
+        }
+        char *lo = lwc_stack_lo(&s->stack), *hi = lo + lwc_stack_usable(&s->stack);
+        c->sp = cap ? cap->park_sp : ctx_sp(s);
+        if (c->sp < lo || c->sp >= hi)
+            c->sp = NULL;
+        if (c->st == LWC_RUNNING || c->st == LWC_BLOCKED_ON_SCHED)
+            c->root = true;
+        else if (c->st == LWC_BLOCKED_ON_CONCDS && s->retry_nodes && !c->idle_waiter &&
+                 atomic_load(&s->retry_nodes[0].w->state) == W_FIRED)
+            c->root = true;                         /* woken, the wake-up in flight */
+        add_obj(ps, (uintptr_t)s, (uintptr_t)(s + 1), OBJ_SCONT, (uint32_t)ps->nsc);
+        add_obj(ps, (uintptr_t)lo, (uintptr_t)hi, OBJ_STACK, (uint32_t)ps->nsc);
+        ps->nsc++;
+    }
+    pthread_mutex_unlock(&lwc_rt.lock);
+}
+
+static void gather_overlay(struct pass *ps)
+{
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        struct lwc_cap *cap = &lwc_rt.caps[i];
+        struct lwc_thread *t = atomic_load(&cap->safe) ? cap->park_thread : NULL;
+        if (!t || !t->idle_self || atomic_load(&t->idle_waiter->state) == W_FIRED)
+            continue;
+        struct tx_write *o = grow(ps->overlay, &ps->cap_overlay, ps->noverlay + t->idle_nwrites,
+                                  sizeof *o, &ps->nomem);
+        if (!o)
+            return;
+        ps->overlay = o;
+        memcpy(o + ps->noverlay, t->idle_writes, t->idle_nwrites * sizeof *o);
+        ps->noverlay += t->idle_nwrites;
+    }
+}
+
+/* Mark everything the roots reach; the traced tables are held. */
+static void mark(struct pass *ps)
+{
+    gather_overlay(ps);
+    gather_sconts(ps);
+    lwc_traced_each_block(add_block, ps);
+    if (ps->nomem)
+        return;
+    sort_objs(ps);
+    if (ps->nomem)
+        return;
+    ps->filter = calloc((1u << FILTER_BITS) / 64, sizeof *ps->filter);
+    if (!ps->filter) {
+        ps->nomem = true;
+        return;
+    }
+    ps->min = UINTPTR_MAX;
+    ps->max = 0;
+    for (size_t i = 0; i < ps->nobj; i++) {
+        filter_add(ps, ps->obj[i].lo, ps->obj[i].hi);
+        if (ps->obj[i].lo < ps->min)
+            ps->min = ps->obj[i].lo;
+        if (ps->obj[i].hi > ps->max)
+            ps->max = ps->obj[i].hi;
+    }
+    lwc_traced_each_pvar(filter_pvar, ps);
+    ps->region = "running or runnable";
+    ps->region_scont = NULL;
+    for (size_t i = 0; i < ps->nsc; i++) {
+        ps->region_at = ps->sc[i].s;
+        if (ps->sc[i].root)
+            mark_sc(ps, i);
+    }
+    ps->region = "a pin";
+    lwc_traced_each_pin(pin_root, ps);
+    dl_iterate_phdr(static_segments, ps);
+    pthread_mutex_lock(&lwc_rt.lock);
+    ps->foreign_asleep = foreign_all_asleep();
+    for (struct lwc_thread *f = lwc_rt.foreign; f; f = f->foreign_next) {
+        const char *lo = f->host_lo ? f->host_lo : f->sleep_sp;
+        ps->region = "the stack of a plain OS thread";
+        if (atomic_load(&f->asleep) && f->sleep_sp && f->stack_hi && lo < f->stack_hi)
+            scan(ps, lo, f->stack_hi);              /* Note [Plain OS threads] */
+    }
+    pthread_mutex_unlock(&lwc_rt.lock);
+    drain(ps);
+}
+
+/* ---- waking ------------------------------------------------------------------------------------ */
+
+struct wake {
+    struct pass *ps;
+    uint64_t     seq;           /* the sequence the marking saw */
+    int          err;
+    bool         only_hosts;    /* a deadlock: wake the SConts a host waits for */
+    size_t       next;          /* the first SCont the next batch looks at */
+    unsigned     woken;
+};
+
+static bool is_victim(const struct wake *wk, const struct sc *c)
+{
+    if (c->st != LWC_BLOCKED_ON_CONCDS)
+        return false;
+    if (wk->only_hosts)
+        return atomic_load(&c->s->host_waits) != 0;
+    return !c->marked;
+}
+
+/* Note [Waking in batches]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~
+ * The victims are woken by transactions of WAKE_BATCH wake-ups each: one
+ * transaction for 100 000 would search a write set that large on every
+ * access.  Batches do not make the wake-up less "all at once": every
+ * capability is stopped until the last batch has committed, so no SCont runs
+ * before all of them are woken, and only the first batch must find the
+ * sequence where the marking left it. */
+#define WAKE_BATCH 8
+
+static lwc_word_t wake_body(lwc_tx_t *tx, void *arg)
+{
+    struct wake *wk = arg;
+    if (wk->next == 0 && tx->snapshot != wk->seq)
+        return 1;                                   /* something committed: pass again */
+    unsigned n = 0;
+    size_t i = wk->next;
+    for (; i < wk->ps->nsc && n < WAKE_BATCH; i++) {
+        struct sc *c = &wk->ps->sc[i];
+        if (is_victim(wk, c) && !c->idle_waiter && lwc_scont_interrupt(tx, c->s, wk->err))
+            n++;
+    }
+    return (lwc_word_t)(i - wk->next) << 16 | n;    /* how far it got, and how many */
+}
+
+/* Wake the victims: those blocked in a commit through lwc_scont_interrupt
+ * (Note [Waking in batches]); those idling in their blocking switch through
+ * their retry waiter (Note [Idle in a blocking switch]).  False: the world
+ * moved before anything was woken. */
+static bool wake(struct wake *wk)
+{
+    wk->next = 0;
+    wk->woken = 0;
+    while (wk->next < wk->ps->nsc) {
+        lwc_word_t r = 0;
+        int err = lwc_tx_run(wake_body, wk, &r, true);
+        if (err != LWC_OK || r == 1) {
+            if (wk->next == 0)
+                return false;
+            lwc_warn("a detection pass could not wake every thread it found: %s",
+                     lwc_strerror(err));
+            break;
+        }
+        wk->next += r >> 16;
+        wk->woken += r & 0xffff;
+    }
+    for (size_t i = 0; i < wk->ps->nsc; i++) {
+        struct sc *c = &wk->ps->sc[i];
+        if (!is_victim(wk, c))
+            continue;
+        if (wk->err == LWC_EDEADLOCK)
+            atomic_store(&c->s->deadlocked, 1);
+        if (c->idle_waiter) {
+            wk->woken++;
+            c->idle_waiter->error = wk->err;
+            if (atomic_exchange(&c->idle_waiter->state, W_FIRED) == W_SLEEPING)
+                lwc_futex_wake(&c->idle_waiter->state, 1);
+        }
+    }
+    return true;
+}
+
+static const char *status_name(lwc_status_t st);
+
+/* LWC_GC_DEBUG=1: after each pass, say what kept each blocked SCont. */
+static bool debug_passes(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("LWC_GC_DEBUG");
+        on = e && *e && strcmp(e, "0") != 0;
+    }
+    return on;
+}
+
+static void debug_report(struct pass *ps)
+{
+    for (size_t i = 0; i < ps->nsc; i++) {
+        struct sc *c = &ps->sc[i];
+        if (c->root)
+            fprintf(stderr, "lwc: gc: SCont %llu is a root (%s)\n",
+                    (unsigned long long)lwc_scont_id(c->s), status_name(c->st));
+        if (c->st != LWC_BLOCKED_ON_CONCDS)
+            continue;
+        if (c->marked && c->kept_in && c->kept_in->stack.map)
+            fprintf(stderr, "lwc: gc: SCont %llu is blocked and reachable, first through %s "
+                    "(SCont %llu, %td bytes below its stack's top)\n",
+                    (unsigned long long)lwc_scont_id(c->s), c->kept_by,
+                    (unsigned long long)lwc_scont_id(c->kept_in),
+                    lwc_stack_lo(&c->kept_in->stack) + lwc_stack_usable(&c->kept_in->stack) -
+                    (const char *)c->kept_at);
+        else if (c->marked)
+            fprintf(stderr, "lwc: gc: SCont %llu is blocked and reachable, first through %s "
+                    "(%p)\n", (unsigned long long)lwc_scont_id(c->s), c->kept_by, c->kept_at);
+        else
+            fprintf(stderr, "lwc: gc: SCont %llu is blocked and unreachable\n",
+                    (unsigned long long)lwc_scont_id(c->s));
+    }
+}
+
+/* ---- the report ----------------------------------------------------------------------------------- */
+
+static const char *status_name(lwc_status_t st)
+{
+    static const char *names[] = { "running", "runnable", "blocked on a data structure",
+                                   "completed" };
+    return names[st & 3];
+}
+
+static void report(struct pass *ps)
+{
+    size_t cap = 256 + ps->nsc * 160, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return;
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "lwc: deadlock: no thread can run, and nothing outside lwc can wake "
+                            "one (no pin, timer or foreign call)\n");
+    for (size_t i = 0; i < ps->nsc && len < cap; i++) {
+        struct sc *c = &ps->sc[i];
+        if (c->st != LWC_BLOCKED_ON_CONCDS)
+            continue;
+        lwc_scont_t *s = c->s;
+        len += (size_t)snprintf(buf + len, cap - len, "lwc:   SCont %llu%s%s%s: %s",
+                                (unsigned long long)lwc_scont_id(s), s->name ? " \"" : "",
+                                s->name ? s->name : "", s->name ? "\"" : "", status_name(c->st));
+        if (len < cap && s->retry_nodes)
+            len += (size_t)snprintf(buf + len, cap - len, ", in a PTM retry on %u PVars",
+                                    s->retry_nnodes);
+        else if (len < cap && s->wait_what)
+            len += (size_t)snprintf(buf + len, cap - len, ", on %s %p", s->wait_what,
+                                    s->wait_obj);
+        if (len < cap)
+            len += (size_t)snprintf(buf + len, cap - len, "%s\n",
+                                    atomic_load(&s->host_waits) ? " (the host waits for it)" : "");
+    }
+    pthread_mutex_lock(&gc.report_lock);
+    lwc_report_fn fn = gc.report;
+    void *arg = gc.report_arg;
+    pthread_mutex_unlock(&gc.report_lock);
+    if (fn)
+        fn(buf, arg);
+    else
+        fputs(buf, stderr);
+    free(buf);
+}
+
+/* ---- the pass ------------------------------------------------------------------------------------ */
+
+static void world_stop(struct lwc_thread *t, void *sp)
+{
+    if (t->cap && !atomic_load(&t->cap->safe))
+        safe_enter(t, sp);
+    atomic_store(&lwc_gc_request, 1);               /* seq_cst: Note [Stopping the world] */
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        struct lwc_cap *c = &lwc_rt.caps[i];
+        for (unsigned n = 0; atomic_load(&c->busy) != CAP_IDLE && !atomic_load(&c->safe); n++)
+            lwc_spin_step(n);
+    }
+}
+
+static void world_start(void)
+{
+    atomic_store(&lwc_gc_request, 0);
+    lwc_futex_wake(&lwc_gc_request, INT_MAX);
+}
+
+/* Note [When a pass runs by itself]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A pass reads references where lwc can see them; a program may keep some
+ * where it cannot, in malloc memory (a spawned thread's argument block, say).
+ * lwc_gc's caller has accepted the rule that such references be pinned; the
+ * pass that runs by itself must be right without it.  It is, when nothing can
+ * run: no SCont runs or waits in a scheduler's queue, every capability idles
+ * with no timer due, and every plain OS thread lwc knows sleeps inside lwc.
+ * Then no code at all will read that malloc memory until something outside
+ * acts (a pin, the static data and the host's stack stand for what outside
+ * can reach), and a blocked thread that no root reaches can never be woken.
+ * So the idle pass acts only in that state: finding a running or runnable
+ * SCont it wakes nobody. */
+static bool nothing_runs(const struct pass *ps)
+{
+    for (size_t i = 0; i < ps->nsc; i++)
+        if (ps->sc[i].root)
+            return false;
+    return true;
+}
+
+/* Deadlocked: nothing runs, and some SCont is blocked. */
+static bool deadlocked(const struct pass *ps)
+{
+    if (!nothing_runs(ps))
+        return false;
+    for (size_t i = 0; i < ps->nsc; i++)
+        if (ps->sc[i].st == LWC_BLOCKED_ON_CONCDS)
+            return true;
+    return false;
+}
+
+#define PASS_TRIES 8
+
+/* The pass, with the lock held and every capability stopped.  Returns how
+ * many SConts it woke, or -1 if the world kept moving. */
+static int pass_run(bool idle)
+{
+    for (unsigned attempt = 0; attempt < PASS_TRIES; attempt++) {
+        struct pass ps = { 0 };
+        uint64_t seq = lwc_ptm_quiet_seq();
+        lwc_traced_lock();
+        size_t npins = lwc_traced_npins();
+#if LWC_VALGRIND
+        VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+        mark(&ps);
+#if LWC_VALGRIND
+        VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+        lwc_traced_unlock();
+        if (debug_passes())
+            debug_report(&ps);
+        if (ps.nomem) {
+            pass_free(&ps);
+            lwc_warn("out of memory in a detection pass: nothing woken");
+            return 0;
+        }
+        if (atomic_load(&lwc_commit.seq) != seq) {
+            if (debug_passes())
+                fprintf(stderr, "lwc: gc: the sequence moved while marking\n");
+            pass_free(&ps);
+            continue;
+        }
+        if (debug_passes())
+            fprintf(stderr, "lwc: gc: %s pass: %zu SConts, %s\n", idle ? "an idle" : "a",
+                    ps.nsc, nothing_runs(&ps) ? "none runs" : "some run");
+        if (idle && !nothing_runs(&ps)) {
+            pass_free(&ps);                 /* Note [When a pass runs by itself] */
+            return 0;
+        }
+        struct wake wk = { &ps, seq, LWC_EBLOCKED_CONCDS, false, 0, 0 };
+        bool deadlock = false;
+        size_t victims = 0;
+        for (size_t i = 0; i < ps.nsc; i++)
+            victims += is_victim(&wk, &ps.sc[i]);
+        if (!victims && idle && npins == 0 && ps.foreign_asleep && deadlocked(&ps)) {
+            deadlock = true;
+            wk.err = LWC_EDEADLOCK;
+            wk.only_hosts = true;
+        }
+        if (!victims && !deadlock) {
+            pass_free(&ps);
+            return 0;
+        }
+        bool woke = wake(&wk);
+        if (debug_passes())
+            fprintf(stderr, "lwc: gc: woke %u%s\n", wk.woken, woke ? "" : ", the world moved");
+        if (!woke) {
+            pass_free(&ps);
+            continue;
+        }
+        if (deadlock)
+            report(&ps);
+        pass_free(&ps);
+        return (int)wk.woken;
+    }
+    return -1;
+}
+
+static int collect_locked(struct lwc_thread *t, bool idle);
+
+/* An idle pass wanted while another ran: Note [Idle passes never lost]. */
+static _Atomic int idle_again;
+
+static int collect(struct lwc_thread *t, bool idle)
+{
+    if (idle) {
+        /* Note [Idle passes never lost]
+         * A capability that goes idle while a pass runs cannot wait for the
+         * lock (the pass may be waiting for it to stop), so it leaves a
+         * request in idle_again, and whoever holds the lock looks at it
+         * again after unlocking: either the holder sees the request, or the
+         * requester's trylock comes after the unlock and succeeds. */
+        int n = 0;
+        atomic_store(&idle_again, 1);
+        while (pthread_mutex_trylock(&gc.lock) == 0) {
+            while (atomic_exchange(&idle_again, 0))
+                if (all_idle_for_good())
+                    n += collect_locked(t, true);
+            pthread_mutex_unlock(&gc.lock);
+            if (!atomic_load(&idle_again))
+                break;
+        }
+        return n;
+    }
+    while (pthread_mutex_trylock(&gc.lock) != 0) {
+        lwc_gc_safepoint(t);                        /* the pass that holds it may wait for us */
+        sched_yield();
+    }
+    int n = collect_locked(t, false);
+    pthread_mutex_unlock(&gc.lock);
+    return n;
+}
+
+/* One pass, with gc.lock held. */
+static int collect_locked(struct lwc_thread *t, bool idle)
+{
+    __builtin_unwind_init();
+    volatile char here = 0;
+    bool was_safe = t->cap && atomic_load(&t->cap->safe);
+    world_stop(t, (void *)&here);
+    int n = pass_run(idle);
+    world_start();
+    if (t->cap && !was_safe)
+        safe_leave(&t->cap->safe);
+    (void)here;
+    return n < 0 ? 0 : n;
+}
+
+/* ---- the public side ---------------------------------------------------------------------------- */
+
+int lwc_gc(void)
+{
+    if (!atomic_load(&lwc_rt.up))
+        return LWC_EINVAL;
+    struct lwc_thread *t = lwc_thread_get();
+    if (!t)
+        return LWC_ENOMEM;
+    if (t->tx.active || t->draining)
+        return LWC_EINVAL;
+    return collect(t, false);
+}
+
+void lwc_set_deadlock_report(lwc_report_fn fn, void *arg)
+{
+    pthread_mutex_lock(&gc.report_lock);
+    gc.report = fn;
+    gc.report_arg = arg;
+    pthread_mutex_unlock(&gc.report_lock);
+}
+
+int lwc_host_wait_begin(lwc_scont_t *s)
+{
+    if (!s || !lwc_scont_id(s))
+        return LWC_EINVAL;
+    atomic_store(&s->deadlocked, 0);
+    atomic_store(&s->host_waits, 1);
+    return LWC_OK;
+}
+
+int lwc_host_wait_end(lwc_scont_t *s)
+{
+    if (!s)
+        return LWC_EINVAL;
+    atomic_store(&s->host_waits, 0);
+    return atomic_exchange(&s->deadlocked, 0) ? LWC_EDEADLOCK : LWC_OK;
+}
+
+/* Note [Scrubbing the stack]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A stack is scanned from its lowest live word up, and the live frames have
+ * slots their function never wrote: padding, locals not yet set, spills of
+ * registers that held something else.  Those slots hold whatever the frames
+ * that were there before left behind.  A thread that spawns a child and then
+ * blocks would so keep, in the frames of its blocking call, the child's
+ * address from the spawn's frames at the same depth: the child, and all it
+ * reaches, could never be found blocked for good.  So the spawn of rr and ws
+ * ends by zeroing, from a frame of its own, the stack its callees used, and
+ * a switch that blocks its SCont zeroes what the transaction body left (Note
+ * [Switch targets] in scont.c).  The cost is a memset of SCRUB_BYTES per
+ * spawn and of SCRUB_BODY_BYTES per block. */
+#define SCRUB_BYTES 1024
+#define SCRUB_BODY_BYTES 512
+
+__attribute__((noinline)) void lwc_stack_scrub(void)
+{
+    volatile char dead[SCRUB_BYTES];
+    memset((char *)dead, 0, sizeof dead);
+    __asm__ __volatile__("" : : "r"(dead) : "memory");
+}
+
+__attribute__((noinline)) void lwc_stack_scrub_body(void)
+{
+    volatile char dead[SCRUB_BODY_BYTES];
+    memset((char *)dead, 0, sizeof dead);
+    __asm__ __volatile__("" : : "r"(dead) : "memory");
+}
+
+int lwc_host_enter(const void *stack_lo)
+{
+    struct lwc_thread *t = lwc_thread_get();
+    if (!t)
+        return LWC_ENOMEM;
+    if (t->current || t->cap)
+        return LWC_EINVAL;
+    t->host_lo = stack_lo;
+    return LWC_OK;
+}
+
+void lwc_host_leave(void)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    if (t)
+        t->host_lo = NULL;
+}
+
+void lwc_scont_note_wait(lwc_scont_t *s, const char *what, const void *obj)
+{
+    if (!s)
+        return;
+    s->wait_what = what;
+    s->wait_obj = obj;
+}
