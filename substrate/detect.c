@@ -1148,19 +1148,16 @@ int lwc_host_wait_end(lwc_scont_t *s)
 #define SCRUB_BYTES 1024
 #define SCRUB_BODY_BYTES 512
 
-__attribute__((noinline)) void lwc_stack_scrub(void)
-{
-    volatile char dead[SCRUB_BYTES];
-    memset((char *)dead, 0, sizeof dead);
-    __asm__ __volatile__("" : : "r"(dead) : "memory");
-}
-
-__attribute__((noinline)) void lwc_stack_scrub_body(void)
-{
-    volatile char dead[SCRUB_BODY_BYTES];
-    memset((char *)dead, 0, sizeof dead);
-    __asm__ __volatile__("" : : "r"(dead) : "memory");
-}
+/* Each is its own frame, right below its caller's, of the size it zeroes. */
+#define SCRUB(name, bytes)                                              \
+    __attribute__((noinline)) void name(void)                           \
+    {                                                                   \
+        volatile char dead[bytes];                                      \
+        memset((char *)dead, 0, sizeof dead);                           \
+        __asm__ __volatile__("" : : "r"(dead) : "memory");              \
+    }
+SCRUB(lwc_stack_scrub, SCRUB_BYTES)
+SCRUB(lwc_stack_scrub_body, SCRUB_BODY_BYTES)
 
 int lwc_host_enter(const void *stack_lo)
 {

@@ -9,19 +9,6 @@
 #include <lwc/io.h>
 #include <lwc/mvar.h>
 
-typedef struct { _Atomic uintptr_t bits; } hidden_t;
-static void hide(hidden_t *h, const void *p) { atomic_store(&h->bits, ~(uintptr_t)p); }
-static void *unhide(hidden_t *h) { return (void *)~atomic_load(&h->bits); }
-
-/* Passes, with sleeps between, until *count reaches n. */
-static void gc_until_count(atomic_int *count, int n)
-{
-    while (atomic_load(count) < n) {
-        ck_assert_int_ge(lwc_gc(), 0);
-        ck_assert_int_eq(lwc_sleep_ns(1000000), LWC_OK);
-    }
-}
-
 /* A thread that blocks for good on an MVar of its own. */
 static atomic_int lonely_done, lonely_wrong;
 

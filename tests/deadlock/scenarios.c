@@ -17,25 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A pointer kept where the detector cannot read it as one. */
-typedef struct { _Atomic uintptr_t bits; } hidden_t;
-static inline void hide(hidden_t *h, const void *p) { atomic_store(&h->bits, ~(uintptr_t)p); }
-static inline void *unhide(hidden_t *h) { return (void *)~atomic_load(&h->bits); }
-
-/* Run passes, sleeping between them, until *flag is set; the number of
- * SConts the passes woke. */
-static int gc_until(atomic_int *flag)
-{
-    int woken = 0;
-    while (!atomic_load(flag)) {
-        int n = lwc_gc();
-        ck_assert_int_ge(n, 0);
-        woken += n;
-        ck_assert_int_eq(lwc_sleep_ns(1000000), LWC_OK);
-    }
-    return woken;
-}
-
 static lwc_mvar_t *stash_new_mvar(lwc_mvar_t **where)
 {
     return *where = lwc_mvar_new();
@@ -238,7 +219,7 @@ static void partial_deadlock(void *arg)
     ck_assert_int_eq(lwc_sleep_ns(10000000), LWC_OK);
     ck_assert_int_ge(lwc_gc(), 0);
     ck_assert_int_eq(lwc_sleep_ns(10000000), LWC_OK);
-    gc_until(&private_done);            /* in case the child had not blocked yet */
+    gc_until_count(&private_done, 1);            /* in case the child had not blocked yet */
     ck_assert_int_eq(atomic_load(&private_err), LWC_EBLOCKED_CONCDS);
 }
 
@@ -591,7 +572,7 @@ static void two_takers(void *arg)
     (void)arg;
     atomic_store(&second_done, 0);
     ck_assert_int_eq(lwc_spawn(first_taker, NULL), LWC_OK);
-    gc_until(&second_done);
+    gc_until_count(&second_done, 1);
     ck_assert_int_eq(atomic_load(&second_err), LWC_EBLOCKED_CONCDS);
 }
 

@@ -60,4 +60,25 @@ static inline lwc_word_t wait_nonzero(lwc_tx_t *tx, void *arg)
     return v;
 }
 
+/* For the detector's tests (tests/deadlock): a pointer kept where a pass
+ * cannot read it as one, so a root that holds it does not keep its target
+ * alive. */
+typedef struct { _Atomic uintptr_t bits; } hidden_t;
+static inline void hide(hidden_t *h, const void *p) { atomic_store(&h->bits, ~(uintptr_t)p); }
+static inline void *unhide(hidden_t *h) { return (void *)~atomic_load(&h->bits); }
+
+/* Run passes, sleeping between them, until *count reaches n: deterministic in
+ * what it waits for, whatever the timing.  How many SConts the passes woke. */
+static inline int gc_until_count(atomic_int *count, int n)
+{
+    int woken = 0;
+    while (atomic_load(count) < n) {
+        int got = lwc_gc();
+        ck_assert_int_ge(got, 0);
+        woken += got;
+        ck_assert_int_eq(lwc_sleep_ns(1000000), LWC_OK);
+    }
+    return woken;
+}
+
 #endif
