@@ -15,7 +15,7 @@
 #include "internal.h"
 
 #if LWC_VALGRIND
-#include <valgrind/valgrind.h>
+#include <valgrind/memcheck.h>
 #endif
 
 /* Note [Stopping the world]
@@ -248,6 +248,7 @@ struct sc {
     const char   *kept_by;  /* LWC_GC_DEBUG: what reached it first ... */
     const void   *kept_at;  /* ... and the word, or object, that did */
     lwc_scont_t  *kept_in;  /* ... in this SCont */
+    uintptr_t     kept_word;    /* ... and the word's value */
 };
 
 struct item { uint8_t kind; void *p; };
@@ -270,6 +271,7 @@ struct pass {
     const char  *region;            /* what is being scanned: for LWC_GC_DEBUG */
     lwc_scont_t *region_scont;
     const void  *region_at;
+    uintptr_t    region_word;       /* the word being resolved */
 };
 
 static void *grow(void *arr, size_t *cap, size_t need, size_t elem, bool *nomem)
@@ -439,6 +441,17 @@ static bool see_pvar(struct pass *ps, const void *pv)
     return true;
 }
 
+/* LWC_GC_DEBUG=1: after each pass, say what kept each blocked SCont. */
+static bool debug_passes(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("LWC_GC_DEBUG");
+        on = e && *e && strcmp(e, "0") != 0;
+    }
+    return on;
+}
+
 static void mark_sc(struct pass *ps, size_t i)
 {
     if (ps->sc[i].marked)
@@ -447,6 +460,7 @@ static void mark_sc(struct pass *ps, size_t i)
     ps->sc[i].kept_by = ps->region;
     ps->sc[i].kept_at = ps->region_at;
     ps->sc[i].kept_in = ps->region_scont;
+    ps->sc[i].kept_word = ps->region_word;
     push(ps, OBJ_SCONT, &ps->sc[i]);
 }
 
@@ -457,12 +471,17 @@ static void resolve(struct pass *ps, uintptr_t w)
 {
     if (w < ps->min || w >= ps->max)
         return;
+    ps->region_word = w;
     size_t b = chunk_bit(w);
     if (!(ps->filter[b / 64] & (uint64_t)1 << (b % 64)))
         return;
     if (!(w & (sizeof(void *) - 1)) && lwc_traced_is_pvar((const void *)w)) {
-        if (see_pvar(ps, (const void *)w))
+        if (see_pvar(ps, (const void *)w)) {
+            if (debug_passes())
+                fprintf(stderr, "lwc: gc: PVar %p is reachable through %s (%p)\n", (void *)w,
+                        ps->region, ps->region_at);
             push(ps, ITEM_PVAR, (void *)w);
+        }
         return;
     }
     struct obj *o = find_obj(ps, w);
@@ -492,6 +511,11 @@ static void scan(struct pass *ps, const void *lo, const void *hi)
         ps->region_at = (const void *)p;
         resolve(ps, w);
     }
+}
+
+static const char *stack_top(lwc_scont_t *s)
+{
+    return lwc_stack_lo(&s->stack) + lwc_stack_usable(&s->stack);
 }
 
 static lwc_word_t pvar_value(struct pass *ps, lwc_pvar_t *pv)
@@ -540,7 +564,7 @@ static void visit_scont(struct pass *ps, struct sc *c)
     scan(ps, &s->ctx, &s->ctx + 1);                 /* the saved registers */
 #endif
     if (c->sp)
-        scan(ps, c->sp, lwc_stack_lo(&s->stack) + lwc_stack_usable(&s->stack));
+        scan(ps, c->sp, stack_top(s));
 }
 
 static void drain(struct pass *ps)
@@ -685,7 +709,11 @@ static void gather_sconts(struct pass *ps)
                  atomic_load(&s->retry_nodes[0].w->state) == W_FIRED)
             c->root = true;                         /* woken, the wake-up in flight */
         add_obj(ps, (uintptr_t)s, (uintptr_t)(s + 1), OBJ_SCONT, (uint32_t)ps->nsc);
-        add_obj(ps, (uintptr_t)lo, (uintptr_t)hi, OBJ_STACK, (uint32_t)ps->nsc);
+        /* Below sp lie only dead frames: a word pointing there refers to
+         * nothing (and under valgrind, where stacks sit low, an integer
+         * often would). */
+        add_obj(ps, (uintptr_t)(c->sp ? c->sp : lo), (uintptr_t)hi, OBJ_STACK,
+                (uint32_t)ps->nsc);
         ps->nsc++;
     }
     pthread_mutex_unlock(&lwc_rt.lock);
@@ -840,39 +868,36 @@ static bool wake(struct wake *wk)
 
 static const char *status_name(lwc_status_t st);
 
-/* LWC_GC_DEBUG=1: after each pass, say what kept each blocked SCont. */
-static bool debug_passes(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("LWC_GC_DEBUG");
-        on = e && *e && strcmp(e, "0") != 0;
-    }
-    return on;
-}
-
 static void debug_report(struct pass *ps)
 {
     for (size_t i = 0; i < ps->nsc; i++) {
         struct sc *c = &ps->sc[i];
+        unsigned long long id = lwc_scont_id(c->s);
         if (c->root)
-            fprintf(stderr, "lwc: gc: SCont %llu is a root (%s)\n",
-                    (unsigned long long)lwc_scont_id(c->s), status_name(c->st));
+            fprintf(stderr, "lwc: gc: SCont %llu is a root (%s)\n", id, status_name(c->st));
         if (c->st != LWC_BLOCKED_ON_CONCDS)
             continue;
-        if (c->marked && c->kept_in && c->kept_in->stack.map)
-            fprintf(stderr, "lwc: gc: SCont %llu is blocked and reachable, first through %s "
-                    "(SCont %llu, %td bytes below its stack's top)\n",
-                    (unsigned long long)lwc_scont_id(c->s), c->kept_by,
+        if (!c->marked) {
+            fprintf(stderr, "lwc: gc: SCont %llu is blocked and unreachable\n", id);
+            continue;
+        }
+        fprintf(stderr, "lwc: gc: SCont %llu is blocked and reachable, first through %s", id,
+                c->kept_by);
+        if (c->kept_in && c->kept_in->stack.map)
+            fprintf(stderr, " (SCont %llu, %td bytes below its stack's top)",
                     (unsigned long long)lwc_scont_id(c->kept_in),
-                    lwc_stack_lo(&c->kept_in->stack) + lwc_stack_usable(&c->kept_in->stack) -
-                    (const char *)c->kept_at);
-        else if (c->marked)
-            fprintf(stderr, "lwc: gc: SCont %llu is blocked and reachable, first through %s "
-                    "(%p)\n", (unsigned long long)lwc_scont_id(c->s), c->kept_by, c->kept_at);
+                    stack_top(c->kept_in) - (const char *)c->kept_at);
         else
-            fprintf(stderr, "lwc: gc: SCont %llu is blocked and unreachable\n",
-                    (unsigned long long)lwc_scont_id(c->s));
+            fprintf(stderr, " (%p)", c->kept_at);
+#if LWC_VALGRIND
+        VALGRIND_MAKE_MEM_DEFINED(&c->kept_word, sizeof c->kept_word);    /* read from anywhere */
+#endif
+        const char *w = (const char *)c->kept_word;
+        if (w >= (const char *)c->s && w < (const char *)(c->s + 1))
+            fprintf(stderr, ": the word %p points into its struct\n", (const void *)w);
+        else
+            fprintf(stderr, ": the word %p points %td bytes below its stack's top\n",
+                    (const void *)w, stack_top(c->s) - w);
     }
 }
 

@@ -394,8 +394,9 @@ static void workers_starve(void *arg)
     atomic_store(&workers_steps, 0);
     atomic_store(&workers_done, 0);
     ck_assert_int_eq(lwc_spawn(feeder, NULL), LWC_OK);
+    int passes = 0;
     while (atomic_load(&workers_done) < WORKERS) {
-        ck_assert_int_ge(lwc_gc(), 0);
+        gc_pass(&passes);
         ck_assert_int_eq(lwc_sleep_ns(1000000), LWC_OK);
     }
     ck_assert_int_eq(atomic_load(&workers_steps), tasks_n * steps_n);
@@ -638,9 +639,9 @@ static void cycle_of_waits(void *arg)
     (void)arg;
     atomic_store(&cycle_done, 0);
     ck_assert_int_eq(lwc_spawn(cycle_parent, NULL), LWC_OK);
-    int woken = 0;
+    int woken = 0, passes = 0;
     while (atomic_load(&cycle_done) < 2) {
-        int n = lwc_gc();
+        int n = gc_pass(&passes);
         ck_assert(n == 0 || n == 2);                    /* both or neither */
         woken += n;
         ck_assert_int_eq(lwc_sleep_ns(1000000), LWC_OK);
