@@ -435,6 +435,7 @@ void lwc_shutdown(void)
         t = next;
     }
     lwc_scont_free_all();
+    lwc_gc_shutdown();
     lwc_overflow_uninstall();
     free(lwc_rt.caps);
     lwc_rt.caps = NULL;

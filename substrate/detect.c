@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "futex.h"
 #include "internal.h"
@@ -92,6 +93,10 @@ static struct {
     pthread_mutex_t lock;            /* one pass at a time */
     pthread_mutex_t report_lock;     /* the handler: never held across a pass */
     lwc_report_fn   report;
+    /* Kept from pass to pass, under `lock`: allocated afresh, these two
+     * (1.5 MiB) came from mmap and cost a page fault per 4 KiB each pass. */
+    uint64_t       *filter;          /* Note [The chunk filter] */
+    size_t         *radix_count;     /* sort_objs */
     void           *report_arg;
 } gc = { .lock = PTHREAD_MUTEX_INITIALIZER, .report_lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -208,8 +213,10 @@ __attribute__((noinline)) void lwc_gc_sleep_begin(struct lwc_thread *t, struct r
     } else {
         if (!t->stack_hi)
             t->stack_hi = thread_stack_hi();
+        pthread_mutex_lock(&lwc_rt.lock);           /* foreign_all_asleep reads them */
         t->sleep_sp = (void *)&here;
         t->sleep_waiter = w;
+        pthread_mutex_unlock(&lwc_rt.lock);
         atomic_store(&t->asleep, 1);                /* seq_cst: Note [Stopping the world] */
     }
     if (forever && atomic_load(&lwc_rt.up) && all_idle_for_good())
@@ -223,7 +230,9 @@ void lwc_gc_sleep_end(struct lwc_thread *t)
         safe_leave(&t->cap->safe);
     } else {
         safe_leave(&t->asleep);
+        pthread_mutex_lock(&lwc_rt.lock);           /* w, on our stack, dies now */
         t->sleep_sp = NULL;
+        pthread_mutex_unlock(&lwc_rt.lock);
     }
 }
 
@@ -326,10 +335,11 @@ static void sort_objs(struct pass *ps)
         hi = ps->obj[i].lo > hi ? ps->obj[i].lo : hi;
     }
     struct obj *tmp = malloc(n * sizeof *tmp);
-    size_t *count = malloc(65536 * sizeof *count);
+    if (!gc.radix_count)
+        gc.radix_count = malloc(65536 * sizeof *gc.radix_count);
+    size_t *count = gc.radix_count;
     if (!tmp || !count) {
         free(tmp);
-        free(count);
         ps->nomem = true;
         return;
     }
@@ -352,7 +362,6 @@ static void sort_objs(struct pass *ps)
     if (src != ps->obj)
         memcpy(ps->obj, src, n * sizeof *src);
     free(tmp);
-    free(count);
 }
 
 /* The object holding address p, or NULL. */
@@ -608,9 +617,30 @@ static void scan_static(struct pass *ps, const char *lo, const char *hi)
  * read-only after relocation (PT_GNU_RELRO): that holds only addresses fixed
  * at link time, never a thread's, and constants in it (libc keeps tables
  * there) can look like addresses where valgrind packs the address space. */
+/* A tool's runtime loaded into the program (a sanitizer's, valgrind's
+ * preload) or the dynamic linker: their data is the tool's bookkeeping, never
+ * where the program keeps a reference.  ASan's allocator caches alone are
+ * megabytes of addresses of chunks, freed ones too, which made a pass slow and
+ * kept dead threads alive. */
+static bool not_the_programs(const struct dl_phdr_info *info)
+{
+    static const char *tools[] = { "libasan.so", "libtsan.so", "liblsan.so", "libubsan.so",
+                                   "libhwasan.so", "vgpreload_" };
+    if (info->dlpi_addr && info->dlpi_addr == (ElfW(Addr))getauxval(AT_BASE))
+        return true;                                /* the dynamic linker */
+    const char *base = strrchr(info->dlpi_name, '/');
+    base = base ? base + 1 : info->dlpi_name;
+    for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
+        if (strncmp(base, tools[i], strlen(tools[i])) == 0)
+            return true;
+    return false;
+}
+
 static int static_segments(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
+    if (not_the_programs(info))
+        return 0;
     const char *relro_lo = NULL, *relro_hi = NULL;
     for (unsigned i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -650,7 +680,6 @@ static void pass_free(struct pass *ps)
     free(ps->seen);
     free(ps->work);
     free(ps->overlay);
-    free(ps->filter);
     memset(ps, 0, sizeof *ps);
 }
 
@@ -747,11 +776,15 @@ static void mark(struct pass *ps)
     sort_objs(ps);
     if (ps->nomem)
         return;
-    ps->filter = calloc((1u << FILTER_BITS) / 64, sizeof *ps->filter);
+    size_t filter_bytes = (1u << FILTER_BITS) / 8;
+    if (!gc.filter)
+        gc.filter = malloc(filter_bytes);
+    ps->filter = gc.filter;
     if (!ps->filter) {
         ps->nomem = true;
         return;
     }
+    memset(ps->filter, 0, filter_bytes);
     ps->min = UINTPTR_MAX;
     ps->max = 0;
     for (size_t i = 0; i < ps->nobj; i++) {
@@ -1187,6 +1220,17 @@ typedef uint64_t scrub_chunk __attribute__((vector_size(16)));
     }
 SCRUB(lwc_stack_scrub, SCRUB_BYTES)
 SCRUB(lwc_stack_scrub_body, SCRUB_BODY_BYTES)
+
+/* From lwc_shutdown: the buffers kept between passes go. */
+void lwc_gc_shutdown(void)
+{
+    pthread_mutex_lock(&gc.lock);
+    free(gc.filter);
+    free(gc.radix_count);
+    gc.filter = NULL;
+    gc.radix_count = NULL;
+    pthread_mutex_unlock(&gc.lock);
+}
 
 int lwc_host_enter(const void *stack_lo)
 {

@@ -311,6 +311,7 @@ void lwc_gc_sleep_begin(struct lwc_thread *t, struct retry_waiter *w, bool forev
 void lwc_gc_sleep_end(struct lwc_thread *t);
 void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w);
 void lwc_gc_idle_clear(struct lwc_thread *t);
+void lwc_gc_shutdown(void);
 /* Zero the frames a transaction body left below the caller (Note [Switch
  * targets] in scont.c): lwc_stack_scrub's little sibling, for every block. */
 void lwc_stack_scrub_body(void);

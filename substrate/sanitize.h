@@ -47,6 +47,12 @@ static inline void lwc_san_thread_start(struct lwc_thread *t)
 static inline void lwc_san_scont_new(lwc_scont_t *s)
 {
     (void)s;
+#if LWC_ASAN
+    /* A pooled stack keeps the redzones of the frames its last SCont never
+     * returned from (it completed, or was freed, inside them): a new frame
+     * over one reads as an overflow. */
+    __asan_unpoison_memory_region(lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack));
+#endif
 #if LWC_TSAN
     /* A fiber takes one of TSan's thread slots: past 8128 alive it dies. */
     s->tsan_fiber = __tsan_create_fiber(0);
