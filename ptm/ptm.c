@@ -578,11 +578,20 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
         bool asleep = !again;
         if (asleep)
             lwc_gc_sleep_begin(t, w, until == LWC_NEVER);  /* Note [Stopping the world] */
+        uint64_t wake = until;                      /* Note [The idle timer] in detect.c */
+        if (asleep && cap && until != LWC_NEVER && lwc_rt.idle_gc_ns &&
+            lwc_clock_ns() + lwc_rt.idle_gc_ns < until)
+            wake = lwc_clock_ns() + lwc_rt.idle_gc_ns;
         while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING) {
-            if (until == LWC_NEVER)
+            if (wake == LWC_NEVER) {
                 lwc_futex_wait(&w->state, W_SLEEPING);
-            else
-                again = !lwc_futex_wait_until(&w->state, W_SLEEPING, until);
+            } else if (!lwc_futex_wait_until(&w->state, W_SLEEPING, wake)) {
+                again = wake == until;
+                if (!again) {
+                    lwc_gc_idle_timer(t);
+                    wake = until;
+                }
+            }
         }
         if (asleep)
             lwc_gc_sleep_end(t);

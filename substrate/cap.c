@@ -388,6 +388,9 @@ int lwc_init(const lwc_config_t *cfg)
     if (stack < 16 * 1024 || stack > ((size_t)1 << 30))
         return LWC_EINVAL;
     lwc_stack_set_default_size(stack);
+    unsigned idle_gc_ms = cfg && cfg->idle_gc_ms ? cfg->idle_gc_ms
+                          : env_unsigned("LWC_IDLE_GC_MS", 0, 1u << 30);
+    lwc_rt.idle_gc_ns = (uint64_t)idle_gc_ms * 1000000u;
     lwc_rt.caps = calloc(ncaps, sizeof *lwc_rt.caps);
     if (!lwc_rt.caps)
         return LWC_ENOMEM;

@@ -162,6 +162,7 @@ void lwc_gc_idle_clear(struct lwc_thread *t)
 }
 
 static int collect(struct lwc_thread *t, bool idle);
+static int collect_locked(struct lwc_thread *t, bool idle);
 
 /* Is every plain OS thread asleep inside lwc?  With lwc_rt.lock held. */
 static bool foreign_all_asleep(void)
@@ -176,13 +177,16 @@ static bool foreign_all_asleep(void)
     return true;
 }
 
-/* Every capability idle with no deadline to wake at, and every plain OS
- * thread asleep in lwc? */
-static bool all_idle_for_good(void)
+/* Every capability idle, and every plain OS thread asleep in lwc?  For good:
+ * no capability sleeps to a deadline either. */
+static bool all_idle(bool for_good)
 {
     for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
         struct lwc_cap *c = &lwc_rt.caps[i];
-        if (atomic_load(&c->busy) != CAP_IDLE && atomic_load(&c->idle_until) != LWC_NEVER)
+        if (atomic_load(&c->busy) == CAP_IDLE)
+            continue;
+        uint64_t until = atomic_load(&c->idle_until);
+        if (for_good ? until != LWC_NEVER : until == 0)
             return false;
     }
     pthread_mutex_lock(&lwc_rt.lock);
@@ -219,9 +223,34 @@ __attribute__((noinline)) void lwc_gc_sleep_begin(struct lwc_thread *t, struct r
         pthread_mutex_unlock(&lwc_rt.lock);
         atomic_store(&t->asleep, 1);                /* seq_cst: Note [Stopping the world] */
     }
-    if (forever && atomic_load(&lwc_rt.up) && all_idle_for_good())
+    if (forever && atomic_load(&lwc_rt.up) && all_idle(true))
         collect(t, true);
     (void)here;
+}
+
+/* Note [The idle timer]
+ * ~~~~~~~~~~~~~~~~~~~~~
+ * With lwc_config_t.idle_gc_ms (or LWC_IDLE_GC_MS), a capability that has
+ * slept that long towards a deadline runs an idle pass if every capability is
+ * idle by then, although a sleeper or a service may wake something later:
+ * GHC's -I.  A partial deadlock beside an unrelated timer is found; the price
+ * is the exactness of the pass that runs by itself, since the sleeper may
+ * later act on references it keeps in malloc memory, hence opt-in, for
+ * programs that keep theirs in lwc_alloc memory or pins.  Sleepers pin
+ * themselves, so such a pass never declares a whole-program deadlock.  It
+ * runs once per sleep: a capability that wakes for nothing does not pass
+ * again until it has slept afresh.  Called from sleep_thread (ptm.c) while
+ * the capability is parked (lwc_gc_sleep_begin).  A pass already running
+ * makes it step aside. */
+void lwc_gc_idle_timer(struct lwc_thread *t)
+{
+    if (!atomic_load(&lwc_rt.up) || !all_idle(false))
+        return;
+    if (pthread_mutex_trylock(&gc.lock) != 0)
+        return;
+    if (all_idle(false))
+        collect_locked(t, true);
+    pthread_mutex_unlock(&gc.lock);
 }
 
 void lwc_gc_sleep_end(struct lwc_thread *t)
@@ -1101,8 +1130,6 @@ static int pass_run(bool idle)
     return -1;
 }
 
-static int collect_locked(struct lwc_thread *t, bool idle);
-
 /* An idle pass wanted while another ran: Note [Idle passes never lost]. */
 static _Atomic int idle_again;
 
@@ -1119,7 +1146,7 @@ static int collect(struct lwc_thread *t, bool idle)
         atomic_store(&idle_again, 1);
         while (pthread_mutex_trylock(&gc.lock) == 0) {
             while (atomic_exchange(&idle_again, 0))
-                if (all_idle_for_good())
+                if (all_idle(true))
                     n += collect_locked(t, true);
             pthread_mutex_unlock(&gc.lock);
             if (!atomic_load(&idle_again))

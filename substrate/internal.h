@@ -241,6 +241,7 @@ struct lwc_runtime {
     _Atomic int        up;          /* lwc_init done, lwc_shutdown not begun */
     _Atomic int        stopping;
     unsigned           ncaps;
+    uint64_t           idle_gc_ns;  /* Note [The idle timer] in detect.c; 0: off */
     struct lwc_cap    *caps;
     pthread_mutex_t    lock;        /* threads list, SCont structs */
     struct lwc_thread *threads;
@@ -312,6 +313,7 @@ void lwc_gc_sleep_end(struct lwc_thread *t);
 void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w);
 void lwc_gc_idle_clear(struct lwc_thread *t);
 void lwc_gc_shutdown(void);
+void lwc_gc_idle_timer(struct lwc_thread *t);  /* Note [The idle timer] in detect.c */
 /* Zero the frames a transaction body left below the caller (Note [Switch
  * targets] in scont.c): lwc_stack_scrub's little sibling, for every block. */
 void lwc_stack_scrub_body(void);

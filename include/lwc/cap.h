@@ -15,6 +15,12 @@ extern "C" {
 typedef struct lwc_config {
     unsigned ncaps;       /* 0: $LWC_CAPS, else 1 */
     size_t   stack_size;  /* default SCont stack in bytes; 0: $LWC_STACK_SIZE, else 256 KiB */
+    /* Opt-in (GHC's -I): once every capability has been idle this long, run a
+     * detection pass even while a sleeper or a service will wake something
+     * later.  Only for programs that keep every reference a thread may still
+     * use in lwc_alloc memory or pins (<lwc/detect.h>).  0: $LWC_IDLE_GC_MS,
+     * else off. */
+    unsigned idle_gc_ms;
 } lwc_config_t;
 
 /* Start the runtime (cfg NULL = defaults).  LWC_EBUSY if it is already running,
