@@ -272,28 +272,16 @@ END_TEST
  * a capability idle for 1 ms runs a pass: the child is found, and main, a
  * sleeper, is untouched. */
 
-static atomic_int timer_child_done, timer_child_err;
-
-static void timer_child(void *arg)
-{
-    (void)arg;
-    lwc_mvar_t *m = lwc_mvar_new();
-    lwc_word_t v;
-    atomic_store(&timer_child_err, lwc_mvar_take(m, &v));
-    lwc_mvar_free(m);
-    atomic_store(&timer_child_done, 1);
-}
-
 static void idle_timer(void *arg)
 {
     (void)arg;
-    atomic_store(&timer_child_done, 0);
-    ck_assert_int_eq(lwc_spawn(timer_child, NULL), LWC_OK);
-    for (int i = 0; !atomic_load(&timer_child_done); i++) {
+    atomic_store(&private_done, 0);
+    ck_assert_int_eq(lwc_spawn(private_taker, NULL), LWC_OK);
+    for (int i = 0; !atomic_load(&private_done); i++) {
         ck_assert_msg(i < 50000, "the idle timer never found the child");
         ck_assert_int_eq(lwc_sleep_ns(3000000), LWC_OK);
     }
-    ck_assert_int_eq(atomic_load(&timer_child_err), LWC_EBLOCKED_CONCDS);
+    ck_assert_int_eq(atomic_load(&private_err), LWC_EBLOCKED_CONCDS);
 }
 
 START_TEST(test_idle_timer)

@@ -194,19 +194,6 @@ START_TEST(test_alone_on_own_mvar)
 }
 END_TEST
 
-/* A child that takes from a private empty MVar and reports. */
-static atomic_int private_done, private_err;
-
-static void private_taker(void *arg)
-{
-    (void)arg;
-    lwc_mvar_t *m = lwc_mvar_new();
-    lwc_word_t v;
-    atomic_store(&private_err, lwc_mvar_take(m, &v));
-    lwc_mvar_free(m);
-    atomic_store(&private_done, 1);
-}
-
 /* ---- 2. Partial deadlock while the main thread runs (GHC conc019) -----------------------
  * A child takes from a private empty MVar.  Main sleeps 10 ms, calls lwc_gc,
  * sleeps 10 ms.  The child gets LWC_EBLOCKED_CONCDS; main is untouched. */

@@ -5,6 +5,7 @@
 
 #include "../unit/harness.h"
 
+#include <lwc/mvar.h>
 #include <lwc/sched.h>
 #include <stdbool.h>
 
@@ -66,6 +67,20 @@ static inline lwc_word_t wait_nonzero(lwc_tx_t *tx, void *arg)
 typedef struct { _Atomic uintptr_t bits; } hidden_t;
 static inline void hide(hidden_t *h, const void *p) { atomic_store(&h->bits, ~(uintptr_t)p); }
 static inline void *unhide(hidden_t *h) { return (void *)~atomic_load(&h->bits); }
+
+/* A child that takes from a private empty MVar (nothing else can ever put
+ * into it) and reports: the detector's simplest catch. */
+static atomic_int private_done, private_err;
+
+static inline void private_taker(void *arg)
+{
+    (void)arg;
+    lwc_mvar_t *m = lwc_mvar_new();
+    lwc_word_t v;
+    atomic_store(&private_err, lwc_mvar_take(m, &v));
+    lwc_mvar_free(m);
+    atomic_store(&private_done, 1);
+}
 
 /* Each loop that runs passes until one finds what the test expects gives up
  * after this many passes in a row that woke nothing while nothing else moved
