@@ -579,9 +579,10 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
         if (asleep)
             lwc_gc_sleep_begin(t, w, until == LWC_NEVER);  /* Note [Stopping the world] */
         uint64_t wake = until;                      /* Note [The idle timer] in detect.c */
-        if (asleep && cap && until != LWC_NEVER && lwc_rt.idle_gc_ns &&
-            lwc_clock_ns() + lwc_rt.idle_gc_ns < until)
-            wake = lwc_clock_ns() + lwc_rt.idle_gc_ns;
+        if (asleep && cap && until != LWC_NEVER && lwc_rt.idle_gc_ns) {
+            uint64_t timer = lwc_clock_ns() + lwc_rt.idle_gc_ns;
+            wake = timer < until ? timer : until;
+        }
         while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING) {
             if (wake == LWC_NEVER) {
                 lwc_futex_wait(&w->state, W_SLEEPING);

@@ -642,10 +642,6 @@ static void scan_static(struct pass *ps, const char *lo, const char *hi)
     scan(ps, lo, hi);
 }
 
-/* The writable segments of every loaded object, less the part that is
- * read-only after relocation (PT_GNU_RELRO): that holds only addresses fixed
- * at link time, never a thread's, and constants in it (libc keeps tables
- * there) can look like addresses where valgrind packs the address space. */
 /* A tool's runtime loaded into the program (a sanitizer's, valgrind's
  * preload) or the dynamic linker: their data is the tool's bookkeeping, never
  * where the program keeps a reference.  ASan's allocator caches alone are
@@ -665,6 +661,10 @@ static bool not_the_programs(const struct dl_phdr_info *info)
     return false;
 }
 
+/* The writable segments of every loaded object, less the part that is
+ * read-only after relocation (PT_GNU_RELRO): that holds only addresses fixed
+ * at link time, never a thread's, and constants in it (libc keeps tables
+ * there) can look like addresses where valgrind packs the address space. */
 static int static_segments(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
