@@ -85,6 +85,10 @@
  *    or from the point lwc_host_enter named: lwc_main names its own frame, so
  *    that the SCont it created, whose address may linger in dead slots below,
  *    is not kept alive by the thread that only waits for it.
+ *    Where it slept and the waiter that wakes it (sleep_sp, sleep_waiter)
+ *    change only under lwc_rt.lock, which foreign_all_asleep holds: the
+ *    waiter lives on the sleeper's stack and must not be read once the
+ *    sleeper has left lwc_gc_sleep_end.
  * A thread that never called into lwc is invisible; detect.h says to pin. */
 
 _Atomic uint32_t lwc_gc_request;
@@ -217,7 +221,7 @@ __attribute__((noinline)) void lwc_gc_sleep_begin(struct lwc_thread *t, struct r
     } else {
         if (!t->stack_hi)
             t->stack_hi = thread_stack_hi();
-        pthread_mutex_lock(&lwc_rt.lock);           /* foreign_all_asleep reads them */
+        pthread_mutex_lock(&lwc_rt.lock);           /* Note [Plain OS threads] */
         t->sleep_sp = (void *)&here;
         t->sleep_waiter = w;
         pthread_mutex_unlock(&lwc_rt.lock);
@@ -259,7 +263,7 @@ void lwc_gc_sleep_end(struct lwc_thread *t)
         safe_leave(&t->cap->safe);
     } else {
         safe_leave(&t->asleep);
-        pthread_mutex_lock(&lwc_rt.lock);           /* w, on our stack, dies now */
+        pthread_mutex_lock(&lwc_rt.lock);           /* Note [Plain OS threads] */
         t->sleep_sp = NULL;
         pthread_mutex_unlock(&lwc_rt.lock);
     }
@@ -509,7 +513,6 @@ static void resolve(struct pass *ps, uintptr_t w)
 {
     if (w < ps->min || w >= ps->max)
         return;
-    ps->region_word = w;
     size_t b = chunk_bit(w);
     if (!(ps->filter[b / 64] & (uint64_t)1 << (b % 64)))
         return;
@@ -531,6 +534,7 @@ static void resolve(struct pass *ps, uintptr_t w)
             push(ps, OBJ_BLOCK, o);
         }
     } else {
+        ps->region_word = w;                        /* for LWC_GC_DEBUG */
         mark_sc(ps, o->index);
     }
 }

@@ -484,11 +484,7 @@ static void deep_stack(void *arg)
     /* Under memcheck a tenth: each pass reads the whole live stack, slowly
      * there.  Under ThreadSanitizer half: its shadow call stack holds 65 536
      * frames, and overflows into a crash. */
-#if defined(__SANITIZE_THREAD__)
-    int depth = DEPTH / 2;
-#else
-    int depth = ON_VALGRIND() ? DEPTH / 10 : DEPTH;
-#endif
+    int depth = LWC_TSAN ? DEPTH / 2 : ON_VALGRIND() ? DEPTH / 10 : DEPTH;
     ck_assert_int_eq(deep(depth), LWC_EBLOCKED_CONCDS);
 }
 
