@@ -77,7 +77,8 @@
  * (sleep_thread) or, as an lwc_eval host, for its mail.
  *  - While one is awake, something outside the capabilities may act: no pass
  *    runs by itself, and no deadlock is declared.  An lwc_gc pass still runs;
- *    what such a thread holds must be pinned (detect.h).
+ *    what such a thread holds must be pinned (detect.h), except that the
+ *    thread calling lwc_gc has its own stack scanned, from the pass's frame.
  *  - One asleep in a retry is stopped like a capability: woken during a pass,
  *    it waits for the pass to end before it returns into the program.  Its
  *    stack is data the SConts may use (lwc_main's caller passes its locals to
@@ -285,6 +286,8 @@ struct sc {
     lwc_scont_t  *s;
     lwc_status_t  st;       /* as the pass sees it: Note [Idle in a blocking switch] */
     bool          root, marked;
+    bool          runs;     /* running, or runnable in a live scheduler */
+    bool          stranded; /* runnable in a scheduler nothing reaches: Note [Orphans] */
     char         *sp;       /* lowest live word of its stack, or NULL */
     struct retry_waiter *idle_waiter;   /* idles in its blocking switch */
     const char   *kept_by;  /* LWC_GC_DEBUG: what reached it first ... */
@@ -294,6 +297,12 @@ struct sc {
 };
 
 struct item { uint8_t kind; void *p; };
+
+/* A runnable SCont and the env of its scheduler: Note [Orphans]. */
+struct env_ref { uintptr_t env; uint32_t index; bool live; };
+
+/* Memory scanned as a root: the program's static data, plain threads' stacks. */
+struct range { uintptr_t lo, hi; };
 
 struct pass {
     struct obj  *obj;
@@ -308,6 +317,13 @@ struct pass {
     size_t       nwork, cap_work;
     struct tx_write *overlay;   /* the writes of blocking switches that idle */
     size_t       noverlay, cap_overlay;
+    struct env_ref *envs;       /* sorted by env: Note [Orphans] */
+    size_t       nenv, cap_env;
+    uintptr_t    env_lo, env_hi;    /* no env lies outside */
+    struct range *root_mem;
+    size_t       nroot_mem, cap_root_mem;
+    struct lwc_thread *caller;      /* who runs the pass ... */
+    const void  *caller_sp;         /* ... and the lowest live word of its stack */
     bool         nomem;
     bool         foreign_asleep;    /* every plain OS thread asleep in lwc */
     const char  *region;            /* what is being scanned: for LWC_GC_DEBUG */
@@ -506,6 +522,31 @@ static void mark_sc(struct pass *ps, size_t i)
     push(ps, OBJ_SCONT, &ps->sc[i]);
 }
 
+/* The first of the runnable SConts whose scheduler's env is env, or nenv. */
+static size_t env_find(const struct pass *ps, uintptr_t env)
+{
+    size_t lo = 0, hi = ps->nenv;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ps->envs[mid].env < env)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ps->nenv && ps->envs[lo].env == env ? lo : ps->nenv;
+}
+
+/* The scheduler whose env is env can still run its threads: mark them. */
+static void env_live(struct pass *ps, uintptr_t env)
+{
+    for (size_t k = env_find(ps, env); k < ps->nenv && ps->envs[k].env == env; k++) {
+        if (ps->envs[k].live)
+            return;
+        ps->envs[k].live = true;
+        mark_sc(ps, ps->envs[k].index);
+    }
+}
+
 enum { ITEM_PVAR = 3 };
 
 /* w may be a reference: follow it. */
@@ -516,6 +557,10 @@ static void resolve(struct pass *ps, uintptr_t w)
     size_t b = chunk_bit(w);
     if (!(ps->filter[b / 64] & (uint64_t)1 << (b % 64)))
         return;
+    if (w >= ps->env_lo && w <= ps->env_hi) {
+        ps->region_word = w;                        /* for LWC_GC_DEBUG */
+        env_live(ps, w);                /* an env may also be an object: go on */
+    }
     if (!(w & (sizeof(void *) - 1)) && lwc_traced_is_pvar((const void *)w)) {
         if (see_pvar(ps, (const void *)w)) {
             if (debug_passes())
@@ -665,6 +710,16 @@ static bool not_the_programs(const struct dl_phdr_info *info)
     return false;
 }
 
+static void add_root_mem(struct pass *ps, const void *lo, const void *hi)
+{
+    struct range *r = grow(ps->root_mem, &ps->cap_root_mem, ps->nroot_mem + 1, sizeof *r,
+                           &ps->nomem);
+    if (!r)
+        return;
+    ps->root_mem = r;
+    r[ps->nroot_mem++] = (struct range){ (uintptr_t)lo, (uintptr_t)hi };
+}
+
 /* The writable segments of every loaded object, less the part that is
  * read-only after relocation (PT_GNU_RELRO): that holds only addresses fixed
  * at link time, never a thread's, and constants in it (libc keeps tables
@@ -687,6 +742,7 @@ static int static_segments(struct dl_phdr_info *info, size_t size, void *arg)
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
             continue;
         const char *lo = (const char *)(info->dlpi_addr + ph->p_vaddr), *hi = lo + ph->p_memsz;
+        add_root_mem(arg, lo, hi);
         ((struct pass *)arg)->region = *info->dlpi_name ? info->dlpi_name : "the program's static data";
         if (relro_lo && relro_lo < hi && relro_hi > lo) {
             scan_static(arg, lo, relro_lo > lo ? relro_lo : lo);
@@ -713,6 +769,8 @@ static void pass_free(struct pass *ps)
     free(ps->seen);
     free(ps->work);
     free(ps->overlay);
+    free(ps->envs);
+    free(ps->root_mem);
     memset(ps, 0, sizeof *ps);
 }
 
@@ -740,6 +798,23 @@ static struct lwc_cap *parked_on(lwc_scont_t *s)
     return NULL;
 }
 
+/* Record that runnable s waits in the scheduler of its upcalls' env.  False
+ * if it has no scheduler to wait in (no switch_to_next, env NULL): then only
+ * whoever made it can run it, and it counts as a root, as it always did. */
+static bool add_env_ref(struct pass *ps, lwc_scont_t *s)
+{
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(s, &u);
+    if (!u.switch_to_next || !u.env)
+        return false;
+    struct env_ref *e = grow(ps->envs, &ps->cap_env, ps->nenv + 1, sizeof *e, &ps->nomem);
+    if (!e)
+        return false;
+    ps->envs = e;
+    e[ps->nenv++] = (struct env_ref){ (uintptr_t)u.env, (uint32_t)ps->nsc, false };
+    return true;
+}
+
 /* What each SCont is, as the pass sees it. */
 static void gather_sconts(struct pass *ps)
 {
@@ -765,8 +840,10 @@ static void gather_sconts(struct pass *ps)
         c->sp = cap ? cap->park_sp : ctx_sp(s);
         if (c->sp < lo || c->sp >= hi)
             c->sp = NULL;
-        if (c->st == LWC_RUNNING || c->st == LWC_BLOCKED_ON_SCHED)
+        if (c->st == LWC_RUNNING)
             c->root = true;
+        else if (c->st == LWC_BLOCKED_ON_SCHED)
+            c->root = !add_env_ref(ps, s);          /* Note [Orphans] */
         else if (c->st == LWC_BLOCKED_ON_CONCDS && s->retry_nodes && !c->idle_waiter &&
                  atomic_load(&s->retry_nodes[0].w->state) == W_FIRED)
             c->root = true;                         /* woken, the wake-up in flight */
@@ -796,6 +873,104 @@ static void gather_overlay(struct pass *ps)
         memcpy(o + ps->noverlay, t->idle_writes, t->idle_nwrites * sizeof *o);
         ps->noverlay += t->idle_nwrites;
     }
+}
+
+static int env_ref_cmp(const void *a, const void *b)
+{
+    const struct env_ref *x = a, *y = b;
+    if (x->env != y->env)
+        return x->env < y->env ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Sort the runnable SConts by env, and let the filter pass the envs. */
+static void sort_envs(struct pass *ps)
+{
+    ps->env_lo = UINTPTR_MAX;
+    ps->env_hi = 0;
+    if (!ps->nenv)
+        return;
+    qsort(ps->envs, ps->nenv, sizeof *ps->envs, env_ref_cmp);
+    ps->env_lo = ps->envs[0].env;
+    ps->env_hi = ps->envs[ps->nenv - 1].env;
+    for (size_t k = 0; k < ps->nenv; k++) {
+        uintptr_t e = ps->envs[k].env;
+        if (k && e == ps->envs[k - 1].env)
+            continue;
+        filter_add(ps, e, e + 1);
+        ps->min = e < ps->min ? e : ps->min;
+        ps->max = e + 1 > ps->max ? e + 1 : ps->max;
+    }
+}
+
+/* Is address p inside memory the pass has found live: a root's, or an object
+ * it marked? */
+static bool inside_live_memory(struct pass *ps, uintptr_t p)
+{
+    for (size_t i = 0; i < ps->nroot_mem; i++)
+        if (p >= ps->root_mem[i].lo && p < ps->root_mem[i].hi)
+            return true;
+    struct obj *o = find_obj(ps, p);
+    if (!o)
+        return false;
+    return o->kind == OBJ_BLOCK ? o->marked : ps->sc[o->index].marked;
+}
+
+/* An env that no word names exactly but that lies inside live memory (a
+ * scheduler in a static variable, on the host's stack, inside an lwc_alloc
+ * block or an SCont's stack) is live too.  Marking its threads may mark more
+ * memory, hence the loop. */
+static void envs_inside_roots(struct pass *ps)
+{
+    bool more = true;
+    while (more && !ps->nomem) {
+        more = false;
+        ps->region = "memory that holds the scheduler";
+        ps->region_scont = NULL;
+        for (size_t k = 0; k < ps->nenv; k++) {
+            struct env_ref *e = &ps->envs[k];
+            if (e->live || (k && e->env == e[-1].env))
+                continue;
+            if (inside_live_memory(ps, e->env)) {
+                ps->region_at = (const void *)e->env;
+                ps->region_word = e->env;
+                env_live(ps, e->env);
+                more = true;
+            }
+        }
+        drain(ps);
+    }
+}
+
+/* The runnable SConts left unmarked wait in schedulers that nothing can
+ * reach.  They will run again, adopted (Note [Orphans]), so what they reach
+ * is live: mark it, or a thread they would wake could be taken for dead. */
+static void find_stranded(struct pass *ps)
+{
+    ps->region = "a thread to be adopted";
+    ps->region_scont = NULL;
+    for (size_t i = 0; i < ps->nsc; i++) {
+        struct sc *c = &ps->sc[i];
+        c->runs = c->root || (c->st == LWC_BLOCKED_ON_SCHED && c->marked);
+        c->stranded = c->st == LWC_BLOCKED_ON_SCHED && !c->marked;
+    }
+    for (size_t i = 0; i < ps->nsc; i++) {
+        if (ps->sc[i].stranded) {
+            ps->region_at = ps->sc[i].s;
+            mark_sc(ps, i);
+        }
+    }
+    drain(ps);
+}
+
+static void scan_thread_stack(struct pass *ps, const void *lo, const void *hi)
+{
+    if (!lo || !hi || (const char *)lo >= (const char *)hi)
+        return;
+    ps->region = "the stack of a plain OS thread";
+    ps->region_scont = NULL;
+    scan(ps, lo, hi);
+    add_root_mem(ps, lo, hi);
 }
 
 /* Mark everything the roots reach; the traced tables are held. */
@@ -828,12 +1003,21 @@ static void mark(struct pass *ps)
             ps->max = ps->obj[i].hi;
     }
     lwc_traced_each_pvar(filter_pvar, ps);
-    ps->region = "running or runnable";
+    sort_envs(ps);
+    ps->region = "running";
     ps->region_scont = NULL;
     for (size_t i = 0; i < ps->nsc; i++) {
         ps->region_at = ps->sc[i].s;
         if (ps->sc[i].root)
             mark_sc(ps, i);
+    }
+    ps->region = "the scheduler an idle capability sleeps in";
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        struct lwc_cap *cap = &lwc_rt.caps[i];
+        if (atomic_load(&cap->safe) && cap->park_scont) {
+            ps->region_at = cap->park_scont;
+            resolve(ps, (uintptr_t)atomic_load(&cap->park_scont->up_env));
+        }
     }
     ps->region = "a pin";
     lwc_traced_each_pin(pin_root, ps);
@@ -842,12 +1026,19 @@ static void mark(struct pass *ps)
     ps->foreign_asleep = foreign_all_asleep();
     for (struct lwc_thread *f = lwc_rt.foreign; f; f = f->foreign_next) {
         const char *lo = f->host_lo ? f->host_lo : f->sleep_sp;
-        ps->region = "the stack of a plain OS thread";
-        if (atomic_load(&f->asleep) && f->sleep_sp && f->stack_hi && lo < f->stack_hi)
-            scan(ps, lo, f->stack_hi);              /* Note [Plain OS threads] */
+        if (atomic_load(&f->asleep) && f->sleep_sp)
+            scan_thread_stack(ps, lo, f->stack_hi);     /* Note [Plain OS threads] */
     }
     pthread_mutex_unlock(&lwc_rt.lock);
+    struct lwc_thread *t = ps->caller;
+    if (!t->cap) {                  /* lwc_gc from a plain OS thread: its stack is live */
+        if (!t->stack_hi)
+            t->stack_hi = thread_stack_hi();
+        scan_thread_stack(ps, t->host_lo ? t->host_lo : ps->caller_sp, t->stack_hi);
+    }
     drain(ps);
+    envs_inside_roots(ps);
+    find_stranded(ps);
 }
 
 /* ---- waking ------------------------------------------------------------------------------------ */
@@ -932,6 +1123,180 @@ static bool wake(struct wake *wk)
     return true;
 }
 
+/* ---- orphans ------------------------------------------------------------------------------------- */
+
+/* Note [Orphans]
+ * ~~~~~~~~~~~~~~~
+ * A runnable SCont (LWC_BLOCKED_ON_SCHED) runs again only when its
+ * scheduler's switch_to_next picks it, and that code runs only on a
+ * capability working for the scheduler: one running a thread of it, or
+ * idling in its switch_to_next.  A scheduler whose last capability has left
+ * and that nothing refers to can never run its queue again.  LWC only logged
+ * such threads; lwc adopts them into a live scheduler and wakes them with
+ * LWC_EBLOCKED_SCHED.
+ *
+ * The pass knows a scheduler by the env of its upcalls.  A runnable SCont is
+ * no root: it is marked when its scheduler is live, that is when its env is
+ *  - named exactly by a word the pass reads: a reached SCont names it in its
+ *    upcalls, lwc_main's static names its instance, a frame holds it;
+ *  - the env of the SCont on whose stack an idle capability sleeps
+ *    (design.md's "schedulers that idle capabilities sleep in");
+ *  - inside memory the pass found live: static data, a sleeping plain
+ *    thread's stack, a marked lwc_alloc block or SCont (envs_inside_roots).
+ * A pointer into the middle of a scheduler's memory does not keep it: only
+ * its env's own address, or a pin, does.  The runnable SConts left unmarked
+ * are stranded (find_stranded), and will run again adopted, so what they
+ * reach is marked before the victims are chosen: they may be the ones that
+ * wake a blocked thread.
+ *
+ * Nothing races with the adoption: no capability works for their scheduler,
+ * and no thread can reach them (a plain thread that holds an unpinned
+ * reference breaks detect.h's rule).  So the adopter's upcalls and a NULL
+ * local state are stored plainly, but only once the first wake-up batch has
+ * committed, which proves the marking still holds (Note [Waking in
+ * batches]): a pass that finds the world moved must leave them as they were.
+ * Then transactions of ORPHAN_BATCH orphans each write `pending`
+ * (LWC_EBLOCKED_SCHED, unless an error waits there already) and call the
+ * adopter's unblock_thread, which takes the orphan in with a node of its own
+ * and sets its local state; a re-run finds that node there.  `pending`, not
+ * `interrupt` (Note [Delivering errors] in exception.c): an orphan may have
+ * been woken from an MVar with a value that its blocking call must return;
+ * the error comes at the switch it is suspended in if that was a yield, else
+ * at its next switch point.  An orphan whose local state is still NULL after
+ * the commit was not taken in (the adopter ran out of memory): its old
+ * upcalls and local state go back, and a later pass tries again.
+ *
+ * The adopter is the scheduler of the SCont the pass runs on (lwc_gc's
+ * caller, or the SCont an idle capability sleeps on), else that of an SCont a
+ * host waits for (lwc_main's) while that scheduler runs, else any scheduler
+ * that runs, provided it takes orphans (lwc_sched_adopts_orphans: rr and ws
+ * do).  With none, the orphans stay where they are, and a whole-program
+ * deadlock report lists them. */
+
+#define ADOPTERS_MAX 16
+static _Atomic(void *) adopters[ADOPTERS_MAX];
+
+int lwc_sched_adopts_orphans(lwc_scont_t *(*switch_to_next)(lwc_tx_t *, lwc_scont_t *,
+                                                            lwc_status_t, void *))
+{
+    if (!switch_to_next)
+        return LWC_EINVAL;
+    for (unsigned i = 0; i < ADOPTERS_MAX; i++) {
+        void *seen = NULL;
+        if (atomic_compare_exchange_strong(&adopters[i], &seen, (void *)switch_to_next) ||
+            seen == (void *)switch_to_next)
+            return LWC_OK;
+    }
+    return LWC_ENOMEM;
+}
+
+/* s's upcalls, into *u, if they name a scheduler that takes orphans. */
+static bool adopter_of(lwc_scont_t *s, lwc_upcalls_t *u)
+{
+    if (!s)
+        return false;
+    lwc_scont_load_upcalls(s, u);
+    if (!u->switch_to_next || !u->unblock_thread || !u->env)
+        return false;
+    for (unsigned i = 0; i < ADOPTERS_MAX; i++)
+        if (atomic_load(&adopters[i]) == (void *)u->switch_to_next)
+            return true;
+    return false;
+}
+
+/* Does a capability work for the scheduler whose env is env? */
+static bool env_runs(const struct pass *ps, void *env)
+{
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        struct lwc_cap *cap = &lwc_rt.caps[i];
+        if (atomic_load(&cap->safe) && cap->park_scont &&
+            atomic_load(&cap->park_scont->up_env) == env)
+            return true;
+    }
+    for (size_t i = 0; i < ps->nsc; i++)
+        if (ps->sc[i].runs && atomic_load(&ps->sc[i].s->up_env) == env)
+            return true;
+    return false;
+}
+
+/* Note [Orphans]: the scheduler that adopts, into *u; false if none will. */
+static bool choose_adopter(const struct pass *ps, struct lwc_thread *t, lwc_upcalls_t *u)
+{
+    if (adopter_of(t->current, u))
+        return true;
+    for (size_t i = 0; i < ps->nsc; i++)
+        if (atomic_load(&ps->sc[i].s->host_waits) && adopter_of(ps->sc[i].s, u) &&
+            env_runs(ps, u->env))
+            return true;
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++)
+        if (atomic_load(&lwc_rt.caps[i].safe) && adopter_of(lwc_rt.caps[i].park_scont, u))
+            return true;
+    for (size_t i = 0; i < ps->nsc; i++)
+        if (ps->sc[i].runs && adopter_of(ps->sc[i].s, u))
+            return true;
+    return false;
+}
+
+#define ORPHAN_BATCH 8
+
+struct orphan { lwc_scont_t *s; lwc_upcalls_t old; void *old_local; };
+struct adoption { struct orphan *o; size_t n, next; const lwc_upcalls_t *to; };
+
+static lwc_word_t adopt_body(lwc_tx_t *tx, void *arg)
+{
+    struct adoption *a = arg;
+    for (size_t i = a->next; i < a->n && i < a->next + ORPHAN_BATCH; i++) {
+        lwc_scont_t *s = a->o[i].s;
+        if (!lwc_tx_read(tx, &s->pending))
+            lwc_tx_write(tx, &s->pending, (lwc_word_t)(intptr_t)LWC_EBLOCKED_SCHED);
+        a->to->unblock_thread(tx, s, a->to->env);
+    }
+    return 0;
+}
+
+/* Note [Orphans]: hand every stranded SCont to the scheduler `to`.  How many
+ * it took in. */
+static unsigned adopt(struct pass *ps, const lwc_upcalls_t *to)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ps->nsc; i++)
+        n += ps->sc[i].stranded;
+    struct orphan *o = malloc(n * sizeof *o);
+    if (!o) {
+        lwc_warn("out of memory in a detection pass: %zu stranded threads not adopted", n);
+        return 0;
+    }
+    for (size_t i = 0, k = 0; i < ps->nsc; i++) {
+        lwc_scont_t *s = ps->sc[i].s;
+        if (!ps->sc[i].stranded)
+            continue;
+        o[k].s = s;
+        lwc_scont_load_upcalls(s, &o[k].old);
+        o[k].old_local = atomic_load(&s->local);
+        lwc_scont_set_upcalls(s, to);
+        atomic_store(&s->local, NULL);
+        k++;
+    }
+    struct adoption a = { o, n, 0, to };
+    unsigned adopted = 0;
+    for (; a.next < n; a.next += ORPHAN_BATCH) {
+        int err = lwc_tx_run(adopt_body, &a, NULL, true);
+        for (size_t i = a.next; i < n && i < a.next + ORPHAN_BATCH; i++) {
+            if (err == LWC_OK && atomic_load(&o[i].s->local)) {
+                adopted++;
+                continue;
+            }
+            lwc_scont_set_upcalls(o[i].s, &o[i].old);
+            atomic_store(&o[i].s->local, o[i].old_local);
+        }
+    }
+    if (adopted < n)
+        lwc_warn("%zu threads stranded in a scheduler nothing can reach could not be adopted",
+                 n - adopted);
+    free(o);
+    return adopted;
+}
+
 static const char *status_name(lwc_status_t st);
 
 static void debug_report(struct pass *ps)
@@ -941,14 +1306,19 @@ static void debug_report(struct pass *ps)
         unsigned long long id = lwc_scont_id(c->s);
         if (c->root)
             fprintf(stderr, "lwc: gc: SCont %llu is a root (%s)\n", id, status_name(c->st));
-        if (c->st != LWC_BLOCKED_ON_CONCDS)
+        if (c->stranded) {
+            fprintf(stderr, "lwc: gc: SCont %llu is stranded in a scheduler nothing reaches\n", id);
+            continue;
+        }
+        bool blocked = c->st == LWC_BLOCKED_ON_CONCDS;
+        if (c->root || (!blocked && c->st != LWC_BLOCKED_ON_SCHED))
             continue;
         if (!c->marked) {
             fprintf(stderr, "lwc: gc: SCont %llu is blocked and unreachable\n", id);
             continue;
         }
-        fprintf(stderr, "lwc: gc: SCont %llu is blocked and reachable, first through %s", id,
-                c->kept_by);
+        fprintf(stderr, "lwc: gc: SCont %llu is %s and reachable, first through %s", id,
+                blocked ? "blocked" : "runnable", c->kept_by);
         if (c->kept_in && c->kept_in->stack.map)
             fprintf(stderr, " (SCont %llu, %td bytes below its stack's top)",
                     (unsigned long long)lwc_scont_id(c->kept_in),
@@ -959,7 +1329,9 @@ static void debug_report(struct pass *ps)
         VALGRIND_MAKE_MEM_DEFINED(&c->kept_word, sizeof c->kept_word);    /* read from anywhere */
 #endif
         const char *w = (const char *)c->kept_word;
-        if (w >= (const char *)c->s && w < (const char *)(c->s + 1))
+        if (!blocked && w == (const char *)atomic_load(&c->s->up_env))
+            fprintf(stderr, ": the word %p is its scheduler's env\n", (const void *)w);
+        else if (w >= (const char *)c->s && w < (const char *)(c->s + 1))
             fprintf(stderr, ": the word %p points into its struct\n", (const void *)w);
         else
             fprintf(stderr, ": the word %p points %td bytes below its stack's top\n",
@@ -987,13 +1359,16 @@ static void report(struct pass *ps)
                             "one (no pin, timer or foreign call)\n");
     for (size_t i = 0; i < ps->nsc && len < cap; i++) {
         struct sc *c = &ps->sc[i];
-        if (c->st != LWC_BLOCKED_ON_CONCDS)
+        if (c->st != LWC_BLOCKED_ON_CONCDS && !c->stranded)
             continue;
         lwc_scont_t *s = c->s;
         len += (size_t)snprintf(buf + len, cap - len, "lwc:   SCont %llu%s%s%s: %s",
                                 (unsigned long long)lwc_scont_id(s), s->name ? " \"" : "",
                                 s->name ? s->name : "", s->name ? "\"" : "", status_name(c->st));
-        if (len < cap && s->retry_nodes)
+        if (len < cap && c->stranded)
+            len += (size_t)snprintf(buf + len, cap - len,
+                                    ", in a scheduler that nothing reaches (none adopts it)");
+        else if (len < cap && s->retry_nodes)
             len += (size_t)snprintf(buf + len, cap - len, ", in a PTM retry on %u PVars",
                                     s->retry_nnodes);
         else if (len < cap && s->wait_what)
@@ -1050,18 +1425,18 @@ static void world_start(void)
 static bool nothing_runs(const struct pass *ps)
 {
     for (size_t i = 0; i < ps->nsc; i++)
-        if (ps->sc[i].root)
+        if (ps->sc[i].runs)
             return false;
     return true;
 }
 
-/* Deadlocked: nothing runs, and some SCont is blocked. */
+/* Deadlocked: nothing runs, and some SCont is blocked or stranded. */
 static bool deadlocked(const struct pass *ps)
 {
     if (!nothing_runs(ps))
         return false;
     for (size_t i = 0; i < ps->nsc; i++)
-        if (ps->sc[i].st == LWC_BLOCKED_ON_CONCDS)
+        if (ps->sc[i].st == LWC_BLOCKED_ON_CONCDS || ps->sc[i].stranded)
             return true;
     return false;
 }
@@ -1070,10 +1445,10 @@ static bool deadlocked(const struct pass *ps)
 
 /* The pass, with the lock held and every capability stopped.  Returns how
  * many SConts it woke, or -1 if the world kept moving. */
-static int pass_run(bool idle)
+static int pass_run(struct lwc_thread *t, const void *sp, bool idle)
 {
     for (unsigned attempt = 0; attempt < PASS_TRIES; attempt++) {
-        struct pass ps = { 0 };
+        struct pass ps = { .caller = t, .caller_sp = sp };
         uint64_t seq = lwc_ptm_quiet_seq();
         lwc_traced_lock();
         size_t npins = lwc_traced_npins();
@@ -1107,15 +1482,25 @@ static int pass_run(bool idle)
         }
         struct wake wk = { &ps, seq, LWC_EBLOCKED_CONCDS, false, 0, 0 };
         bool deadlock = false;
-        size_t victims = 0;
-        for (size_t i = 0; i < ps.nsc; i++)
+        size_t victims = 0, orphans = 0;
+        for (size_t i = 0; i < ps.nsc; i++) {
             victims += is_victim(&wk, &ps.sc[i]);
-        if (!victims && idle && npins == 0 && ps.foreign_asleep && deadlocked(&ps)) {
+            orphans += ps.sc[i].stranded;
+        }
+        lwc_upcalls_t adopter;
+        if (orphans && !choose_adopter(&ps, t, &adopter)) {
+            static atomic_flag warned = ATOMIC_FLAG_INIT;
+            if (!atomic_flag_test_and_set(&warned))
+                lwc_warn("%zu threads are stranded in a scheduler that nothing reaches, and "
+                         "no live scheduler adopts orphans (lwc_sched_adopts_orphans)", orphans);
+            orphans = 0;
+        }
+        if (!victims && !orphans && idle && npins == 0 && ps.foreign_asleep && deadlocked(&ps)) {
             deadlock = true;
             wk.err = LWC_EDEADLOCK;
             wk.only_hosts = true;
         }
-        if (!victims && !deadlock) {
+        if (!victims && !orphans && !deadlock) {
             pass_free(&ps);
             return 0;
         }
@@ -1126,10 +1511,13 @@ static int pass_run(bool idle)
             pass_free(&ps);
             continue;
         }
+        unsigned adopted = orphans ? adopt(&ps, &adopter) : 0;
+        if (debug_passes() && orphans)
+            fprintf(stderr, "lwc: gc: adopted %u\n", adopted);
         if (deadlock)
             report(&ps);
         pass_free(&ps);
-        return (int)wk.woken;
+        return (int)(wk.woken + adopted);
     }
     return -1;
 }
@@ -1174,7 +1562,7 @@ static int collect_locked(struct lwc_thread *t, bool idle)
     volatile char here = 0;
     bool was_safe = t->cap && atomic_load(&t->cap->safe);
     world_stop(t, (void *)&here);
-    int n = pass_run(idle);
+    int n = pass_run(t, (const void *)&here, idle);
     world_start();
     if (t->cap && !was_safe)
         safe_leave(&t->cap->safe);

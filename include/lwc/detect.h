@@ -35,13 +35,31 @@ LWC_API void *lwc_alloc(size_t n);
 LWC_API void  lwc_free(void *p);
 
 /* Run a detection pass now: every SCont blocked on a data structure that no
- * root reaches is woken with LWC_EBLOCKED_CONCDS (README.md, "Threads
- * blocked forever").  Stops every capability at its next switch point for
- * the pass, so a thread that computes without switching delays it.  Returns
- * how many SConts it woke, or LWC_EINVAL inside a transaction or before
- * lwc_init.  Passes also run by themselves whenever every capability idles
- * with no timer pending. */
+ * root reaches is woken with LWC_EBLOCKED_CONCDS, and every runnable one in a
+ * scheduler nothing reaches is adopted (lwc_sched_adopts_orphans; README.md,
+ * "Threads blocked forever").  Stops every capability at its next switch
+ * point for the pass, so a thread that computes without switching delays it.
+ * Returns how many SConts it woke or adopted, or LWC_EINVAL inside a
+ * transaction or before lwc_init.  Passes also run by themselves whenever
+ * every capability idles with no timer pending. */
 LWC_API int lwc_gc(void);
+
+/* Threads left runnable in a scheduler that nothing can reach any more (its
+ * last capability has left, and the program keeps no reference to it) are
+ * adopted by a live scheduler and get LWC_EBLOCKED_SCHED at their next
+ * switch point (at once, if they are suspended in a yield).  A scheduler that
+ * can adopt says so here, naming its switch_to_next upcall (rr and ws do).
+ * The detector may then, with every capability stopped: give a stranded
+ * SCont this scheduler's upcalls, set its local state to NULL, and call the
+ * unblock_thread upcall in a transaction.  That upcall must take the SCont in
+ * as a newcomer and set its local state (non-NULL; a re-run of the
+ * transaction finds it set); left NULL, the adoption is undone.  When the
+ * orphan completes, switch_to_next sees it with why LWC_COMPLETED and that
+ * local state: the place to give it back.  LWC_OK; LWC_EINVAL for NULL;
+ * LWC_ENOMEM once 16 schedulers have registered. */
+LWC_API int lwc_sched_adopts_orphans(lwc_scont_t *(*switch_to_next)(lwc_tx_t *tx,
+                                                                    lwc_scont_t *self,
+                                                                    lwc_status_t why, void *env));
 
 /* The host (lwc_main, lwc_eval, an embedding's event loop) waits for s to
  * finish.  When the whole program deadlocks, such SConts are woken with

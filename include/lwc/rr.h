@@ -22,6 +22,11 @@ LWC_API lwc_rr_t *lwc_rr_new(unsigned max_caps);
  * while rr has fewer than max_caps) starts it on an idle capability; with
  * none idle and none yet working for rr, LWC_EBUSY and nothing is created. */
 LWC_API int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg);
+/* The same, for a thread that always runs on an OS thread of its own
+ * (lwc_scont_new_bound): for code that needs one, such as a library that
+ * keeps state in thread-local storage.  Each switch to or from it hands the
+ * capability between OS threads. */
+LWC_API int lwc_rr_spawn_bound(lwc_rr_t *rr, void (*fn)(void *), void *arg);
 
 /* Let the other runnable threads of the caller's rr instance run first. */
 LWC_API int lwc_rr_yield(void);

@@ -22,6 +22,10 @@ LWC_API int lwc_main(void (*fn)(void *), void *arg);
 /* A detached thread on the calling thread's scheduler (from outside any
  * thread of this library's scheduler: on the one lwc_main started). */
 LWC_API int lwc_spawn(void (*fn)(void *), void *arg);
+/* The same, but the thread always runs on an OS thread of its own: a bound
+ * thread, GHC's forkOS.  Each switch to or from it hands the capability
+ * between OS threads, so it switches slower. */
+LWC_API int lwc_spawn_bound(void (*fn)(void *), void *arg);
 
 /* Let the other runnable threads of the scheduler run first.  LWC_EINVAL from
  * outside a thread of this scheduler. */

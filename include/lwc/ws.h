@@ -25,6 +25,11 @@ LWC_API lwc_ws_t *lwc_ws_new(unsigned ncaps);
  * one; with none idle and none yet working for ws, LWC_EBUSY and nothing is
  * created. */
 LWC_API int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg);
+/* The same, for a thread that always runs on an OS thread of its own
+ * (lwc_scont_new_bound): for code that needs one, such as a library that
+ * keeps state in thread-local storage.  Each switch to or from it hands the
+ * capability between OS threads. */
+LWC_API int lwc_ws_spawn_bound(lwc_ws_t *ws, void (*fn)(void *), void *arg);
 
 /* Let other runnable threads run first: the caller goes to the back of the
  * instance's shared queue. */

@@ -7,6 +7,7 @@
 
 #include <lwc/lwc.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "fifo.h"
 #include "pool.h"
@@ -47,10 +48,11 @@ __attribute__((destructor)) static void sched_thread_pool_drain(void)
 }
 
 /* A thread of `sched` that will run trampoline(node) with the upcalls given
- * (env = sched); not yet runnable.  NULL with errno set (from lwc_scont_new). */
+ * (env = sched), on an OS thread of its own if `bound`; not yet runnable.
+ * NULL with errno set (from lwc_scont_new). */
 static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void *), void *arg,
                                                     void (*trampoline)(void *),
-                                                    const lwc_upcalls_t *u)
+                                                    const lwc_upcalls_t *u, bool bound)
 {
     struct sched_thread *t = lwc_pool_take(&thread_pool);
     if (!t)
@@ -62,7 +64,8 @@ static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void
     atomic_store_explicit(&t->sched, sched, memory_order_relaxed);
     t->fn = fn;
     t->arg = arg;
-    lwc_scont_t *s = lwc_scont_new(trampoline, t, NULL);
+    lwc_scont_t *s = bound ? lwc_scont_new_bound(trampoline, t, NULL)
+                           : lwc_scont_new(trampoline, t, NULL);
     atomic_store_explicit(&t->s, s, memory_order_relaxed);
     if (!s) {
         lwc_pool_give(&thread_pool, t);
@@ -79,6 +82,61 @@ static inline void sched_thread_give(struct sched_thread *t)
 {
     lwc_scont_release(thread_scont(t));
     lwc_pool_give(&thread_pool, t);
+}
+
+/* A thread of ours has returned from its function: its node goes back.  The
+ * local state is cleared first, unless the thread was adopted elsewhere
+ * since, so that switch_to_next can tell an orphan's node (Note [Orphans]). */
+static inline void sched_thread_done(struct sched_thread *t)
+{
+    lwc_scont_t *s = thread_scont(t);
+    if (lwc_scont_get_local(s) == t)
+        lwc_scont_set_local(s, NULL);
+    sched_thread_give(t);
+}
+
+/* Note [Orphans]
+ * ~~~~~~~~~~~~~~
+ * rr and ws adopt the threads of a scheduler that nothing can reach any more
+ * (lwc_sched_adopts_orphans in detect.h, Note [Orphans] in
+ * substrate/detect.c).  Such a thread arrives in unblock_thread with no local
+ * state, and gets a node of ours with no function: its old scheduler's
+ * trampoline still runs when its function returns, and gives back the old
+ * node.  It is not counted in `live`, which only a trampoline of ours counts
+ * out (Note [rr capabilities] says why not in switch_to_next).  Our own
+ * threads clear their local state before they complete (sched_thread_done),
+ * so a thread that completes with a node is an orphan, and switch_to_next
+ * gives the node back once the completion commits. */
+static inline struct sched_thread *sched_thread_of(lwc_scont_t *s, void *sched)
+{
+    struct sched_thread *t = lwc_scont_get_local(s);
+    if (t)
+        return t;
+    if (!(t = lwc_pool_take(&thread_pool)))
+        return NULL;
+    if (!lwc_pool_pvar(&t->next)) {
+        lwc_pool_give(&thread_pool, t);
+        return NULL;                            /* the detector undoes the adoption */
+    }
+    atomic_store_explicit(&t->sched, sched, memory_order_relaxed);
+    atomic_store_explicit(&t->s, s, memory_order_relaxed);
+    t->fn = NULL;
+    t->arg = NULL;
+    lwc_scont_set_local(s, t);
+    return t;
+}
+
+static void orphan_node_give(void *t)
+{
+    lwc_pool_give(&thread_pool, t);
+}
+
+/* In switch_to_next: an orphan that completes gives its node back. */
+static inline void sched_thread_completing(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why)
+{
+    struct sched_thread *t;
+    if (__builtin_expect(why == LWC_COMPLETED, 0) && (t = lwc_scont_get_local(self)))
+        lwc_tx_defer(tx, orphan_node_give, t);
 }
 
 /* The env of the running SCont's upcalls if its switch_to_next is `next`:

@@ -49,8 +49,8 @@ static struct sched_thread *pop(lwc_tx_t *tx, lwc_rr_t *rr)
 
 static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
 {
-    (void)self; (void)why;
     lwc_rr_t *rr = env;
+    sched_thread_completing(tx, self, why);     /* Note [Orphans] in ../common/thread.h */
     struct sched_thread *t = pop(tx, rr);
     if (t)
         return thread_scont(t);
@@ -63,7 +63,9 @@ static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
 
 static void rr_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
 {
-    push(tx, env, lwc_scont_get_local(s));
+    struct sched_thread *t = sched_thread_of(s, env);
+    if (t)
+        push(tx, env, t);
 }
 
 lwc_rr_t *lwc_rr_self(void)
@@ -85,7 +87,7 @@ static void trampoline(void *arg)
     struct sched_thread *t = arg;
     lwc_scont_run(t->fn, t->arg);
     lwc_rr_t *rr = thread_sched(t);
-    sched_thread_give(t);
+    sched_thread_done(t);
     lwc_atomically(count_out, rr, NULL);        /* Note [rr capabilities] */
 }
 
@@ -122,15 +124,16 @@ static lwc_word_t unstart_body(lwc_tx_t *tx, void *arg)
     return LWC_OK;
 }
 
-static struct sched_thread *thread_new(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+static struct sched_thread *thread_new(lwc_rr_t *rr, void (*fn)(void *), void *arg, bool bound)
 {
     lwc_upcalls_t u = { rr_next, rr_unblock, rr };
-    return sched_thread_new(rr, fn, arg, trampoline, &u);
+    return sched_thread_new(rr, fn, arg, trampoline, &u, bound);
 }
 
-static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg,
+                                                bool bound)
 {
-    struct spawn sp = { rr, thread_new(rr, fn, arg), false };
+    struct spawn sp = { rr, thread_new(rr, fn, arg, bound), false };
     if (!sp.t)
         return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
     lwc_scont_t *s = thread_scont(sp.t);
@@ -147,13 +150,24 @@ static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), 
     return LWC_OK;
 }
 
-int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+/* The public spawns: checked, and scrubbed after. */
+static int spawn_checked(lwc_rr_t *rr, void (*fn)(void *), void *arg, bool bound)
 {
     if (!rr || !fn)
         return LWC_EINVAL;
-    int err = rr_spawn(rr, fn, arg);
+    int err = rr_spawn(rr, fn, arg, bound);
     lwc_stack_scrub();          /* Note [Scrubbing the stack] in substrate/detect.c */
     return err;
+}
+
+int lwc_rr_spawn(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+{
+    return spawn_checked(rr, fn, arg, false);
+}
+
+int lwc_rr_spawn_bound(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+{
+    return spawn_checked(rr, fn, arg, true);
 }
 
 static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
@@ -182,6 +196,7 @@ lwc_rr_t *lwc_rr_new(unsigned max_caps)
         errno = EINVAL;
         return NULL;
     }
+    lwc_sched_adopts_orphans(rr_next);
     lwc_rr_t *rr = calloc(1, sizeof *rr);
     if (!rr)
         goto nomem;

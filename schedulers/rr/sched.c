@@ -20,12 +20,21 @@ int lwc_main(void (*fn)(void *), void *arg)
     return lwc_main_run(&rr_ops, &main_rr, fn, arg);
 }
 
-int lwc_spawn(void (*fn)(void *), void *arg)
+/* The caller's instance, else lwc_main's. */
+static lwc_rr_t *spawn_target(void)
 {
     lwc_rr_t *rr = lwc_rr_self();
-    if (!rr && !(rr = main_rr))
-        return LWC_EINVAL;
-    return lwc_rr_spawn(rr, fn, arg);
+    return rr ? rr : main_rr;
+}
+
+int lwc_spawn(void (*fn)(void *), void *arg)
+{
+    return lwc_rr_spawn(spawn_target(), fn, arg);        /* NULL: LWC_EINVAL */
+}
+
+int lwc_spawn_bound(void (*fn)(void *), void *arg)
+{
+    return lwc_rr_spawn_bound(spawn_target(), fn, arg);        /* NULL: LWC_EINVAL */
 }
 
 int lwc_yield(void)

@@ -21,12 +21,21 @@ int lwc_main(void (*fn)(void *), void *arg)
     return lwc_main_run(&ws_ops, &main_ws, fn, arg);
 }
 
-int lwc_spawn(void (*fn)(void *), void *arg)
+/* The caller's instance, else lwc_main's. */
+static lwc_ws_t *spawn_target(void)
 {
     lwc_ws_t *ws = lwc_ws_self();
-    if (!ws && !(ws = main_ws))
-        return LWC_EINVAL;
-    return lwc_ws_spawn(ws, fn, arg);
+    return ws ? ws : main_ws;
+}
+
+int lwc_spawn(void (*fn)(void *), void *arg)
+{
+    return lwc_ws_spawn(spawn_target(), fn, arg);        /* NULL: LWC_EINVAL */
+}
+
+int lwc_spawn_bound(void (*fn)(void *), void *arg)
+{
+    return lwc_ws_spawn_bound(spawn_target(), fn, arg);        /* NULL: LWC_EINVAL */
 }
 
 int lwc_yield(void)

@@ -207,8 +207,8 @@ static bool must_stay(lwc_tx_t *tx, lwc_ws_t *ws)
 
 static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
 {
-    (void)self; (void)why;
     lwc_ws_t *ws = env;
+    sched_thread_completing(tx, self, why);     /* Note [Orphans] in ../common/thread.h */
     struct ws_worker *w = worker_here(ws);
     struct sched_thread *t = find_work(tx, ws, w, false);
     if (!t && must_stay(tx, ws)) {
@@ -253,7 +253,9 @@ static void push_woken(void *arg)
 static void ws_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
 {
     lwc_ws_t *ws = env;
-    struct sched_thread *t = lwc_scont_get_local(s);
+    struct sched_thread *t = sched_thread_of(s, ws);
+    if (!t)
+        return;
     if (lwc_ws_self() == ws && worker_here(ws))
         lwc_tx_defer(tx, push_woken, t);
     else
@@ -278,14 +280,14 @@ static void trampoline(void *arg)
     struct sched_thread *t = arg;
     lwc_scont_run(t->fn, t->arg);
     lwc_ws_t *ws = thread_sched(t);
-    sched_thread_give(t);
+    sched_thread_done(t);
     count_out(ws);
 }
 
-static struct sched_thread *thread_new(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+static struct sched_thread *thread_new(lwc_ws_t *ws, void (*fn)(void *), void *arg, bool bound)
 {
     lwc_upcalls_t u = { ws_next, ws_unblock, ws };
-    return sched_thread_new(ws, fn, arg, trampoline, &u);
+    return sched_thread_new(ws, fn, arg, trampoline, &u, bound);
 }
 
 struct spawn { lwc_ws_t *ws; struct sched_thread *t; bool start; };
@@ -352,11 +354,12 @@ static int place(struct spawn *sp)
     return terr != LWC_OK ? terr : (int)err;
 }
 
-static __attribute__((noinline)) int ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+static __attribute__((noinline)) int ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg,
+                                                bool bound)
 {
     if (lwc_pvar_peek(ws->closing) != WS_OPEN)
         return LWC_EINVAL;
-    struct spawn sp = { ws, thread_new(ws, fn, arg), false };
+    struct spawn sp = { ws, thread_new(ws, fn, arg, bound), false };
     if (!sp.t)
         return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
     atomic_fetch_add(&ws->live, 1);
@@ -369,13 +372,24 @@ static __attribute__((noinline)) int ws_spawn(lwc_ws_t *ws, void (*fn)(void *), 
     return err;
 }
 
-int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+/* The public spawns: checked, and scrubbed after. */
+static int spawn_checked(lwc_ws_t *ws, void (*fn)(void *), void *arg, bool bound)
 {
     if (!ws || !fn)
         return LWC_EINVAL;
-    int err = ws_spawn(ws, fn, arg);
+    int err = ws_spawn(ws, fn, arg, bound);
     lwc_stack_scrub();          /* Note [Scrubbing the stack] in substrate/detect.c */
     return err;
+}
+
+int lwc_ws_spawn(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+{
+    return spawn_checked(ws, fn, arg, false);
+}
+
+int lwc_ws_spawn_bound(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+{
+    return spawn_checked(ws, fn, arg, true);
 }
 
 static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
@@ -404,6 +418,7 @@ lwc_ws_t *lwc_ws_new(unsigned ncaps)
         errno = EINVAL;
         return NULL;
     }
+    lwc_sched_adopts_orphans(ws_next);
     lwc_ws_t *ws = calloc(1, sizeof *ws);
     if (!ws)
         goto nomem;

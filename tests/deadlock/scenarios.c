@@ -8,7 +8,7 @@
  * (hidden_t), report through plain ints, and let the threads concerned make
  * their own MVars.  No assertion depends on timing: a test that needs a pass
  * after a thread has blocked runs passes until the thread reports back. */
-#include "../generic/blocked.h"
+#include "guest.h"
 
 #include <lwc/io.h>
 #include <lwc/mvar.h>
@@ -294,8 +294,8 @@ END_TEST
  * over an array, and an MVar that signals "not empty"), worker threads that
  * pop a task, run one step of it and push it back while steps remain.  When
  * every task is done each worker blocks on the empty queue, which only the
- * workers reference, and each gets the error.  (The original's workers are
- * partly bound threads; lwc's schedulers have no bound spawn yet.) */
+ * workers reference, and each gets the error.  As in the original, some
+ * workers are bound threads (lwc_spawn_bound, GHC's forkOS). */
 
 #define WORKERS 4
 
@@ -305,7 +305,7 @@ struct queue {
     int         n;
 };
 
-static atomic_int workers_err[WORKERS], workers_steps, workers_done;
+static atomic_int workers_err[WORKERS], workers_steps, workers_done, workers_bound;
 static int tasks_n, steps_n;
 
 static void queue_push(struct queue *q, int steps)
@@ -342,6 +342,8 @@ static void worker(void *arg)
     struct queue *q = w->q;
     int id = w->id, steps, err;
     lwc_free(w);
+    if (lwc_scont_is_bound(lwc_scont_self()))
+        atomic_fetch_or(&workers_bound, 1 << id);
     while ((err = queue_pop(q, &steps)) == LWC_OK) {
         atomic_fetch_add(&workers_steps, 1);
         ck_assert_int_eq(lwc_yield(), LWC_OK);
@@ -369,7 +371,7 @@ static void feeder(void *arg)
         struct worker_arg *w = lwc_alloc(sizeof *w);
         ck_assert_ptr_nonnull(w);
         *w = (struct worker_arg){ q, i };
-        ck_assert_int_eq(lwc_spawn(worker, w), LWC_OK);
+        ck_assert_int_eq((i % 2 ? lwc_spawn : lwc_spawn_bound)(worker, w), LWC_OK);
     }
     for (int t = 0; t < tasks_n; t++)
         queue_push(q, steps_n);
@@ -380,6 +382,7 @@ static void workers_starve(void *arg)
     (void)arg;
     atomic_store(&workers_steps, 0);
     atomic_store(&workers_done, 0);
+    atomic_store(&workers_bound, 0);
     ck_assert_int_eq(lwc_spawn(feeder, NULL), LWC_OK);
     int idle = 0, steps = 0;
     while (atomic_load(&workers_done) < WORKERS) {
@@ -393,6 +396,7 @@ static void workers_starve(void *arg)
     ck_assert_int_eq(atomic_load(&workers_steps), tasks_n * steps_n);
     for (int i = 0; i < WORKERS; i++)
         ck_assert_int_eq(atomic_load(&workers_err[i]), LWC_EBLOCKED_CONCDS);
+    ck_assert_int_eq(atomic_load(&workers_bound), 0x5);     /* workers 0 and 2 */
 }
 
 START_TEST(test_workers_starve)
@@ -494,6 +498,91 @@ START_TEST(test_deep_stack)
     setenv("LWC_STACK_SIZE", ON_VALGRIND() ? "8388608" : "67108864", 1);   /* 8, 64 MiB */
     ck_assert_int_eq(lwc_main(deep_stack, NULL), LWC_OK);
     unsetenv("LWC_STACK_SIZE");
+}
+END_TEST
+
+/* ---- 9. Dead scheduler (our extension of LWC's unreachable-scheduler case) ----------------
+ * A FIFO scheduler written here (guest.h) borrows main's capability: its
+ * worker spawns three threads into its run queue, lets each run up to a
+ * yield, and finishes, and the scheduler hands the capability back to main.
+ * Nothing refers to the scheduler any more, so the three can never run: they
+ * are adopted by main's scheduler, and their yields return
+ * LWC_EBLOCKED_SCHED.  Once through lwc_gc from main; once through the pass
+ * that runs by itself while main waits on an MVar that only the three can
+ * fill (what stranded threads reach must count as live, or main would get
+ * an error too). */
+
+#define DEAD_MEMBERS 3
+static atomic_int dead_done, dead_err[DEAD_MEMBERS + 1];
+
+static void dead_member(void *arg)
+{
+    struct guest_thread *t = arg;
+    lwc_mvar_t *volatile results = t->arg;          /* on its stack, for the pass */
+    int err = guest_yield(t->g);
+    atomic_store(&dead_err[t->i], err);
+    if (results)
+        ck_assert_int_eq(lwc_mvar_put(results, (lwc_word_t)(intptr_t)err), LWC_OK);
+    atomic_fetch_add(&dead_done, 1);
+}
+
+static void dead_worker(void *arg)
+{
+    struct guest_thread *t = arg;
+    for (int i = 0; i < DEAD_MEMBERS; i++)
+        guest_spawn(t->g, dead_member, t->arg, true);
+    ck_assert_int_eq(guest_yield(t->g), LWC_OK);    /* each runs to its yield */
+    t->g->stopping = true;
+}
+
+/* Run the scheduler until its worker has finished; its address is left only
+ * in *hd, where no pass can read it. */
+static __attribute__((noinline)) void run_dead_scheduler(hidden_t *hd, lwc_mvar_t *results)
+{
+    struct guest *g = malloc(sizeof *g);
+    ck_assert_ptr_nonnull(g);
+    guest_init(g);
+    guest_spawn(g, dead_worker, results, true);
+    guest_enter(g);
+    ck_assert(g->stopping);
+    hide(hd, g);
+}
+
+static void dead_scheduler(void *arg)
+{
+    bool by_itself = arg != NULL;
+    atomic_store(&dead_done, 0);
+    lwc_mvar_t *results = by_itself ? lwc_mvar_new() : NULL;
+    hidden_t hd;
+    run_dead_scheduler(&hd, results);
+    lwc_stack_scrub();
+    if (by_itself) {
+        for (int i = 0; i < DEAD_MEMBERS; i++) {
+            lwc_word_t v;
+            ck_assert_int_eq(lwc_mvar_take(results, &v), LWC_OK);
+            ck_assert_int_eq((int)(intptr_t)v, LWC_EBLOCKED_SCHED);
+        }
+    }
+    ck_assert_int_eq(gc_until_count(&dead_done, DEAD_MEMBERS), by_itself ? 0 : DEAD_MEMBERS);
+    for (int i = 1; i <= DEAD_MEMBERS; i++)
+        ck_assert_int_eq(atomic_load(&dead_err[i]), LWC_EBLOCKED_SCHED);
+    struct guest *g = unhide(&hd);
+    guest_destroy(g);
+    free(g);
+    lwc_mvar_free(results);
+}
+
+START_TEST(test_dead_scheduler)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(dead_scheduler, NULL), LWC_OK);
+}
+END_TEST
+
+START_TEST(test_dead_scheduler_found_by_itself)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(dead_scheduler, "by itself"), LWC_OK);
 }
 END_TEST
 
@@ -919,6 +1008,8 @@ int main(void)
     tcase_add_loop_test(tc, test_retry_nothing, 0, 2);
     tcase_add_loop_test(tc, test_retry_rolls_back, 0, 2);
     tcase_add_loop_test(tc, test_deep_stack, 0, 2);
+    tcase_add_loop_test(tc, test_dead_scheduler, 0, 2);
+    tcase_add_loop_test(tc, test_dead_scheduler_found_by_itself, 0, 2);
     tcase_add_loop_test(tc, test_whole_program_deadlock, 0, 2);
     tcase_add_loop_test(tc, test_free_mvar_with_waiters, 0, 2);
     tcase_add_loop_test(tc, test_two_takers_of_one_lock, 0, 2);
