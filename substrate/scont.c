@@ -63,6 +63,17 @@ static lwc_scont_t *scont_make(void)
     return s;
 }
 
+static void upcalls_store(lwc_scont_t *s, const lwc_upcalls_t *u, unsigned q);
+
+/* Set the upcalls of an SCont being made, which no other thread may change
+ * yet (doomed transactions may read it: Note [Upcall seqlock]). */
+static void upcalls_init(lwc_scont_t *s, const lwc_upcalls_t *u)
+{
+    unsigned q = atomic_load_explicit(&s->upcall_seq, memory_order_relaxed);
+    atomic_store_explicit(&s->upcall_seq, q + 1, memory_order_relaxed);
+    upcalls_store(s, u, q);
+}
+
 static lwc_scont_t *scont_alloc(void)
 {
     struct lwc_thread *t = lwc_thread_peek();
@@ -71,8 +82,7 @@ static lwc_scont_t *scont_alloc(void)
         return scont_make();
     atomic_store_explicit(&s->retry_pv.value, 0, memory_order_relaxed);
     atomic_store_explicit(&s->switching_out, 0, memory_order_relaxed);
-    lwc_upcalls_t none = { 0 };
-    lwc_scont_set_upcalls(s, &none);
+    upcalls_init(s, NULL);
     atomic_store_explicit(&s->local, NULL, memory_order_relaxed);
     s->name = NULL;
     s->bound = NULL;
@@ -134,10 +144,12 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
     s->arg = arg;
     atomic_store_explicit(&s->refs, 2, memory_order_relaxed);   /* the handle, and being alive */
     struct lwc_thread *t = lwc_thread_peek();
-    if (t && t->current) {
+    if (attr && attr->upcalls) {
+        upcalls_init(s, attr->upcalls);
+    } else if (t && t->current) {
         lwc_upcalls_t u;
         lwc_scont_load_upcalls(t->current, &u);
-        lwc_scont_set_upcalls(s, &u);
+        upcalls_init(s, &u);
     }
     lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
     lwc_san_scont_new(s);
@@ -275,7 +287,10 @@ void *lwc_scont_get_local(lwc_scont_t *s)
  * again; a reader copies the words between two equal even counts.  The words are
  * stored with release and loaded with acquire (no fences, which ThreadSanitizer
  * cannot model): a reader that sees a new word therefore also sees the odd count
- * stored before it, and tries again. */
+ * stored before it, and tries again.  Writers take the count odd with a
+ * compare-and-swap, one at a time; a struct being made has no other writer,
+ * and upcalls_init stores the odd count plainly (doomed transactions may still
+ * read it: Note [Type-stable SConts]). */
 void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u)
 {
     for (;;) {
@@ -308,11 +323,17 @@ int lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u)
             break;
         lwc_spin_step(0);
     }
+    upcalls_store(s, u, q);
+    return LWC_OK;
+}
+
+/* The writer's side of Note [Upcall seqlock], once upcall_seq is q + 1. */
+static void upcalls_store(lwc_scont_t *s, const lwc_upcalls_t *u, unsigned q)
+{
     atomic_store_explicit(&s->up_next, u ? (void *)u->switch_to_next : NULL, memory_order_release);
     atomic_store_explicit(&s->up_unblock, u ? (void *)u->unblock_thread : NULL, memory_order_release);
     atomic_store_explicit(&s->up_env, u ? u->env : NULL, memory_order_release);
     atomic_store_explicit(&s->upcall_seq, q + 2, memory_order_release);
-    return LWC_OK;
 }
 
 int lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out)

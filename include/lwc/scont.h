@@ -20,16 +20,21 @@ typedef enum lwc_stack_kind {
     LWC_STACK_COPY          /* shared per-capability stack (not available yet: EINVAL) */
 } lwc_stack_kind_t;
 
+typedef struct lwc_upcalls lwc_upcalls_t;      /* below, under Upcalls */
+
 /* All-zero (or NULL) means defaults: the runtime's stack size, a guarded
- * stack, no name. */
+ * stack, no name, the creator's upcalls. */
 typedef struct lwc_scont_attr {
     size_t           stack_size;  /* bytes; rounded up to whole pages */
     lwc_stack_kind_t stack_kind;
     const char      *name;        /* copied; diagnostics print it */
+    const lwc_upcalls_t *upcalls; /* copied; NULL: the creator's */
 } lwc_scont_attr_t;
 
 /* Create an SCont that will run fn(arg).  Its status is LWC_BLOCKED_ON_SCHED and it
- * has its creator's upcalls (none when created outside an SCont).  The caller owns
+ * has attr's upcalls, else its creator's (none when created outside an
+ * SCont): a scheduler that names its own here saves an lwc_scont_set_upcalls,
+ * which is an atomic read-modify-write.  The caller owns
  * one handle, dropped with lwc_scont_release.  Returns NULL with errno set: EINVAL
  * (fn NULL, bad attr, lwc_init not called), ENOMEM. */
 LWC_API lwc_scont_t *lwc_scont_new(void (*fn)(void *), void *arg, const lwc_scont_attr_t *attr);

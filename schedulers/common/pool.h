@@ -13,8 +13,9 @@
  * a node whose thread never finishes (blocked when lwc_main returned, freed by
  * lwc_shutdown) never comes back to the free list, and the destructor that
  * gives the pool back at exit must still find it, or leak checkers report it.
- * The pool is a free array under a mutex: nodes are taken once per blocking
- * call or spawn.
+ * The pool is a free array under a mutex, and in front of it a cache per OS
+ * thread (Note [Pool caches]): nodes are taken once per blocking call or
+ * spawn, and a mutex there cost a ring hop 7%.
  *
  * Note [Pools and the detector]
  * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -42,10 +43,72 @@ struct lwc_pool {
     size_t          nfree, nall, cap;   /* both arrays have room for cap nodes */
     size_t          size;
     bool            traced;     /* nodes from lwc_alloc: Note [Pools and the detector] */
+    unsigned        slot;       /* its cache in lwc_pool_caches */
+    int             key_made;   /* 1: `key` exists; -1: it could not be made */
+    pthread_key_t   key;        /* gives a thread's cache back when the thread exits */
 };
 
-#define LWC_POOL_INIT(type, traced) \
-    { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, 0, sizeof(type), traced }
+/* `slot`: each pool of one source file has its own, below LWC_POOL_SLOTS. */
+#define LWC_POOL_INIT(type, traced, slot) \
+    { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, 0, sizeof(type), traced, slot, 0, 0 }
+
+/* Note [Pool caches]
+ * ~~~~~~~~~~~~~~~~~~
+ * Each OS thread keeps up to LWC_POOL_CACHED free nodes of each pool to
+ * itself, in thread-local storage, so that taking and giving a node is a
+ * load and a store.  An empty cache takes half its size from the free array
+ * at once, a full one gives half back, both under the lock.  A thread's
+ * cache goes back to the free array when the thread exits (a bound thread
+ * exits with its SCont), through a pthread key; a thread whose cache cannot
+ * be registered with it uses the free array only.  Nodes are taken and given
+ * between two switch points, never across one, so an SCont that moves
+ * between OS threads is no concern.  The caches are thread-local storage, which the detector
+ * does not scan (Note [Pools and the detector]); lwc_pool_destroy_all finds
+ * their nodes in `all`. */
+#define LWC_POOL_CACHED 32
+#define LWC_POOL_SLOTS  2
+
+struct lwc_pool_cache { struct lwc_pool *pool; unsigned n; void *node[LWC_POOL_CACHED]; };
+
+/* initial-exec: the libraries are linked, not dlopen'ed, and the default
+ * model would call __tls_get_addr on every take and give. */
+static __thread struct lwc_pool_cache lwc_pool_caches[LWC_POOL_SLOTS]
+    __attribute__((unused, tls_model("initial-exec")));
+
+/* Move up to n nodes from the cache to the free array; with the lock held. */
+static inline void lwc_pool_spill(struct lwc_pool *p, struct lwc_pool_cache *c, unsigned n)
+{
+    while (n-- && c->n)
+        p->free[p->nfree++] = c->node[--c->n];      /* room: nfree < nall <= cap */
+}
+
+static __attribute__((unused)) void lwc_pool_thread_exit(void *cache)
+{
+    struct lwc_pool_cache *c = cache;
+    pthread_mutex_lock(&c->pool->lock);
+    lwc_pool_spill(c->pool, c, LWC_POOL_CACHED);
+    pthread_mutex_unlock(&c->pool->lock);
+}
+
+/* The calling thread's cache of p. */
+static inline struct lwc_pool_cache *lwc_pool_cache(struct lwc_pool *p)
+{
+    return &lwc_pool_caches[p->slot];
+}
+
+/* Register c to be given back when this thread exits; false if it cannot be.
+ * With the lock held. */
+static inline bool lwc_pool_attach(struct lwc_pool *p, struct lwc_pool_cache *c)
+{
+    if (c->pool)
+        return true;
+    if (!p->key_made)
+        p->key_made = pthread_key_create(&p->key, lwc_pool_thread_exit) == 0 ? 1 : -1;
+    if (p->key_made < 0 || pthread_setspecific(p->key, c) != 0)
+        return false;
+    c->pool = p;
+    return true;
+}
 
 /* Room for one more node in both arrays; with the lock held. */
 static inline bool lwc_pool_room(struct lwc_pool *p)
@@ -64,13 +127,16 @@ static inline bool lwc_pool_room(struct lwc_pool *p)
     return true;
 }
 
-/* A node from the pool, or a new zeroed one; NULL when out of memory.  The
- * caller creates the PVars a node lacks (a new one, or one whose creation
- * failed before it was given back). */
-static inline void *lwc_pool_take(struct lwc_pool *p)
+/* lwc_pool_take with an empty cache. */
+static __attribute__((noinline, unused)) void *lwc_pool_take_slow(struct lwc_pool *p,
+                                                          struct lwc_pool_cache *c)
 {
+    void *n = NULL;
     pthread_mutex_lock(&p->lock);
-    void *n = p->nfree ? p->free[--p->nfree] : NULL;
+    if (p->nfree)
+        n = p->free[--p->nfree];
+    while (p->nfree && c->n < LWC_POOL_CACHED / 2 && lwc_pool_attach(p, c))
+        c->node[c->n++] = p->free[--p->nfree];
     pthread_mutex_unlock(&p->lock);
     if (n)
         return n;
@@ -92,17 +158,43 @@ static inline void *lwc_pool_take(struct lwc_pool *p)
     return n;
 }
 
+/* A node from the pool, or a new zeroed one; NULL when out of memory.  The
+ * caller creates the PVars a node lacks (a new one, or one whose creation
+ * failed before it was given back). */
+static inline void *lwc_pool_take(struct lwc_pool *p)
+{
+    struct lwc_pool_cache *c = lwc_pool_cache(p);
+    if (__builtin_expect(c->n != 0, 1))
+        return c->node[--c->n];
+    return lwc_pool_take_slow(p, c);
+}
+
 /* Create the PVar *pv unless the node has it already. */
 static inline bool lwc_pool_pvar(lwc_pvar_t **pv)
 {
     return *pv || (*pv = lwc_pvar_new(0)) != NULL;
 }
 
-static inline void lwc_pool_give(struct lwc_pool *p, void *n)
+static __attribute__((noinline, unused)) void lwc_pool_give_slow(struct lwc_pool *p,
+                                                         struct lwc_pool_cache *c, void *n)
 {
     pthread_mutex_lock(&p->lock);
-    p->free[p->nfree++] = n;            /* room: nfree < nall <= cap */
+    if (c->n == LWC_POOL_CACHED)
+        lwc_pool_spill(p, c, LWC_POOL_CACHED / 2);
+    if (lwc_pool_attach(p, c))
+        c->node[c->n++] = n;
+    else
+        p->free[p->nfree++] = n;        /* room: nfree < nall <= cap */
     pthread_mutex_unlock(&p->lock);
+}
+
+static inline void lwc_pool_give(struct lwc_pool *p, void *n)
+{
+    struct lwc_pool_cache *c = lwc_pool_cache(p);
+    if (__builtin_expect(c->n < LWC_POOL_CACHED && c->pool != NULL, 1))
+        c->node[c->n++] = n;
+    else
+        lwc_pool_give_slow(p, c, n);
 }
 
 /* At exit: every node the pool ever made, given back or not, to destroy (which
@@ -120,6 +212,10 @@ static inline void lwc_pool_destroy_all(struct lwc_pool *p, void (*destroy)(void
     free(p->all);
     p->free = p->all = NULL;
     p->nfree = p->nall = p->cap = 0;
+    lwc_pool_cache(p)->n = 0;           /* this thread's: the others have exited */
+    if (p->key_made > 0)
+        pthread_key_delete(p->key);
+    p->key_made = 0;
 }
 
 #endif

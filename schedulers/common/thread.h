@@ -34,7 +34,7 @@ static inline lwc_scont_t *thread_scont(struct sched_thread *t)
     return atomic_load_explicit(&t->s, memory_order_relaxed);
 }
 
-static struct lwc_pool thread_pool = LWC_POOL_INIT(struct sched_thread, true);
+static struct lwc_pool thread_pool = LWC_POOL_INIT(struct sched_thread, true, 0);
 
 static void sched_thread_destroy(void *node)
 {
@@ -64,14 +64,14 @@ static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void
     atomic_store_explicit(&t->sched, sched, memory_order_relaxed);
     t->fn = fn;
     t->arg = arg;
-    lwc_scont_t *s = bound ? lwc_scont_new_bound(trampoline, t, NULL)
-                           : lwc_scont_new(trampoline, t, NULL);
+    lwc_scont_attr_t attr = { .upcalls = u };
+    lwc_scont_t *s = bound ? lwc_scont_new_bound(trampoline, t, &attr)
+                           : lwc_scont_new(trampoline, t, &attr);
     atomic_store_explicit(&t->s, s, memory_order_relaxed);
     if (!s) {
         lwc_pool_give(&thread_pool, t);
         return NULL;
     }
-    lwc_scont_set_upcalls(s, u);
     lwc_scont_set_local(s, t);
     return t;
 }
@@ -84,14 +84,20 @@ static inline void sched_thread_give(struct sched_thread *t)
     lwc_pool_give(&thread_pool, t);
 }
 
-/* A thread of ours has returned from its function: its node goes back.  The
- * local state is cleared first, unless the thread was adopted elsewhere
- * since, so that switch_to_next can tell an orphan's node (Note [Orphans]). */
+/* A thread of ours has returned from its function: its node goes back, and
+ * its local state is cleared first, so that switch_to_next can tell an
+ * orphan's node (Note [Orphans]).  A thread adopted elsewhere since keeps
+ * the local state its adopter gave it, and its old node stays out of the
+ * pool: it may still be linked in the queue of the scheduler that died, and
+ * a node in the pool must have no link (Note [No stale links] in fifo.h). */
 static inline void sched_thread_done(struct sched_thread *t)
 {
     lwc_scont_t *s = thread_scont(t);
-    if (lwc_scont_get_local(s) == t)
-        lwc_scont_set_local(s, NULL);
+    if (lwc_scont_get_local(s) != t) {
+        lwc_scont_release(s);
+        return;
+    }
+    lwc_scont_set_local(s, NULL);
     sched_thread_give(t);
 }
 

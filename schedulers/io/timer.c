@@ -46,7 +46,7 @@ struct timer {
     size_t       index;       /* in the heap */
 };
 
-static struct lwc_pool pool = LWC_POOL_INIT(struct timer, false);
+static struct lwc_pool pool = LWC_POOL_INIT(struct timer, false, 0);
 
 /* A binary min-heap on (deadline, seq).  The seq makes the firing order
  * deterministic, but sleepers fired by one poll may still resume in another

@@ -60,8 +60,8 @@ struct waiter {
 
 /* Traced: an MVar reaches its waiters, and a waiter its thread, through these
  * nodes (Note [Pools and the detector] in ../common/pool.h). */
-static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, true);
-static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, true);
+static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, true, 0);
+static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, true, 1);
 
 static void waiter_destroy(void *node)
 {
@@ -116,6 +116,7 @@ __attribute__((destructor)) static void pool_drain(void)
 
 static void queue_push(lwc_tx_t *tx, lwc_mvar_t *mv, struct waiter *w)
 {
+    WR(w->next, 0);             /* it may have been a reader: Note [No stale links] */
     fifo_push(tx, mv->head, mv->tail, w);
 }
 

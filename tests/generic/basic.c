@@ -4,6 +4,7 @@
 
 #include <lwc/io.h>
 #include <lwc/mvar.h>
+#include <pthread.h>
 #include <string.h>
 
 /* Each test runs on 1 and then 2 capabilities (use_caps): lwc_main reads
@@ -392,9 +393,69 @@ END_TEST
 
 static void noop(void *arg) { (void)arg; }
 
+/* ---- bound threads ----------------------------------------------------------------------
+ * Two bound threads (lwc_spawn_bound) and two unbound ones pass a token
+ * around a ring of MVars: the values arrive in order, and each bound thread
+ * is on the same OS thread after every switch. */
+
+#define BOUND_RING 4
+#define BOUND_LAPS 200
+
+static lwc_mvar_t *bound_mv[BOUND_RING], *bound_done;
+static atomic_int bound_moved, bound_flags;
+
+static void bound_member(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    pthread_t me = pthread_self();
+    if (lwc_scont_is_bound(lwc_scont_self()))
+        atomic_fetch_or(&bound_flags, 1 << i);
+    for (int lap = 0; lap < BOUND_LAPS; lap++) {
+        lwc_word_t v;
+        ck_assert_int_eq(lwc_mvar_take(bound_mv[i], &v), LWC_OK);
+        ck_assert_uint_eq(v, (lwc_word_t)(lap * BOUND_RING + i));
+        if (!pthread_equal(me, pthread_self()) && lwc_scont_is_bound(lwc_scont_self()))
+            atomic_fetch_add(&bound_moved, 1);
+        if (lap < BOUND_LAPS - 1 || i < BOUND_RING - 1)
+            ck_assert_int_eq(lwc_mvar_put(bound_mv[(i + 1) % BOUND_RING], v + 1), LWC_OK);
+    }
+    ck_assert_int_eq(lwc_mvar_put(bound_done, (lwc_word_t)i), LWC_OK);
+}
+
+static void bound_ring(void *arg)
+{
+    (void)arg;
+    atomic_store(&bound_moved, 0);
+    atomic_store(&bound_flags, 0);
+    bound_done = lwc_mvar_new();
+    for (int i = 0; i < BOUND_RING; i++)
+        bound_mv[i] = lwc_mvar_new();
+    for (int i = 0; i < BOUND_RING; i++)
+        ck_assert_int_eq((i % 2 ? lwc_spawn : lwc_spawn_bound)(bound_member, (void *)(intptr_t)i),
+                         LWC_OK);
+    ck_assert_int_eq(lwc_mvar_put(bound_mv[0], 0), LWC_OK);
+    for (int i = 0; i < BOUND_RING; i++) {
+        lwc_word_t v;
+        ck_assert_int_eq(lwc_mvar_take(bound_done, &v), LWC_OK);
+    }
+    ck_assert_int_eq(atomic_load(&bound_flags), 0x5);      /* members 0 and 2 */
+    ck_assert_int_eq(atomic_load(&bound_moved), 0);
+    for (int i = 0; i < BOUND_RING; i++)
+        lwc_mvar_free(bound_mv[i]);
+    lwc_mvar_free(bound_done);
+}
+
+START_TEST(test_bound_threads)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(bound_ring, NULL), LWC_OK);
+}
+END_TEST
+
 START_TEST(test_outside_the_runtime)
 {
     ck_assert_int_eq(lwc_spawn(noop, NULL), LWC_EINVAL);    /* no lwc_main running */
+    ck_assert_int_eq(lwc_spawn_bound(noop, NULL), LWC_EINVAL);
     ck_assert_int_eq(lwc_yield(), LWC_EINVAL);
     ck_assert_int_eq(lwc_main(NULL, NULL), LWC_EINVAL);
     ck_assert_int_eq(lwc_join(NULL), LWC_EINVAL);
@@ -415,6 +476,7 @@ int main(void)
     tcase_add_test(tc, test_yield_is_fair);
     tcase_add_test(tc, test_waiter_outlives_its_run);
     tcase_add_test(tc, test_outside_the_runtime);
+    tcase_add_loop_test(tc, test_bound_threads, 0, 2);
     tcase_add_loop_test(tc, test_sleep_blocks_only_the_caller, 0, 2);
     tcase_add_loop_test(tc, test_sleepers_wake_in_deadline_order, 0, 2);
     tcase_add_loop_test(tc, test_many_short_sleeps, 0, 2);
