@@ -827,8 +827,10 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                     stash_defers(t, tx);
                 if (tx->has_switch && tx->target != tx->self) {
                     lwc_status_t left = tx->left_as;
-                    if (left == LWC_BLOCKED_ON_CONCDS)
+                    if (left == LWC_BLOCKED_ON_CONCDS) {
                         lwc_stack_scrub_body(); /* Note [Switch targets] in scont.c */
+                        LWC_CLEAR_CALLEE_SAVED();
+                    }
                     /* returns once we are resumed, maybe on another thread */
                     t = lwc_switch_after_commit(tx);
                     return lwc_scont_take_error(t->current, left);

@@ -29,12 +29,36 @@ static inline void lwc_ctx_saved(lwc_ctx_t *from, lwc_transfer_t t) { (void)from
 #else
 typedef struct lwc_ctx { void *sp; } lwc_ctx_t;
 lwc_transfer_t lwc_ctx_jump(void *to_sp, void *data);
-static inline lwc_transfer_t lwc_ctx_switch(lwc_ctx_t *from, lwc_ctx_t *to, void *data)
+/* Always inlined: a call of its own would keep `to`, the SCont switched to,
+ * in its frame under ThreadSanitizer (Note [Switch targets] in scont.c). */
+static inline __attribute__((always_inline)) lwc_transfer_t lwc_ctx_switch(lwc_ctx_t *from,
+                                                                          lwc_ctx_t *to,
+                                                                          void *data)
 {
     (void)from;
     return lwc_ctx_jump(to->sp, data);
 }
 static inline void lwc_ctx_saved(lwc_ctx_t *from, lwc_transfer_t t) { from->sp = t.sp; }
+#endif
+
+/* Zero the callee-saved registers the calling function holds nothing live
+ * in: the compiler keeps what is live elsewhere.  A switch saves these
+ * registers on the suspended stack, and a dead copy of the SCont switched to
+ * must not stay there (Note [Switch targets] in scont.c).  The frame
+ * pointer is left alone. */
+#if defined(__x86_64__)
+#define LWC_CLEAR_CALLEE_SAVED() \
+    __asm__ __volatile__("xor %%ebx, %%ebx\n\txor %%r12d, %%r12d\n\txor %%r13d, %%r13d\n\t" \
+                         "xor %%r14d, %%r14d\n\txor %%r15d, %%r15d" \
+                         ::: "rbx", "r12", "r13", "r14", "r15")
+#elif defined(__aarch64__)
+#define LWC_CLEAR_CALLEE_SAVED() \
+    __asm__ __volatile__("mov x19, xzr\n\tmov x20, xzr\n\tmov x21, xzr\n\tmov x22, xzr\n\t" \
+                         "mov x23, xzr\n\tmov x24, xzr\n\tmov x25, xzr\n\tmov x26, xzr\n\t" \
+                         "mov x27, xzr\n\tmov x28, xzr" \
+                         ::: "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28")
+#else
+#define LWC_CLEAR_CALLEE_SAVED() ((void)0)
 #endif
 
 /* Prepare *c to run entry(transfer, arg) on [stack_lo, stack_lo + size) when first

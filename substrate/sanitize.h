@@ -83,6 +83,10 @@ static inline void lwc_san_switch_begin(struct lwc_thread *t, lwc_scont_t *from,
         __sanitizer_start_switch_fiber(save, t->native_lo, t->native_size);
 #endif
 #if LWC_TSAN
+    /* lwc_swap_to is not instrumented: its acquire of the flag that
+     * lwc_land releases (Note [Switching out] in scont.c) is said here. */
+    if (to)
+        __tsan_acquire(&to->switching_out);
     __tsan_switch_to_fiber(to ? to->tsan_fiber : t->tsan_fiber, 0);
 #endif
 }

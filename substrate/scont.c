@@ -513,7 +513,10 @@ struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx)
  * reads it back from there, and waits for a target still switching out in a
  * function of its own.  lwc_tx_run zeroes the frames its transaction body
  * left (lwc_stack_scrub_body) before it switches out to block, for the same
- * reason: a runnable SCont is a root anyway. */
+ * reason, and zeroes the callee-saved registers it holds nothing live in
+ * (LWC_CLEAR_CALLEE_SAVED): the switch saves them on the blocked stack, and
+ * ThreadSanitizer's instrumentation made the compiler keep the target in
+ * one.  A runnable SCont is a root anyway. */
 static __attribute__((noinline, cold)) void wait_switched_out(struct lwc_thread *t)
 {
     for (unsigned i = 0; atomic_load_explicit(&t->current->switching_out, memory_order_acquire); i++)
@@ -521,7 +524,11 @@ static __attribute__((noinline, cold)) void wait_switched_out(struct lwc_thread 
 }
 
 /* Note [TLS across switches] in cap.c: every path below takes the thread it runs
- * on from the swap's transfer value, never from TLS read before the swap. */
+ * on from the swap's transfer value, never from TLS read before the swap.
+ * Not instrumented by ThreadSanitizer, whose calls around every access made
+ * the compiler keep `to` in a callee-saved register (Note [Switch targets]);
+ * the fiber switch in lwc_san_switch_begin still tells TSan of the switch. */
+__attribute__((no_sanitize_thread))
 struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scont_t *to)
 {
     lwc_ctx_t *from_ctx = from ? &from->ctx : &t->native;

@@ -544,10 +544,7 @@ int main(void)
 {
     Suite *s = suite_create(lwc_sched_name());
     /* Under memcheck and TSan one capability only: on two, memcheck missed
-     * an island once in a few dozen runs (no false positive).  TSan's builds
-     * miss islands even on one (kept alive by SCont addresses ~1200 bytes
-     * below the tops of other islands' stacks): open, the issue's note has
-     * it. */
+     * an island once in a few dozen runs (no false positive). */
     add_case(s, "islands", test_many_islands, SLOW_TOOL() ? 1 : 2);
     add_case(s, "blocked", test_many_blocked, 2);
     add_case(s, "scheduler_kept", test_scheduler_kept, 2);
