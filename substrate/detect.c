@@ -1626,7 +1626,11 @@ int lwc_host_wait_end(lwc_scont_t *s)
  * canary-filled stack: all but two words within 550 bytes of the spawner's
  * frame), and the frames of a blocking call that will lie there later;
  * every 256 bytes more are 16 more stores in every spawn. */
+#if LWC_ASAN || LWC_TSAN
+#define SCRUB_BYTES 2048        /* instrumented frames are larger */
+#else
 #define SCRUB_BYTES 768
+#endif
 #define SCRUB_BODY_BYTES 512
 
 /* Each is its own frame, right below its caller's, of the size it zeroes.
