@@ -1420,8 +1420,8 @@ static void world_start(void)
  * Then no code at all will read that malloc memory until something outside
  * acts (a pin, the static data and the host's stack stand for what outside
  * can reach), and a blocked thread that no root reaches can never be woken.
- * So the idle pass acts only in that state: finding a running or runnable
- * SCont it wakes nobody. */
+ * So the idle pass acts only in that state: finding an SCont running, or
+ * runnable in a live scheduler (Note [Orphans]), it wakes nobody. */
 static bool nothing_runs(const struct pass *ps)
 {
     for (size_t i = 0; i < ps->nsc; i++)

@@ -47,12 +47,8 @@ __attribute__((destructor)) static void sched_thread_pool_drain(void)
     lwc_pool_destroy_all(&thread_pool, sched_thread_destroy);
 }
 
-/* A thread of `sched` that will run trampoline(node) with the upcalls given
- * (env = sched), on an OS thread of its own if `bound`; not yet runnable.
- * NULL with errno set (from lwc_scont_new). */
-static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void *), void *arg,
-                                                    void (*trampoline)(void *),
-                                                    const lwc_upcalls_t *u, bool bound)
+/* A node of `sched` for fn(arg), with its PVar; NULL when out of memory. */
+static inline struct sched_thread *sched_node_take(void *sched, void (*fn)(void *), void *arg)
 {
     struct sched_thread *t = lwc_pool_take(&thread_pool);
     if (!t)
@@ -64,6 +60,19 @@ static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void
     atomic_store_explicit(&t->sched, sched, memory_order_relaxed);
     t->fn = fn;
     t->arg = arg;
+    return t;
+}
+
+/* A thread of `sched` that will run trampoline(node) with the upcalls given
+ * (env = sched), on an OS thread of its own if `bound`; not yet runnable.
+ * NULL with errno set (from lwc_scont_new). */
+static inline struct sched_thread *sched_thread_new(void *sched, void (*fn)(void *), void *arg,
+                                                    void (*trampoline)(void *),
+                                                    const lwc_upcalls_t *u, bool bound)
+{
+    struct sched_thread *t = sched_node_take(sched, fn, arg);
+    if (!t)
+        return NULL;
     lwc_scont_attr_t attr = { .upcalls = u };
     lwc_scont_t *s = bound ? lwc_scont_new_bound(trampoline, t, &attr)
                            : lwc_scont_new(trampoline, t, &attr);
@@ -118,16 +127,9 @@ static inline struct sched_thread *sched_thread_of(lwc_scont_t *s, void *sched)
     struct sched_thread *t = lwc_scont_get_local(s);
     if (t)
         return t;
-    if (!(t = lwc_pool_take(&thread_pool)))
-        return NULL;
-    if (!lwc_pool_pvar(&t->next)) {
-        lwc_pool_give(&thread_pool, t);
+    if (!(t = sched_node_take(sched, NULL, NULL)))
         return NULL;                            /* the detector undoes the adoption */
-    }
-    atomic_store_explicit(&t->sched, sched, memory_order_relaxed);
     atomic_store_explicit(&t->s, s, memory_order_relaxed);
-    t->fn = NULL;
-    t->arg = NULL;
     lwc_scont_set_local(s, t);
     return t;
 }
