@@ -59,6 +59,28 @@ struct pool_entry {
 static struct lwc_depot depot = LWC_DEPOT_INIT(POOL_MAX);
 #define LINK offsetof(struct pool_entry, next)
 
+/* Note [Cold stacks]
+ * ~~~~~~~~~~~~~~~~~~
+ * A pooled stack that the depot has no room for is not unmapped: its pages go
+ * back to the kernel (MADV_DONTNEED over all but the guard) and its record
+ * goes on the cold list, from which lwc_stack_get takes once the pools are
+ * empty.  The reason is vm.max_map_count.  Stacks mapped one after another
+ * merge into a few large mappings, so a million of them alive cost a handful
+ * of the 65530 mappings a process may have.  Unmapping one that lies among
+ * live ones splits its mapping in two: a program that had a million threads
+ * and finished most of them in no particular order (skynet on rr) reached
+ * the limit, and then every mmap failed, malloc's included.  Advice splits
+ * nothing, so the address range of the peak number of stacks stays reserved
+ * (not resident) until lwc_shutdown or a change of the default size, which
+ * unmap the cold stacks in address order, each run of adjacent ones with one
+ * munmap, so that unmapping never splits either.  A cold stack comes back
+ * with its guard in place: one system call less than a new one. */
+static struct {
+    pthread_mutex_t   lock;
+    struct lwc_stack *v;
+    size_t            n, cap;
+} cold = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+
 size_t lwc_stack_default_size(void)
 {
     return default_size;
@@ -161,13 +183,60 @@ static struct pool_entry *entry_of(struct lwc_stack *st)
     return (struct pool_entry *)(st->map + st->map_size - sizeof(struct pool_entry));
 }
 
-static void unmap_entries(struct pool_entry *e)
+/* Put st on the cold list; unmap it if there is no memory for the record. */
+static void cold_push(struct lwc_stack *st)
+{
+    pthread_mutex_lock(&cold.lock);
+    if (cold.n == cold.cap) {
+        size_t c = cold.cap ? cold.cap * 2 : 1024;
+        struct lwc_stack *v = realloc(cold.v, c * sizeof *v);
+        if (v) {
+            cold.v = v;
+            cold.cap = c;
+        }
+    }
+    bool kept = cold.n < cold.cap;
+    if (kept)
+        cold.v[cold.n++] = *st;
+    pthread_mutex_unlock(&cold.lock);
+    if (!kept)
+        stack_unmap(st);
+}
+
+/* Take the stacks of a pool list, each to the cold list; `release`: their
+ * pages go back to the kernel first (Note [Cold stacks]). */
+static void cool_entries(struct pool_entry *e, bool release)
 {
     while (e) {
         struct pool_entry *next = e->next;
         struct lwc_stack st = e->st;
-        stack_unmap(&st);
+        if (release)
+            madvise(lwc_stack_lo(&st), lwc_stack_usable(&st), MADV_DONTNEED);
+        cold_push(&st);
         e = next;
+    }
+}
+
+static int by_address(const void *a, const void *b)
+{
+    const struct lwc_stack *x = a, *y = b;
+    return x->map < y->map ? -1 : x->map > y->map;
+}
+
+/* Unmap v[0..n), sorted, a run of adjacent mappings at a time. */
+static void unmap_sorted(struct lwc_stack *v, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1, len = v[i].map_size;
+        while (j < n && v[j].map == v[i].map + len)
+            len += v[j++].map_size;
+        for (size_t k = i; k < j; k++) {
+            lwc_san_stack_forget(&v[k]);
+            if (v[k].mprotected)
+                atomic_fetch_sub(&mprotect_guards, 1);
+        }
+        munmap(v[i].map, len);
+        i = j;
     }
 }
 
@@ -186,7 +255,14 @@ static bool pool_take(struct lwc_stack *st, size_t map_size)
             return true;
         stack_unmap(st);
     }
-    return false;
+    bool found = false;
+    pthread_mutex_lock(&cold.lock);
+    if (cold.n && cold.v[cold.n - 1].map_size == map_size) {
+        *st = cold.v[--cold.n];
+        found = true;
+    }
+    pthread_mutex_unlock(&cold.lock);
+    return found;
 }
 
 int lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
@@ -221,14 +297,16 @@ void lwc_stack_put(struct lwc_stack *st)
     struct pool_entry *e = entry_of(st);
     e->st = *st;
     st->map = NULL;
-    unmap_entries(lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e));
+    cool_entries(lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e), true);
 }
 
 void lwc_stack_cache_flush(struct lwc_thread *t)
 {
-    unmap_entries(lwc_cache_flush(&t->stack_cache, &depot, LINK));
+    cool_entries(lwc_cache_flush(&t->stack_cache, &depot, LINK), true);
 }
 
+/* Unmap every stack in the depot and on the cold list, in address order
+ * (Note [Cold stacks]).  The caches of OS threads are flushed before. */
 void lwc_stack_pool_drain(void)
 {
     pthread_mutex_lock(&depot.lock);
@@ -236,7 +314,16 @@ void lwc_stack_pool_drain(void)
     depot.head = NULL;
     depot.n = 0;
     pthread_mutex_unlock(&depot.lock);
-    unmap_entries(e);
+    cool_entries(e, false);
+    pthread_mutex_lock(&cold.lock);
+    struct lwc_stack *v = cold.v;
+    size_t n = cold.n;
+    cold.v = NULL;
+    cold.n = cold.cap = 0;
+    pthread_mutex_unlock(&cold.lock);
+    qsort(v, n, sizeof *v, by_address);
+    unmap_sorted(v, n);
+    free(v);
 }
 
 /* ---- Overflow --------------------------------------------------------------- */

@@ -22,6 +22,7 @@ struct sched_thread {
     _Atomic(lwc_scont_t *) s;
     void       (*fn)(void *);
     void        *arg;
+    unsigned     round;             /* ws: Note [Fair turns] in ../ws/ws.c */
 };
 
 static inline void *thread_sched(struct sched_thread *t)

@@ -32,10 +32,36 @@
  *
  * A capability looks for work in this order: its stash, its own deque (newest
  * first), the shared queue, then the other deques (oldest first, random victims
- * then a sweep of all).  Every 61st look starts with the shared queue and then
- * the oldest thread of its own deque, so yielders, threads woken from outside
- * and threads at the top of the deque are not starved by a capability that
- * keeps spawning, or by two threads that keep waking each other.
+ * then a sweep of all).  Some looks are fair turns (Note [Fair turns]), so
+ * that yielders, threads woken from outside and threads at the top of the
+ * deque are not starved by a capability that keeps spawning, or by two
+ * threads that keep waking each other.
+ *
+ * Note [Fair turns]
+ * ~~~~~~~~~~~~~~~~~
+ * Every FAIR_TURN-th look is a fair turn.  If the shared queue holds a
+ * thread, the turn takes the oldest thread of the capability's own deque (the
+ * top) and compares: if that one was pushed before the shared queue was last
+ * served by a fair turn here, it runs; otherwise the shared queue's first
+ * runs, and the top waits in the stash to run next (Note [The stash]).  Each
+ * worker counts its turns that served the shared queue (`round`) and stamps
+ * every thread it pushes on its deque with the count.  With the shared queue
+ * empty, only every TOP_TURN-th look takes the top.
+ *
+ * Why not simpler.  Serving the shared queue on every fair turn let a thread
+ * that spawns a thousand threads and yields come back after 61 of them had
+ * run, spawn a thousand more, and so keep nearly all of them alive: a hundred
+ * thousand stacks, and a spawn that cost 13 us instead of 0.3 (tools/bench,
+ * spawn on ws).  With rounds it comes back once the threads it spawned before
+ * its last turn have run: at most two of its batches are alive.  And taking
+ * the top every 61st look broke depth-first order in fork-join programs: the
+ * top of the deque is the oldest, largest piece of work (in skynet, a subtree
+ * of 100 000 threads), and starting one every 61 looks kept thousands of
+ * half-done subtrees alive (skynet took 1.0 s instead of 0.5).  Once per
+ * TOP_TURN looks still bounds how long the top waits while two threads keep
+ * waking each other at the bottom.  Nothing starves: a thread in the shared
+ * queue waits for the threads stamped before the current round, which are
+ * finite, and which fair turns take from the top.
  *
  * Note [The stash]
  * ~~~~~~~~~~~~~~~~
@@ -76,6 +102,7 @@ struct ws_worker {
     struct sched_thread  *stash;       /* Note [The stash] */
     _Atomic int        sleeping;    /* Note [Sleeping and waking] */
     unsigned           rng, ticks;
+    unsigned           round;       /* Note [Fair turns] */
 } __attribute__((aligned(64)));
 
 struct lwc_ws {
@@ -136,21 +163,35 @@ static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
     return NULL;
 }
 
+static bool push_own(struct ws_worker *w, struct sched_thread *t)
+{
+    t->round = w->round;                        /* Note [Fair turns] */
+    return deque_push(&w->dq, t) == 0;
+}
+
 static void stash_clear(void *w)
 {
     ((struct ws_worker *)w)->stash = NULL;
 }
+
+#define FAIR_TURN 61
+#define TOP_TURN  (FAIR_TURN * 64)
 
 /* The next thread for this capability, in the order of Note [Where runnable
  * threads wait], or NULL. */
 static struct sched_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_worker *w, bool sweep)
 {
     struct sched_thread *t;
-    if (!w->stash && ++w->ticks % 61 == 0) {
-        if ((t = shared_pop(tx, ws)))
+    if (!w->stash && ++w->ticks % FAIR_TURN == 0) {    /* Note [Fair turns] */
+        bool queued = RD(ws->head) != 0;
+        if (queued || w->ticks % TOP_TURN == 0) {
+            void *x = deque_steal(&w->dq);      /* the oldest of our own */
+            w->stash = x == DEQUE_ABORT ? NULL : x;
+        }
+        if (queued && (!w->stash || w->stash->round == w->round) && (t = shared_pop(tx, ws))) {
+            w->round++;                         /* a re-run may count twice: harmless */
             return t;
-        void *x = deque_steal(&w->dq);          /* the oldest of our own */
-        w->stash = x == DEQUE_ABORT ? NULL : x;
+        }
     }
     if (!w->stash)
         w->stash = deque_take(&w->dq);
@@ -239,7 +280,7 @@ static void push_woken(void *arg)
     struct sched_thread *t = arg;
     lwc_ws_t *ws = thread_sched(t);
     struct ws_worker *w = worker_here(ws);
-    if (w && deque_push(&w->dq, t) == 0) {
+    if (w && push_own(w, t)) {
         wake_a_sleeper(ws);
         return;
     }
@@ -346,7 +387,7 @@ static int place(struct spawn *sp)
         }
     }
     struct ws_worker *w = lwc_ws_self() == ws ? worker_here(ws) : NULL;
-    if (w && deque_push(&w->dq, sp->t) == 0) {
+    if (w && push_own(w, sp->t)) {
         wake_a_sleeper(ws);
         return LWC_OK;
     }

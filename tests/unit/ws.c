@@ -4,6 +4,7 @@
 
 #include <lwc/mvar.h>
 #include <lwc/ws.h>
+#include <stdbool.h>
 
 /* ---- a sleeping capability wakes and steals ------------------------------------------ */
 
@@ -114,6 +115,101 @@ START_TEST(test_random_trees)
 }
 END_TEST
 
+/* ---- fair turns (Note [Fair turns] in schedulers/ws/ws.c) ------------------------------- */
+
+/* A thread that spawns a batch and yields, again and again, comes back once
+ * its earlier batches have run: the threads alive stay within two batches.
+ * (When every fair turn served the shared queue it came back after 61 and
+ * nearly all the threads it spawned were alive at once.) */
+#define BATCH 300
+struct batches { lwc_ws_t *ws; atomic_long alive; long most; };
+
+static void batch_member(void *arg)
+{
+    struct batches *b = arg;
+    atomic_fetch_sub(&b->alive, 1);
+}
+
+static void batch_spawner(void *arg)
+{
+    struct batches *b = arg;
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            atomic_fetch_add(&b->alive, 1);
+            ck_assert_int_eq(lwc_ws_spawn(b->ws, batch_member, b), LWC_OK);
+        }
+        long alive = atomic_load(&b->alive);
+        if (alive > b->most)
+            b->most = alive;
+        ck_assert_int_eq(lwc_ws_yield(), LWC_OK);
+    }
+}
+
+START_TEST(test_yielding_spawner_keeps_few_alive)
+{
+    unsigned caps = (unsigned)_i + 1;
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = caps }), LWC_OK);
+    struct batches b = { .ws = lwc_ws_new(0) };
+    ck_assert_int_eq(lwc_ws_spawn(b.ws, batch_spawner, &b), LWC_OK);
+    lwc_ws_free(b.ws);
+    ck_assert_int_eq(atomic_load(&b.alive), 0);
+    ck_assert_int_le(b.most, 2 * BATCH);
+    lwc_shutdown();
+}
+END_TEST
+
+/* Two threads that keep waking each other keep the bottom of the deque busy
+ * for ever; the thread spawned before them, at the top, still gets its turn,
+ * and it is the one that stops them. */
+struct rally { lwc_mvar_t *ping, *pong; atomic_int stop; };
+
+static void stopper(void *arg)
+{
+    atomic_store(&((struct rally *)arg)->stop, 1);
+}
+
+static void rally_player(struct rally *r, lwc_mvar_t *in, lwc_mvar_t *out, bool serves)
+{
+    lwc_word_t v = 1;
+    if (serves)
+        ck_assert_int_eq(lwc_mvar_put(out, v), LWC_OK);
+    for (;;) {
+        ck_assert_int_eq(lwc_mvar_take(in, &v), LWC_OK);
+        if (v == 0)
+            return;                             /* the other one has stopped */
+        v = !atomic_load(&r->stop);
+        ck_assert_int_eq(lwc_mvar_put(out, v), LWC_OK);
+        if (v == 0)
+            return;
+    }
+}
+
+static void player_a(void *arg) { struct rally *r = arg; rally_player(r, r->pong, r->ping, true); }
+static void player_b(void *arg) { struct rally *r = arg; rally_player(r, r->ping, r->pong, false); }
+
+/* On its deque, the stopper first (the top), then the players. */
+static void rally_parent(void *arg)
+{
+    lwc_ws_t *ws = lwc_ws_self();
+    ck_assert_int_eq(lwc_ws_spawn(ws, stopper, arg), LWC_OK);
+    ck_assert_int_eq(lwc_ws_spawn(ws, player_a, arg), LWC_OK);
+    ck_assert_int_eq(lwc_ws_spawn(ws, player_b, arg), LWC_OK);
+}
+
+START_TEST(test_top_of_deque_not_starved)
+{
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 1 }), LWC_OK);
+    struct rally r = { lwc_mvar_new(), lwc_mvar_new(), 0 };
+    lwc_ws_t *ws = lwc_ws_new(0);
+    ck_assert_int_eq(lwc_ws_spawn(ws, rally_parent, &r), LWC_OK);
+    lwc_ws_free(ws);
+    ck_assert_int_eq(atomic_load(&r.stop), 1);
+    lwc_mvar_free(r.ping);
+    lwc_mvar_free(r.pong);
+    lwc_shutdown();
+}
+END_TEST
+
 /* ---- misuse ------------------------------------------------------------------------------ */
 
 static void noop(void *arg) { (void)arg; }
@@ -141,6 +237,8 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_sleeping_capability_steals);
     tcase_add_loop_test(tc, test_random_trees, 0, 2);
+    tcase_add_loop_test(tc, test_yielding_spawner_keeps_few_alive, 0, 2);
+    tcase_add_test(tc, test_top_of_deque_not_starved);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
     return run_suite(s);
