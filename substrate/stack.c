@@ -73,8 +73,9 @@ static struct lwc_depot depot = LWC_DEPOT_INIT(POOL_MAX);
  * nothing, so the address range of the peak number of stacks stays reserved
  * (not resident) until lwc_shutdown or a change of the default size, which
  * unmap the cold stacks in address order, each run of adjacent ones with one
- * munmap, so that unmapping never splits either.  A cold stack comes back
- * with its guard in place: one system call less than a new one. */
+ * munmap, so that unmapping never splits either.  It is cheaper too: going
+ * cold and coming back is one madvise, where unmapping and mapping anew were
+ * three system calls (munmap, mmap, and the guard's madvise). */
 static struct {
     pthread_mutex_t   lock;
     struct lwc_stack *v;
@@ -321,8 +322,10 @@ void lwc_stack_pool_drain(void)
     cold.v = NULL;
     cold.n = cold.cap = 0;
     pthread_mutex_unlock(&cold.lock);
-    qsort(v, n, sizeof *v, by_address);
-    unmap_sorted(v, n);
+    if (n) {
+        qsort(v, n, sizeof *v, by_address);
+        unmap_sorted(v, n);
+    }
     free(v);
 }
 
