@@ -22,7 +22,7 @@ fi
 # A copy of the sources: the tree itself may be configured for the host.
 rm -rf "$build"
 mkdir -p "$build"
-(cd "$top" && tar -cf - configure.ac Makefile.am bootstrap lwc.pc.in README.md ChangeLog \
+(cd "$top" && tar -cf - configure.ac Makefile.am bootstrap lwc*.pc.in README.md ChangeLog \
     DEVELOPERS.md m4/.keep include substrate ptm schedulers tests tools examples) |
     (cd "$build" && tar -xf -)
 cd "$build"
