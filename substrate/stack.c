@@ -256,14 +256,18 @@ static bool pool_take(struct lwc_stack *st, size_t map_size)
             return true;
         stack_unmap(st);
     }
-    bool found = false;
-    pthread_mutex_lock(&cold.lock);
-    if (cold.n && cold.v[cold.n - 1].map_size == map_size) {
-        *st = cold.v[--cold.n];
-        found = true;
+    for (;;) {
+        pthread_mutex_lock(&cold.lock);
+        bool any = cold.n > 0;
+        if (any)
+            *st = cold.v[--cold.n];
+        pthread_mutex_unlock(&cold.lock);
+        if (!any)
+            return false;
+        if (st->map_size == map_size)
+            return true;
+        stack_unmap(st);
     }
-    pthread_mutex_unlock(&cold.lock);
-    return found;
 }
 
 int lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
