@@ -170,12 +170,18 @@ static void guard_install(struct lwc_stack *st)
     atomic_fetch_sub(&mprotect_guards, 1);
 }
 
-static void stack_unmap(struct lwc_stack *st)
+/* What the runtime keeps about a mapping that is about to go. */
+static void stack_forget(struct lwc_stack *st)
 {
     lwc_san_stack_forget(st);
-    munmap(st->map, st->map_size);
     if (st->mprotected)
         atomic_fetch_sub(&mprotect_guards, 1);
+}
+
+static void stack_unmap(struct lwc_stack *st)
+{
+    stack_forget(st);
+    munmap(st->map, st->map_size);
     st->map = NULL;
 }
 
@@ -231,11 +237,8 @@ static void unmap_sorted(struct lwc_stack *v, size_t n)
         size_t j = i + 1, len = v[i].map_size;
         while (j < n && v[j].map == v[i].map + len)
             len += v[j++].map_size;
-        for (size_t k = i; k < j; k++) {
-            lwc_san_stack_forget(&v[k]);
-            if (v[k].mprotected)
-                atomic_fetch_sub(&mprotect_guards, 1);
-        }
+        for (size_t k = i; k < j; k++)
+            stack_forget(&v[k]);
         munmap(v[i].map, len);
         i = j;
     }

@@ -45,8 +45,10 @@
  * served by a fair turn here, it runs; otherwise the shared queue's first
  * runs, and the top waits in the stash to run next (Note [The stash]).  Each
  * worker counts its turns that served the shared queue (`round`) and stamps
- * every thread it pushes on its deque with the count.  With the shared queue
- * empty, only every TOP_TURN-th look takes the top.
+ * every thread it pushes on its deque with the count (push_own).  Only a
+ * deque's owner pushes on it, so the top always carries a stamp of this
+ * worker's count, and the two compare.  With the shared queue empty, only
+ * every TOP_TURN-th look takes the top.
  *
  * Why not simpler.  Serving the shared queue on every fair turn let a thread
  * that spawns a thousand threads and yields come back after 61 of them had
