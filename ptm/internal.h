@@ -8,15 +8,29 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-/* Non-local exits within one stack (a transaction's abort, lwc_exit).  The
- * builtins save only what they must; the sanitizers intercept longjmp to keep
- * their shadow stacks right, so they get the library's. */
+/* Non-local exits within one stack (lwc_exit).  The builtins save only what
+ * they must; the sanitizers intercept longjmp to keep their shadow stacks
+ * right, so they get the library's. */
 #if LWC_ASAN || LWC_TSAN
 #define LWC_SETJMP(jb)  setjmp(jb)
 #define LWC_LONGJMP(jb) longjmp((jb), 1)
 #else
 #define LWC_SETJMP(jb)  __builtin_setjmp((void **)(jb))
 #define LWC_LONGJMP(jb) __builtin_longjmp((void **)(jb), 1)
+#endif
+
+/* How lwc_tx_abort leaves a transaction body: Note [Leaving a body] in ptm.c.
+ * The sanitizers must see the frames go, so they get setjmp. */
+#if !LWC_CONTEXT_UCONTEXT && !LWC_ASAN && !LWC_TSAN && \
+    (defined(__x86_64__) || defined(__aarch64__))
+#define LWC_TX_ASM 1
+#if defined(__x86_64__)
+#define LWC_TX_JB_WORDS 7           /* ptm/tx_x86_64.S */
+#else
+#define LWC_TX_JB_WORDS 21          /* ptm/tx_aarch64.S */
+#endif
+#else
+#define LWC_TX_ASM 0
 #endif
 
 struct lwc_thread;
@@ -62,6 +76,11 @@ struct tx_defer { void (*fn)(void *); void *arg; };
 /* One descriptor per OS thread, reused by every transaction that thread runs.
  * A transaction never outlives a switch: it commits (or is abandoned) first. */
 struct lwc_tx {
+#if LWC_TX_ASM
+    void            *jb[LWC_TX_JB_WORDS];  /* first: the assembly knows it at offset 0 */
+#else
+    jmp_buf          jb;
+#endif
     uint64_t         snapshot;    /* the commit sequence every read so far is current at */
     struct tx_read  *reads;
     struct tx_write *writes;
@@ -71,6 +90,7 @@ struct lwc_tx {
     uint64_t         bloom;       /* which PVars may be in the write set */
     bool             active;
     bool             direct;      /* this thread holds the commit bias: Note [Biased commit] */
+    bool             logs_reads;  /* false: reads go unlogged, Note [Unlogged reads] */
     bool             sleeps_thread; /* retry sleeps the OS thread, not the SCont */
     bool             has_switch;
     bool             completing;  /* the substrate's own completion transaction */
@@ -78,12 +98,17 @@ struct lwc_tx {
     lwc_scont_t     *self;        /* SCont running the transaction, or NULL */
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
     lwc_status_t     left_as;     /* with has_switch: the status self takes */
-    int              abort_code;  /* why the body was left by longjmp */
-    jmp_buf          jb;
+    int              abort_code;  /* 0, or why lwc_tx_abort left the body */
     struct tx_read   inline_reads[TX_INLINE_READS];
     struct tx_write  inline_writes[TX_INLINE_WRITES];
     struct tx_defer  inline_defers[TX_INLINE_DEFERS];
 };
+
+#if LWC_TX_ASM
+/* ptm/tx_*.S: Note [Leaving a body] in ptm.c. */
+lwc_word_t lwc_tx_call(lwc_tx_t *tx, lwc_tx_fn fn, void *arg);
+_Noreturn void lwc_tx_unwind(lwc_tx_t *tx);
+#endif
 
 /* The commit sequence (Note [Opacity] in ptm.c) and the bias over it
  * (Note [Biased commit]).  A cache line of its own. */
@@ -112,10 +137,13 @@ void lwc_tx_write_slow(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v);
 
 static inline lwc_word_t lwc_tx_read(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
-    if (__builtin_expect(!(tx->bloom & lwc_bloom_bit(pv)) && tx->nreads < tx->cap_reads, 1)) {
+    if (__builtin_expect(!(tx->bloom & lwc_bloom_bit(pv)), 1)) {
         /* Note [Opacity] in ptm.c: the value, then the sequence. */
         lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
-        if (__builtin_expect(atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed) ==
+        if (!tx->logs_reads)
+            return v;                   /* Note [Unlogged reads] in ptm.c */
+        if (__builtin_expect(tx->nreads < tx->cap_reads &&
+                             atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed) ==
                              tx->snapshot, 1)) {
             tx->reads[tx->nreads++] = (struct tx_read){ pv, v };
             return v;

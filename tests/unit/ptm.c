@@ -66,6 +66,25 @@ static lwc_word_t write_then_retry(lwc_tx_t *tx, void *arg)
     lwc_tx_retry(tx);
 }
 
+/* Fill the callee-saved registers with junk, as a body may before it is left
+ * by an abort (Note [Leaving a body] in ptm/ptm.c). */
+static void clobber_callee_saved(void)
+{
+#if defined(__x86_64__)
+    __asm__ __volatile__("mov $0x5a5a5a5a, %%ebx\n\tmov %%rbx, %%r12\n\tmov %%rbx, %%r13\n\t"
+                         "mov %%rbx, %%r14\n\tmov %%rbx, %%r15"
+                         ::: "rbx", "r12", "r13", "r14", "r15");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("mov x19, #0x5a5a\n\tmov x20, x19\n\tmov x21, x19\n\tmov x22, x19\n\t"
+                         "mov x23, x19\n\tmov x24, x19\n\tmov x25, x19\n\tmov x26, x19\n\t"
+                         "mov x27, x19\n\tmov x28, x19\n\tfmov d8, x19\n\tfmov d9, x19\n\t"
+                         "fmov d10, x19\n\tfmov d11, x19\n\tfmov d12, x19\n\tfmov d13, x19\n\t"
+                         "fmov d14, x19\n\tfmov d15, x19"
+                         ::: "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27",
+                             "x28", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15");
+#endif
+}
+
 START_TEST(test_retry_nothing_to_wait_for)
 {
     lwc_pvar_t *pv = lwc_pvar_new(5);
@@ -488,6 +507,52 @@ START_TEST(test_bias_retry_wakeups)
 }
 END_TEST
 
+static unsigned runs;
+
+static lwc_word_t retry_first_run(lwc_tx_t *tx, void *pv)
+{
+    lwc_word_t v = lwc_pvar_read(tx, pv);
+    if (runs++ == 0) {
+        clobber_callee_saved();
+        lwc_tx_retry(tx);
+    }
+    return v;
+}
+
+/* Values live across the call sit in callee-saved registers: more of them
+ * than there are caller-saved ones to spare. */
+static __attribute__((noinline)) uint64_t retry_once(lwc_pvar_t *pv, uint64_t seed)
+{
+    uint64_t a = seed, b = seed * 3, c = seed ^ 0x77, d = seed + 11, e = seed * 5;
+    double f = (double)seed * 0.5;
+    runs = 0;
+    lwc_word_t v = 0;
+    ck_assert_int_eq(lwc_atomically(retry_first_run, pv, &v), LWC_OK);
+    ck_assert_uint_eq(runs, 2);
+    ck_assert_uint_eq(v, lwc_pvar_peek(pv));
+    return a + b + c + d + e + (uint64_t)f;
+}
+
+/* Note [Unlogged reads]: a direct body that retries is run again with its
+ * reads logged before anything sleeps, and that run is a transaction like any
+ * other: here it no longer retries, so it commits, and nothing sleeps (a
+ * sleep would never end: nobody writes).  The first run left its body by an
+ * abort with the callee-saved registers full of junk: lwc_tx_run and its
+ * caller still find theirs (Note [Leaving a body]). */
+START_TEST(test_bias_retry_runs_again_logged)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0);
+    for (uint64_t seed = 1000; seed < 1003; seed++) {
+        if (!earn_bias(pv))
+            break;
+        uint64_t want = seed + seed * 3 + (seed ^ 0x77) + seed + 11 + seed * 5 +
+                        (uint64_t)((double)seed * 0.5);
+        ck_assert_uint_eq(retry_once(pv, seed), want);
+    }
+    lwc_pvar_free(pv);
+}
+END_TEST
+
 static void *earn_and_exit(void *pv)
 {
     earn_bias(pv);
@@ -538,6 +603,7 @@ int main(void)
     tcase_add_test(tc, test_bias_revoked_nothing_lost);
     tcase_add_test(tc, test_bias_retry_wakeups);
     tcase_add_test(tc, test_bias_released_at_thread_exit);
+    tcase_add_test(tc, test_bias_retry_runs_again_logged);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
