@@ -632,6 +632,31 @@ static void visit_pvar(struct pass *ps, lwc_pvar_t *pv)
     pvar_waiters(ps, pv);
 }
 
+/* The registers a suspended SCont saved outside its stack: with ucontext,
+ * swapcontext's buffer.  It holds every register as that call found them,
+ * its own arguments among them, and one of those points into the SCont it
+ * switched to: scanned whole, it would keep every SCont reachable from the
+ * one that ran before it (Note [Switch targets] in scont.c).  Only the
+ * registers a callee must keep hold anything the suspended code still
+ * uses.  The assembly switch saves those on the stack, scanned with it. */
+static void scan_saved_registers(struct pass *ps, lwc_scont_t *s)
+{
+#if LWC_CONTEXT_UCONTEXT && defined(__x86_64__)
+    static const int kept[] = { REG_RBX, REG_RBP, REG_R12, REG_R13, REG_R14, REG_R15 };
+    const greg_t *r = s->ctx.uc.uc_mcontext.gregs;
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        scan(ps, &r[kept[i]], &r[kept[i]] + 1);
+#elif LWC_CONTEXT_UCONTEXT && defined(__aarch64__)
+    const unsigned long long *r = s->ctx.uc.uc_mcontext.regs;
+    scan(ps, &r[19], &r[30]);                       /* x19..x29 */
+#elif LWC_CONTEXT_UCONTEXT
+    scan(ps, &s->ctx, &s->ctx + 1);                 /* all of it: conservative */
+#else
+    (void)ps;
+    (void)s;
+#endif
+}
+
 static void visit_scont(struct pass *ps, struct sc *c)
 {
     lwc_scont_t *s = c->s;
@@ -647,9 +672,7 @@ static void visit_scont(struct pass *ps, struct sc *c)
     pvar_waiters(ps, &s->retry_pv);
     pvar_waiters(ps, &s->pending);
     pvar_waiters(ps, &s->interrupt);
-#if LWC_CONTEXT_UCONTEXT
-    scan(ps, &s->ctx, &s->ctx + 1);                 /* the saved registers */
-#endif
+    scan_saved_registers(ps, s);
     if (c->sp)
         scan(ps, c->sp, stack_top(s));
 }

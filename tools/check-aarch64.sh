@@ -19,16 +19,9 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# A copy of the sources: the tree itself may be configured for the host.
-rm -rf "$build"
-mkdir -p "$build"
-(cd "$top" && tar -cf - configure.ac Makefile.am bootstrap lwc*.pc.in README.md ChangeLog \
-    DEVELOPERS.md m4/.keep include substrate ptm schedulers tests tools examples) |
-    (cd "$build" && tar -xf -)
+. "$top/tools/copy-tree.sh"
+copy_tree "$top" "$build"
 cd "$build"
-find . -name '*.o' -o -name '*.lo' -o -name '*.la' -o -name '.deps' -o -name '.libs' -o \
-    -name '.dirstamp' -o -name '*.log' -o -name '*.trs' | xargs rm -rf
-rm -f tests/unit/ptm tests/unit/scont tests/unit/cap tests/unit/stack examples/showcase tools/bench
 autoreconf -fi >/dev/null
 PKG_CONFIG_LIBDIR=/usr/lib/$triplet/pkgconfig ./configure --host=$triplet --enable-werror \
     --disable-shared >/dev/null
