@@ -1,12 +1,8 @@
 /* x86-64 System V: lwc_tx_call and lwc_tx_unwind, Note [Leaving a body] in
- * ptm.c.  The buffer is the first thing in the lwc_tx_t:
- *   0: rbx, rbp, r12, r13, r14, r15; 48: rsp at entry (our caller's return
- *   address is there). */
-#ifdef __CET__
-#define LWC_ENDBR endbr64
-#else
-#define LWC_ENDBR
-#endif
+ * ptm.c.  The buffer is the first thing in the lwc_tx_t: 0: the stack pointer
+ * at entry (our caller's return address is there); 8: the callee-saved
+ * registers (substrate/callee_saved.h). */
+#include "../substrate/callee_saved.h"
 
     .text
     .globl  lwc_tx_call
@@ -16,13 +12,8 @@
 lwc_tx_call:                        /* rdi = tx, rsi = fn, rdx = arg */
     .cfi_startproc
     LWC_ENDBR
-    movq    %rbx, 0(%rdi)
-    movq    %rbp, 8(%rdi)
-    movq    %r12, 16(%rdi)
-    movq    %r13, 24(%rdi)
-    movq    %r14, 32(%rdi)
-    movq    %r15, 40(%rdi)
-    movq    %rsp, 48(%rdi)
+    movq    %rsp, 0(%rdi)
+    LWC_STORE_CALLEE_SAVED %rdi
     movq    %rsi, %rax
     movq    %rdx, %rsi
     jmp     *%rax                   /* fn(tx, arg) returns straight to our caller */
@@ -36,13 +27,8 @@ lwc_tx_call:                        /* rdi = tx, rsi = fn, rdx = arg */
 lwc_tx_unwind:                      /* rdi = tx */
     .cfi_startproc
     LWC_ENDBR
-    movq    0(%rdi), %rbx
-    movq    8(%rdi), %rbp
-    movq    16(%rdi), %r12
-    movq    24(%rdi), %r13
-    movq    32(%rdi), %r14
-    movq    40(%rdi), %r15
-    movq    48(%rdi), %rsp
+    LWC_LOAD_CALLEE_SAVED %rdi
+    movq    0(%rdi), %rsp
     xorl    %eax, %eax
     ret                             /* from lwc_tx_call, as if the body had returned 0 */
     .cfi_endproc

@@ -2,8 +2,8 @@
  * contexts] in context.h.
  *
  * Saved frame (176 bytes), from the saved stack pointer up:
- *   x19..x28, x29 (fp), x30 (lr), d8..d15 (the low halves of v8..v15 are all the
- *   ABI keeps), FPCR. */
+ *   x19..x28, x29 (fp), x30 (lr), d8..d15 (callee_saved.h), FPCR at 160. */
+#include "callee_saved.h"
     .text
     .globl  lwc_ctx_jump
     .hidden lwc_ctx_jump
@@ -12,30 +12,12 @@
 lwc_ctx_jump:                       /* x0 = to_sp, x1 = data; returns {old sp, data} */
     .cfi_startproc
     sub     sp, sp, #176
-    stp     x19, x20, [sp, #0]
-    stp     x21, x22, [sp, #16]
-    stp     x23, x24, [sp, #32]
-    stp     x25, x26, [sp, #48]
-    stp     x27, x28, [sp, #64]
-    stp     x29, x30, [sp, #80]
-    stp     d8,  d9,  [sp, #96]
-    stp     d10, d11, [sp, #112]
-    stp     d12, d13, [sp, #128]
-    stp     d14, d15, [sp, #144]
+    LWC_STORE_CALLEE_SAVED sp
     mrs     x10, fpcr
     str     x10, [sp, #160]
     mov     x9, sp
     mov     sp, x0
-    ldp     x19, x20, [sp, #0]
-    ldp     x21, x22, [sp, #16]
-    ldp     x23, x24, [sp, #32]
-    ldp     x25, x26, [sp, #48]
-    ldp     x27, x28, [sp, #64]
-    ldp     x29, x30, [sp, #80]
-    ldp     d8,  d9,  [sp, #96]
-    ldp     d10, d11, [sp, #112]
-    ldp     d12, d13, [sp, #128]
-    ldp     d14, d15, [sp, #144]
+    LWC_LOAD_CALLEE_SAVED sp
     ldr     x11, [sp, #160]
     cmp     x10, x11                /* writing FPCR is slow: only when it differs */
     b.eq    1f

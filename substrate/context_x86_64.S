@@ -14,7 +14,7 @@
  *
  * Saved frame, from the saved stack pointer up:
  *   0: MXCSR (4 bytes) and the x87 control word (2 bytes)
- *   8: r15, r14, r13, r12, rbx, rbp; 56: the return address.
+ *   8: r15, r14, r13, r12, rbx, rbp (callee_saved.h); 56: the return address.
  * Everything else is caller-saved in the ABI, so the compiler has already spilled
  * whatever it needs across the call.
  *
@@ -30,11 +30,7 @@
  * step: lwc_switch went from about 117 to 80 ns with it on this project's
  * machine.  Two contexts that each switch from their own loop pay a mispredict
  * per switch instead (tools/bench, raw_switch_two_sites). */
-#ifdef __CET__
-#define LWC_ENDBR endbr64
-#else
-#define LWC_ENDBR
-#endif
+#include "callee_saved.h"
 
     .text
     .globl  lwc_ctx_jump
@@ -48,12 +44,7 @@ lwc_ctx_jump:                       /* rdi = to_sp, rsi = data; returns {old sp,
     .cfi_adjust_cfa_offset 56
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
-    movq    %r15, 8(%rsp)
-    movq    %r14, 16(%rsp)
-    movq    %r13, 24(%rsp)
-    movq    %r12, 32(%rsp)
-    movq    %rbx, 40(%rsp)
-    movq    %rbp, 48(%rsp)
+    LWC_STORE_CALLEE_SAVED %rsp
     movl    (%rsp), %r9d            /* our MXCSR and FCW, read back at the widths */
     movzwl  4(%rsp), %r10d          /* they were stored at, so the stores forward */
     movq    %rsp, %rax
@@ -67,12 +58,7 @@ lwc_ctx_jump:                       /* rdi = to_sp, rsi = data; returns {old sp,
     cmpw    4(%rsp), %r10w
     jne     .Lload_fcw
 .Lfcw_done:
-    movq    8(%rsp), %r15
-    movq    16(%rsp), %r14
-    movq    24(%rsp), %r13
-    movq    32(%rsp), %r12
-    movq    40(%rsp), %rbx
-    movq    48(%rsp), %rbp
+    LWC_LOAD_CALLEE_SAVED %rsp
     leaq    56(%rsp), %rsp
     movq    %rsi, %rdx
     ret                             /* Note [Returning from a switch] */

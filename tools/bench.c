@@ -199,8 +199,10 @@ static double bench_lwc_switch_same_loop(void)
     return switch_pair(same_a, same_b);
 }
 
-/* ---- one uncontended read+write transaction ---------------------------------------- */
+/* ---- one uncontended transaction ------------------------------------------------ */
 
+/* The target's read+write transaction, and beside it an empty and a read-only
+ * one: what every transaction pays whatever it does. */
 #define TXS 20000000L
 static lwc_word_t incr(lwc_tx_t *tx, void *arg)
 {
@@ -209,18 +211,34 @@ static lwc_word_t incr(lwc_tx_t *tx, void *arg)
     return v;
 }
 
-static double bench_ptm(void)
+static lwc_word_t read_only(lwc_tx_t *tx, void *arg)
+{
+    return lwc_pvar_read(tx, arg);
+}
+
+static lwc_word_t empty(lwc_tx_t *tx, void *arg)
+{
+    (void)tx;
+    (void)arg;
+    return 0;
+}
+
+static double time_txs(lwc_tx_fn fn, lwc_word_t expect)
 {
     lwc_pvar_t *pv = lwc_pvar_new(0);
     double t0 = now_ns();
     for (long i = 0; i < TXS; i++)
-        lwc_atomically(incr, pv, NULL);
+        lwc_atomically(fn, pv, NULL);
     double t = (now_ns() - t0) / TXS;
-    if (lwc_pvar_peek(pv) != (lwc_word_t)TXS)
+    if (lwc_pvar_peek(pv) != expect)
         fprintf(stderr, "bench: ptm lost an update\n");
     lwc_pvar_free(pv);
     return t;
 }
+
+static double bench_ptm(void)       { return time_txs(incr, (lwc_word_t)TXS); }
+static double bench_ptm_read(void)  { return time_txs(read_only, 0); }
+static double bench_ptm_empty(void) { return time_txs(empty, 0); }
 
 /* MXCSR status flags: set by any inexact floating-point result (printf of a
  * double sets them).  Note [FP control words] in substrate/context_x86_64.S. */
@@ -275,8 +293,11 @@ int main(int argc, char **argv)
         report("lwc_switch", run(bench_lwc_switch), "<= 15 ns", NULL);
         report("lwc_switch_same_loop", run(bench_lwc_switch_same_loop), "(for comparison)", NULL);
     }
-    if (!only || !strcmp(only, "ptm"))
+    if (!only || !strcmp(only, "ptm")) {
         report("ptm_read_write_tx", run(bench_ptm), "<= 15 ns", NULL);
+        report("ptm_read_only_tx", run(bench_ptm_read), "(for comparison)", NULL);
+        report("ptm_empty_tx", run(bench_ptm_empty), "(for comparison)", NULL);
+    }
     lwc_shutdown();
     return 0;
 }
