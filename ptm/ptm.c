@@ -63,7 +63,9 @@ struct lwc_commit lwc_commit = { .grant_after = 256 };
  * The second run is an ordinary transaction: if the state it sees no longer
  * makes it retry (another thread committed in between), it commits.  A retry
  * thus costs one more run of the body, and every other direct transaction
- * saves a log entry, a load of the sequence and a compare per read.
+ * saves a log entry, a load of the sequence and a compare per read.  (A read
+ * that takes the slow path, as a PVar the bloom filter wrongly places in the
+ * write set does, may still log itself: harmless, as the log goes unread.)
  *
  * Note [Biased commit]
  * ~~~~~~~~~~~~~~~~~~~~
@@ -873,7 +875,7 @@ static __attribute__((noinline)) int tx_aborted(struct lwc_thread *t, lwc_tx_t *
     int code = tx->abort_code;
     tx->active = false;
     if (code == LWC_TX_RETRY && !tx->logs_reads) {
-        bias_leave();                           /* Note [Unlogged reads] */
+        bias_leave();       /* Note [Unlogged reads]: only a direct one is unlogged */
         return TX_AGAIN_LOGGED;
     }
     if (tx->direct && code != LWC_TX_RETRY)
