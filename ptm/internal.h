@@ -176,7 +176,8 @@ void lwc_tx_init(lwc_tx_t *tx);
 void lwc_tx_destroy(lwc_tx_t *tx);
 
 /* Leave the running transaction body with err; lwc_atomically returns it.
- * Besides the lwc errors, the positive codes below. */
+ * Besides the lwc errors, the positive codes below; never LWC_OK (0 becomes
+ * LWC_EINVAL: Note [Leaving a body] in ptm.c). */
 _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err);
 #define LWC_TX_RERUN    1       /* a read was stale: run the body again */
 #define LWC_TX_RETRY    2       /* lwc_tx_retry */

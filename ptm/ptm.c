@@ -294,7 +294,9 @@ void lwc_tx_destroy(lwc_tx_t *tx)
 
 _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err)
 {
-    tx->abort_code = err;
+    /* Never 0: lwc_tx_run would take the abandoned body for one that returned
+     * and commit it (Note [Leaving a body]). */
+    tx->abort_code = err ? err : LWC_EINVAL;
 #if LWC_TX_ASM
     lwc_tx_unwind(tx);          /* Note [Leaving a body] */
 #else
@@ -851,7 +853,8 @@ static __attribute__((noinline)) void stash_defers(struct lwc_thread *t, lwc_tx_
  * body, which returns straight to lwc_tx_run.  lwc_tx_unwind loads them back
  * and returns from lwc_tx_call with 0: to lwc_tx_run an abort is an ordinary
  * return, with the registers the ABI promises, and `abort_code` (zeroed in
- * tx_begin) tells the two apart.  Under the sanitizers, which must see the
+ * tx_begin, never 0 after an abort: lwc_tx_abort makes sure) tells the two
+ * apart.  Under the sanitizers, which must see the
  * frames go, and with ucontext, lwc_tx_call is C with a setjmp. */
 #if LWC_TX_ASM
 _Static_assert(offsetof(struct lwc_tx, jb) == 0, "ptm/tx_*.S: the buffer comes first");

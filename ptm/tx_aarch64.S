@@ -34,4 +34,4 @@ lwc_tx_unwind:                      /* x0 = tx */
     .cfi_endproc
     .size   lwc_tx_unwind, .-lwc_tx_unwind
 
-    .section .note.GNU-stack,"",@progbits
+    .section .note.GNU-stack,"",%progbits
