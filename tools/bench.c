@@ -19,7 +19,7 @@
 #include "timing.h"
 #include "../substrate/context.h"   /* the raw switch: a private primitive */
 
-#define RUNS 5
+static int runs = 5;
 
 static void report(const char *name, double ns, const char *target, const char *peer)
 {
@@ -34,7 +34,7 @@ static void report(const char *name, double ns, const char *target, const char *
  * context switching through one function as a runtime does (the target's
  * figure), and "two_sites", each context switching from its own loop. */
 
-#define SWITCHES 20000000L
+static long SWITCHES = 20000000L;
 static lwc_ctx_t main_ctx, other_ctx;
 static int two_sites;
 
@@ -113,7 +113,7 @@ static double bench_fcontext(void)
 
 /* ---- lwc_switch between two SConts on one capability ------------------------------ */
 
-#define SCONT_SWITCHES 10000000L
+static long SCONT_SWITCHES = 10000000L;
 struct sw { lwc_scont_t *a, *b; double ns; lwc_pvar_t *done; };
 
 static lwc_scont_t *to_arg(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
@@ -203,7 +203,7 @@ static double bench_lwc_switch_same_loop(void)
 
 /* The target's read+write transaction, and beside it an empty and a read-only
  * one: what every transaction pays whatever it does. */
-#define TXS 20000000L
+static long TXS = 20000000L;
 static lwc_word_t incr(lwc_tx_t *tx, void *arg)
 {
     lwc_word_t v = lwc_pvar_read(tx, arg);
@@ -256,14 +256,26 @@ typedef double (*bench_fn)(void);
 
 static double run(bench_fn fn)
 {
-    double v[RUNS];
-    for (int i = 0; i < RUNS; i++)
+    double v[5];
+    for (int i = 0; i < runs; i++)
         v[i] = fn();
-    return median(v, RUNS);
+    return median(v, runs);
 }
 
 int main(int argc, char **argv)
 {
+    /* --size N: one run of each figure, N switches or transactions, for
+     * tools/bench-instr.sh, which counts instructions at two sizes. */
+    if (argc > 2 && strcmp(argv[1], "--size") == 0) {
+        long n = atol(argv[2]);
+        if (n <= 0) {
+            fprintf(stderr, "bench: --size takes a positive count\n");
+            return 2;
+        }
+        SWITCHES = SCONT_SWITCHES = TXS = n;
+        runs = 1;
+        argc -= 2, argv += 2;
+    }
     const char *only = argc > 1 ? argv[1] : NULL;
     lwc_config_t cfg = { .ncaps = 1 };
     if (lwc_init(&cfg) != LWC_OK)
@@ -293,6 +305,10 @@ int main(int argc, char **argv)
         report("lwc_switch", run(bench_lwc_switch), "<= 15 ns", NULL);
         report("lwc_switch_same_loop", run(bench_lwc_switch_same_loop), "(for comparison)", NULL);
     }
+    if (only && !strcmp(only, "lwc_switch"))
+        report("lwc_switch_same_loop", run(bench_lwc_switch_same_loop), "(for comparison)", NULL);
+    if (only && !strcmp(only, "ptm_read_write"))
+        report("ptm_read_write_tx", run(bench_ptm), "<= 15 ns", NULL);
     if (!only || !strcmp(only, "ptm")) {
         report("ptm_read_write_tx", run(bench_ptm), "<= 15 ns", NULL);
         report("ptm_read_only_tx", run(bench_ptm_read), "(for comparison)", NULL);

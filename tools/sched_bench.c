@@ -285,6 +285,20 @@ int main(int argc, char **argv)
         fib_n = 22;
         argc--, argv++;
     }
+    /* --size N: one run of every figure at size N (yields per thread, spawns,
+     * hops, round trips, leaves, blocked threads), for
+     * tools/bench-instr.sh, which counts instructions at two sizes. */
+    if (argc > 2 && strcmp(argv[1], "--size") == 0) {
+        long n = atol(argv[2]);
+        if (n <= 0) {
+            fprintf(stderr, "sched_bench: --size takes a positive count\n");
+            return 2;
+        }
+        yields = spawns = hops = rounds = gc_threads = n;
+        leaves = (uint64_t)n;
+        runs = 1;
+        argc -= 2, argv += 2;
+    }
     const char *only = argc > 1 ? argv[1] : NULL;
 #define WANT(x) (!only || strcmp(only, x) == 0)
     if (WANT("yield"))

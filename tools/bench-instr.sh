@@ -1,0 +1,60 @@
+#!/bin/sh
+# Instructions per operation, counted by callgrind at two sizes so that
+# start-up and shut-down cancel: (I(2N) - I(N)) / (ops(2N) - ops(N)).  The first
+# figure to quote on a noisy machine: it does not depend on what else runs.
+# `make bench-instr` runs it after building the benchmark programs.
+#
+# usage: tools/bench-instr.sh [figure...]
+#   figure    yield lwc_switch ptm spawn ring pingpong (default: all)
+# Environment: LWC_INSTR_SIZE (default 20000) is N; PEERS_DIR, when set, is a
+# folder of peer programs built by tools/peers/build.sh (ghc-ring ...), counted
+# the same way beside ours.
+set -eu
+dir=$(dirname "$0")
+n=${LWC_INSTR_SIZE:-20000}
+figures=${*:-yield lwc_switch ptm spawn ring pingpong}
+command -v valgrind >/dev/null || { echo "bench-instr: needs valgrind" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# Total instructions of one run of "$@" (callgrind's "Collected" line).
+count() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" >"$tmp/out" 2>"$tmp/err" || {
+        echo "bench-instr: failed: $*" >&2; tail -n 5 "$tmp/err" >&2; return 1; }
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$tmp/err"
+}
+
+# per_op NAME OPS_PER_N CMD...: CMD is run with "--size N" and "--size 2N"
+# inserted after its first word.
+per_op() {
+    name=$1 mult=$2; shift 2
+    prog=$1; shift
+    a=$(count "$prog" --size "$n" "$@") || { printf '%-26s failed\n' "$name"; return 0; }
+    b=$(count "$prog" --size $((2 * n)) "$@") || { printf '%-26s failed\n' "$name"; return 0; }
+    awk -v name="$name" -v a="$a" -v b="$b" -v ops="$((n * mult))" 'BEGIN {
+        v = (b - a) / ops
+        printf "%-26s %10.0f instructions\n", name, v
+        printf "BENCH {\"name\":\"instr_%s\",\"instructions\":%.1f}\n", name, v }'
+}
+
+peer() {
+    [ -n "${PEERS_DIR:-}" ] && [ -x "$PEERS_DIR/$2" ] || return 0
+    per_op "$1" "$3" "$PEERS_DIR/$2"
+}
+
+export LWC_CAPS=1
+for fig in $figures; do
+    case $fig in
+        yield)      per_op yield_rr 2 "$dir/sched-bench-rr" yield
+                    peer yield_ghc ghc-yield 2; peer yield_go go-yield 2 ;;
+        lwc_switch) per_op lwc_switch 1 "$dir/bench" lwc_switch ;;
+        ptm)        per_op ptm_read_write_tx 1 "$dir/bench" ptm_read_write ;;
+        spawn)      per_op spawn_rr 1 "$dir/sched-bench-rr" spawn
+                    peer spawn_ghc ghc-spawn 1; peer spawn_go go-spawn 1 ;;
+        ring)       per_op ring_hop_rr 1 "$dir/sched-bench-rr" ring
+                    peer ring_hop_ghc ghc-ring 1; peer ring_hop_go go-ring 1 ;;
+        pingpong)   per_op pingpong_rr 1 "$dir/sched-bench-rr" pingpong
+                    peer pingpong_ghc ghc-pingpong 1; peer pingpong_go go-pingpong 1 ;;
+        *) echo "bench-instr: no figure '$fig'" >&2; exit 2 ;;
+    esac
+done
