@@ -3,6 +3,7 @@
 #ifndef LWC_PTM_INTERNAL_H
 #define LWC_PTM_INTERNAL_H
 
+#include <lwc/ptm.h>
 #include <lwc/scont.h>
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -66,7 +67,6 @@ struct retry_node {
 };
 
 struct tx_read  { lwc_pvar_t *pv; lwc_word_t val; };
-struct tx_write { lwc_pvar_t *pv; lwc_word_t val; };
 struct tx_defer { void (*fn)(void *); void *arg; };
 
 #define TX_INLINE_READS  32
@@ -74,23 +74,25 @@ struct tx_defer { void (*fn)(void *); void *arg; };
 #define TX_INLINE_DEFERS 4
 
 /* One descriptor per OS thread, reused by every transaction that thread runs.
- * A transaction never outlives a switch: it commits (or is abandoned) first. */
+ * A transaction never outlives a switch: it commits (or is abandoned) first.
+ * `h` comes first: the inline paths of <lwc/ptm.h> read it (Note [In-place
+ * transactions] in ptm.c); `jb` at LWC_TX_JB_OFFSET, where ptm/tx_*.S put it. */
+#define LWC_TX_JB_OFFSET 24
 struct lwc_tx {
+    struct lwc_tx_head h;
 #if LWC_TX_ASM
-    void            *jb[LWC_TX_JB_WORDS];  /* first: the assembly knows it at offset 0 */
+    void            *jb[LWC_TX_JB_WORDS];
 #else
     jmp_buf          jb;
 #endif
     uint64_t         snapshot;    /* the commit sequence every read so far is current at */
     struct tx_read  *reads;
-    struct tx_write *writes;
     struct tx_defer *defers;
-    unsigned         nreads, nwrites, ndefers;
-    unsigned         cap_reads, cap_writes, cap_defers;
+    unsigned         nreads, ndefers;
+    unsigned         cap_reads, cap_defers;
     uint64_t         bloom;       /* which PVars may be in the write set */
     bool             active;
     bool             direct;      /* this thread holds the commit bias: Note [Biased commit] */
-    bool             logs_reads;  /* false: reads go unlogged, Note [Unlogged reads] */
     bool             sleeps_thread; /* retry sleeps the OS thread, not the SCont */
     bool             has_switch;
     bool             completing;  /* the substrate's own completion transaction */
@@ -100,7 +102,7 @@ struct lwc_tx {
     lwc_status_t     left_as;     /* with has_switch: the status self takes */
     int              abort_code;  /* 0, or why lwc_tx_abort left the body */
     struct tx_read   inline_reads[TX_INLINE_READS];
-    struct tx_write  inline_writes[TX_INLINE_WRITES];
+    struct lwc_tx_write inline_writes[TX_INLINE_WRITES];
     struct tx_defer  inline_defers[TX_INLINE_DEFERS];
 };
 
@@ -115,7 +117,7 @@ _Noreturn void lwc_tx_unwind(lwc_tx_t *tx);
 struct lwc_commit {
     _Alignas(64) _Atomic uint64_t seq;
     _Atomic uintptr_t bias;       /* the lwc_thread that holds seq between commits, |1 while revoked */
-    _Atomic int       busy;       /* the bias holder is inside a transaction */
+    _Atomic uint64_t  epoch;      /* odd while the bias holder is inside a transaction */
     /* Written only by whoever holds the sequence. */
     const struct lwc_thread *last_committer;
     unsigned          streak;     /* writing commits in a row by last_committer */
@@ -130,18 +132,20 @@ static inline uint64_t lwc_bloom_bit(const lwc_pvar_t *pv)
 }
 
 /* Read and write inside a running transaction.  The fast paths are inline and
- * call nothing: several run in every switch.  The slow paths handle a PVar
- * already written, a moved sequence, and full logs. */
+ * call nothing: several run in every switch.  In place (Note [In-place
+ * transactions] in ptm.c) a read is a load and a write a logged store, as in
+ * <lwc/ptm.h>; otherwise a read is logged and a write buffered.  The slow
+ * paths handle a PVar already written, a moved sequence, and full logs. */
 lwc_word_t lwc_tx_read_slow(lwc_tx_t *tx, lwc_pvar_t *pv);
 void lwc_tx_write_slow(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v);
 
 static inline lwc_word_t lwc_tx_read(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
+    if (__builtin_expect(tx->h.in_place, 1))
+        return atomic_load_explicit(&pv->value, memory_order_acquire);
     if (__builtin_expect(!(tx->bloom & lwc_bloom_bit(pv)), 1)) {
         /* Note [Opacity] in ptm.c: the value, then the sequence. */
         lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
-        if (!tx->logs_reads)
-            return v;                   /* Note [Unlogged reads] in ptm.c */
         if (__builtin_expect(tx->nreads < tx->cap_reads &&
                              atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed) ==
                              tx->snapshot, 1)) {
@@ -154,16 +158,27 @@ static inline lwc_word_t lwc_tx_read(lwc_tx_t *tx, lwc_pvar_t *pv)
 
 static inline void lwc_tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
 {
-    uint64_t bit = lwc_bloom_bit(pv);
-    if (__builtin_expect(!(tx->bloom & bit) && tx->nwrites < tx->cap_writes, 1)) {
-        tx->writes[tx->nwrites++] = (struct tx_write){ pv, v };
-        tx->bloom |= bit;
-        return;
+    if (__builtin_expect(tx->h.nwrites < tx->h.cap_writes, 1)) {
+        if (__builtin_expect(tx->h.in_place, 1)) {
+            tx->h.writes[tx->h.nwrites++] = (struct lwc_tx_write){
+                pv, atomic_load_explicit(&pv->value, memory_order_relaxed) };
+            atomic_store_explicit(&pv->value, v, memory_order_release);
+            return;
+        }
+        uint64_t bit = lwc_bloom_bit(pv);
+        if (__builtin_expect(!(tx->bloom & bit), 1)) {
+            tx->h.writes[tx->h.nwrites++] = (struct lwc_tx_write){ pv, v };
+            tx->bloom |= bit;
+            return;
+        }
     }
     lwc_tx_write_slow(tx, pv, v);
 }
 
-/* A PVar's committed value, outside any transaction (lwc_pvar_peek inline). */
+/* A PVar's value now, with no wait: what lwc_pvar_peek returns, or a value an
+ * in-place transaction of the bias holder has stored and may yet undo (Note
+ * [In-place transactions] in ptm.c).  For words that only the caller writes
+ * (its own status), and for hints that a transaction then checks. */
 static inline lwc_word_t lwc_pvar_load(lwc_pvar_t *pv)
 {
     return atomic_load_explicit(&pv->value, memory_order_acquire);

@@ -1,5 +1,6 @@
 /* AArch64 (AAPCS64): lwc_tx_call and lwc_tx_unwind, Note [Leaving a body] in
- * ptm.c.  The buffer is the first thing in the lwc_tx_t: 0: the callee-saved
+ * ptm.c.  The buffer is at LWC_TX_JB_OFFSET (24) in the lwc_tx_t, after the
+ * head that <lwc/ptm.h> reads: 0: the callee-saved
  * registers, x30 (lr) among them our caller's return address
  * (substrate/callee_saved.h); 160: the stack pointer at entry. */
 #include "../substrate/callee_saved.h"
@@ -11,9 +12,10 @@
     .p2align 4
 lwc_tx_call:                        /* x0 = tx, x1 = fn, x2 = arg */
     .cfi_startproc
-    LWC_STORE_CALLEE_SAVED x0
+    add     x10, x0, #24
+    LWC_STORE_CALLEE_SAVED x10
     mov     x9, sp
-    str     x9, [x0, #160]
+    str     x9, [x10, #160]
     mov     x16, x1
     mov     x1, x2
     br      x16                     /* fn(tx, arg) returns straight to our caller */
@@ -26,6 +28,7 @@ lwc_tx_call:                        /* x0 = tx, x1 = fn, x2 = arg */
     .p2align 4
 lwc_tx_unwind:                      /* x0 = tx */
     .cfi_startproc
+    add     x0, x0, #24
     LWC_LOAD_CALLEE_SAVED x0
     ldr     x9, [x0, #160]
     mov     sp, x9

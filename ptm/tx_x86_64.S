@@ -1,7 +1,8 @@
 /* x86-64 System V: lwc_tx_call and lwc_tx_unwind, Note [Leaving a body] in
- * ptm.c.  The buffer is the first thing in the lwc_tx_t: 0: the stack pointer
- * at entry (our caller's return address is there); 8: the callee-saved
- * registers (substrate/callee_saved.h). */
+ * ptm.c.  The buffer is at LWC_TX_JB_OFFSET (24) in the lwc_tx_t, after the
+ * head that <lwc/ptm.h> reads: 0: the stack pointer at entry (our caller's
+ * return address is there); 8: the callee-saved registers
+ * (substrate/callee_saved.h). */
 #include "../substrate/callee_saved.h"
 
     .text
@@ -12,8 +13,9 @@
 lwc_tx_call:                        /* rdi = tx, rsi = fn, rdx = arg */
     .cfi_startproc
     LWC_ENDBR
-    movq    %rsp, 0(%rdi)
-    LWC_STORE_CALLEE_SAVED %rdi
+    leaq    24(%rdi), %rcx
+    movq    %rsp, 0(%rcx)
+    LWC_STORE_CALLEE_SAVED %rcx
     movq    %rsi, %rax
     movq    %rdx, %rsi
     jmp     *%rax                   /* fn(tx, arg) returns straight to our caller */
@@ -27,6 +29,7 @@ lwc_tx_call:                        /* rdi = tx, rsi = fn, rdx = arg */
 lwc_tx_unwind:                      /* rdi = tx */
     .cfi_startproc
     LWC_ENDBR
+    addq    $24, %rdi
     LWC_LOAD_CALLEE_SAVED %rdi
     movq    0(%rdi), %rsp
     xorl    %eax, %eax

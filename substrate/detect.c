@@ -145,15 +145,15 @@ void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter 
 {
     if (!t->cap || !tx->self || !(tx->blocking || tx->completing))
         return;
-    if (tx->nwrites > t->idle_cap_writes) {
-        struct tx_write *p = realloc(t->idle_writes, tx->nwrites * sizeof *p);
+    if (tx->h.nwrites > t->idle_cap_writes) {
+        struct lwc_tx_write *p = realloc(t->idle_writes, tx->h.nwrites * sizeof *p);
         if (!p)
             return;                     /* then it counts as running: safe */
         t->idle_writes = p;
-        t->idle_cap_writes = tx->nwrites;
+        t->idle_cap_writes = tx->h.nwrites;
     }
-    memcpy(t->idle_writes, tx->writes, tx->nwrites * sizeof *tx->writes);
-    t->idle_nwrites = tx->nwrites;
+    memcpy(t->idle_writes, tx->h.writes, tx->h.nwrites * sizeof *tx->h.writes);
+    t->idle_nwrites = tx->h.nwrites;
     t->idle_waiter = w;
     t->idle_completing = tx->completing;
     t->idle_self = tx->self;
@@ -315,7 +315,7 @@ struct pass {
     size_t       seen_cap, seen_used;
     struct item *work;
     size_t       nwork, cap_work;
-    struct tx_write *overlay;   /* the writes of blocking switches that idle */
+    struct lwc_tx_write *overlay;   /* the writes of blocking switches that idle */
     size_t       noverlay, cap_overlay;
     struct env_ref *envs;       /* sorted by env: Note [Orphans] */
     size_t       nenv, cap_env;
@@ -888,7 +888,7 @@ static void gather_overlay(struct pass *ps)
         struct lwc_thread *t = atomic_load(&cap->safe) ? cap->park_thread : NULL;
         if (!t || !t->idle_self || atomic_load(&t->idle_waiter->state) == W_FIRED)
             continue;
-        struct tx_write *o = grow(ps->overlay, &ps->cap_overlay, ps->noverlay + t->idle_nwrites,
+        struct lwc_tx_write *o = grow(ps->overlay, &ps->cap_overlay, ps->noverlay + t->idle_nwrites,
                                   sizeof *o, &ps->nomem);
         if (!o)
             return;

@@ -214,7 +214,7 @@ struct lwc_thread {
     /* Note [Idle in a blocking switch] in detect.c */
     lwc_scont_t       *idle_self;
     struct retry_waiter *idle_waiter;
-    struct tx_write   *idle_writes;
+    struct lwc_tx_write   *idle_writes;
     unsigned           idle_nwrites, idle_cap_writes;
     bool               idle_completing;
     /* a plain OS thread that has used lwc: Note [Plain OS threads] in detect.c */

@@ -30,10 +30,53 @@ LWC_API lwc_pvar_t *lwc_pvar_new(lwc_word_t init);
 /* The caller guarantees no transaction still uses pv.  NULL is ignored. */
 LWC_API void        lwc_pvar_free(lwc_pvar_t *pv);
 
+/* Read or write pv in tx.  With tx NULL: lwc_pvar_peek, or a transaction of
+ * one write (writePVarIO).  Inline below; the functions stay exported. */
 LWC_API lwc_word_t  lwc_pvar_read(lwc_tx_t *tx, lwc_pvar_t *pv);
 LWC_API void        lwc_pvar_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v);
-/* readPVarIO: one atomic read outside any transaction. */
+/* readPVarIO: one atomic read outside any transaction: the value the last
+ * commit left (never one a running transaction has not committed yet). */
 LWC_API lwc_word_t  lwc_pvar_peek(lwc_pvar_t *pv);
+
+/* The inline fast paths of lwc_pvar_read and lwc_pvar_write (Note [In-place
+ * transactions] in ptm/ptm.c).  They read the two structs below, the first
+ * words of a PVar and of a transaction; everything else in them is private,
+ * and these may change between releases of the library (its version says so).
+ * Define LWC_PTM_NO_INLINE before including this header to call the exported
+ * functions instead. */
+struct lwc_pvar_head { lwc_word_t value; };
+struct lwc_tx_write { lwc_pvar_t *pv; lwc_word_t val; };
+struct lwc_tx_head {
+    struct lwc_tx_write *writes;    /* in place: the value each write replaced;
+                                       otherwise: the values to publish */
+    unsigned nwrites, cap_writes;
+    unsigned char in_place;         /* reads are loads, writes are stores */
+};
+
+#if !defined(LWC_PTM_NO_INLINE) && defined(__GNUC__)
+static inline lwc_word_t lwc_pvar_read_inline(lwc_tx_t *tx, lwc_pvar_t *pv)
+{
+    if (__builtin_expect(tx && ((struct lwc_tx_head *)tx)->in_place, 1))
+        return __atomic_load_n(&((struct lwc_pvar_head *)pv)->value, __ATOMIC_ACQUIRE);
+    return (lwc_pvar_read)(tx, pv);
+}
+
+static inline void lwc_pvar_write_inline(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
+{
+    struct lwc_tx_head *h = (struct lwc_tx_head *)tx;
+    if (__builtin_expect(tx && h->in_place && h->nwrites < h->cap_writes, 1)) {
+        lwc_word_t *p = &((struct lwc_pvar_head *)pv)->value;
+        h->writes[h->nwrites].pv = pv;
+        h->writes[h->nwrites++].val = __atomic_load_n(p, __ATOMIC_RELAXED);
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+        return;
+    }
+    (lwc_pvar_write)(tx, pv, v);
+}
+
+#define lwc_pvar_read(tx, pv)     lwc_pvar_read_inline((tx), (pv))
+#define lwc_pvar_write(tx, pv, v) lwc_pvar_write_inline((tx), (pv), (v))
+#endif
 
 /* Abandon the transaction (its writes are dropped) and wait until a PVar it read
  * is written, then run it again.  In an SCont's own transaction the SCont blocks

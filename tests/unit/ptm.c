@@ -580,6 +580,113 @@ START_TEST(test_bias_released_at_thread_exit)
 }
 END_TEST
 
+/* ---- in-place transactions (Note [In-place transactions] in ptm/ptm.c) ------------- */
+
+struct scribble { lwc_pvar_t **pvs; unsigned npvs, rounds; bool abandon; };
+
+/* Writes every PVar `rounds` times (the last round writes 1000 + i), reading
+ * its own writes back; then, if asked, leaves with an error: lwc_switch_to
+ * from a plain OS thread is LWC_EINVAL, and nothing may be committed. */
+static lwc_word_t scribble(lwc_tx_t *tx, void *arg)
+{
+    struct scribble *sc = arg;
+    for (unsigned r = 1; r <= sc->rounds; r++)
+        for (unsigned i = 0; i < sc->npvs; i++) {
+            lwc_word_t v = r == sc->rounds ? 1000 + i : r * 7 + i;
+            lwc_pvar_write(tx, sc->pvs[i], v);
+            ck_assert_uint_eq(lwc_pvar_read(tx, sc->pvs[i]), v);
+        }
+    if (sc->abandon)
+        lwc_switch_to(tx, NULL, LWC_BLOCKED_ON_SCHED);
+    return 0;
+}
+
+/* An in-place body stores as it goes; leaving it with an error puts every
+ * PVar back as it found it, however often it wrote each and whether or not
+ * its log had to grow (1, 3 and 200 PVars; 1, 2 and 50 rounds).  Run beside
+ * the same bodies committed: the values are the last round's. */
+START_TEST(test_in_place_abort_restores)
+{
+    enum { MAX = 200 };
+    lwc_pvar_t *pvs[MAX];
+    for (unsigned i = 0; i < MAX; i++)
+        pvs[i] = lwc_pvar_new(i);
+    static const unsigned sizes[] = { 1, 3, MAX }, rounds[] = { 1, 2, 50 };
+    for (unsigned a = 0; a < 3; a++)
+        for (unsigned b = 0; b < 3; b++) {
+            if (!earn_bias(pvs[0]))
+                break;
+            lwc_word_t before[MAX];
+            for (unsigned i = 0; i < MAX; i++)
+                before[i] = lwc_pvar_peek(pvs[i]);
+            struct scribble sc = { pvs, sizes[a], rounds[b], true };
+            ck_assert_int_eq(lwc_atomically(scribble, &sc, NULL), LWC_EINVAL);
+            for (unsigned i = 0; i < MAX; i++)
+                ck_assert_uint_eq(lwc_pvar_peek(pvs[i]), before[i]);
+            sc.abandon = false;
+            ck_assert_int_eq(lwc_atomically(scribble, &sc, NULL), LWC_OK);
+            for (unsigned i = 0; i < MAX; i++)
+                ck_assert_uint_eq(lwc_pvar_peek(pvs[i]), i < sizes[a] ? 1000 + i : before[i]);
+        }
+    for (unsigned i = 0; i < MAX; i++)
+        lwc_pvar_free(pvs[i]);
+}
+END_TEST
+
+struct peeker { lwc_pvar_t *pv; _Atomic int stop; unsigned seen_bad, peeks; };
+
+static void *peek_loop(void *arg)
+{
+    struct peeker *p = arg;
+    while (!atomic_load(&p->stop)) {
+        if (lwc_pvar_peek(p->pv) == 1)
+            p->seen_bad++;
+        p->peeks++;
+    }
+    return NULL;
+}
+
+static lwc_word_t write_one_then_fail(lwc_tx_t *tx, void *pv)
+{
+    lwc_pvar_write(tx, pv, 1);
+    lwc_switch_to(tx, NULL, LWC_BLOCKED_ON_SCHED);     /* LWC_EINVAL: abandoned */
+    return 0;
+}
+
+/* The bias holder stores 1 in place again and again and never commits it;
+ * another OS thread peeks all the while and must never see the 1 (it waits
+ * while the holder is inside a transaction). */
+START_TEST(test_in_place_peek_sees_commits_only)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0), *other = lwc_pvar_new(0);
+    if (!earn_bias(other)) {
+        lwc_pvar_free(pv);
+        lwc_pvar_free(other);
+        return;
+    }
+    lwc_ptm_stats_t st0, st;
+    lwc_ptm_get_stats(&st0);
+    struct peeker p = { .pv = pv };
+    pthread_t th;
+    pthread_create(&th, NULL, peek_loop, &p);
+    for (unsigned i = 0; i < scaled(200000); i++) {
+        ck_assert_int_eq(lwc_atomically(write_one_then_fail, pv, NULL), LWC_EINVAL);
+        ck_assert_int_eq(lwc_atomically(bump, other, NULL), LWC_OK);   /* keeps the bias */
+        if (i % 1024 == 0)
+            sched_yield();              /* let the peeker run on one core too */
+    }
+    atomic_store(&p.stop, 1);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(p.seen_bad, 0);
+    ck_assert_uint_gt(p.peeks, 0);
+    lwc_ptm_get_stats(&st);
+    ck_assert_uint_eq(st.bias_revocations, st0.bias_revocations);  /* peeks never revoke */
+    ck_assert_uint_eq(lwc_pvar_peek(pv), 0);
+    lwc_pvar_free(pv);
+    lwc_pvar_free(other);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ptm");
@@ -604,6 +711,8 @@ int main(void)
     tcase_add_test(tc, test_bias_retry_wakeups);
     tcase_add_test(tc, test_bias_released_at_thread_exit);
     tcase_add_test(tc, test_bias_retry_runs_again_logged);
+    tcase_add_test(tc, test_in_place_abort_restores);
+    tcase_add_test(tc, test_in_place_peek_sees_commits_only);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
