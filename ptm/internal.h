@@ -94,9 +94,19 @@ struct lwc_tx {
     bool             active;
     bool             direct;      /* this thread holds the commit bias: Note [Biased commit] */
     bool             sleeps_thread; /* retry sleeps the OS thread, not the SCont */
-    bool             has_switch;
-    bool             completing;  /* the substrate's own completion transaction */
-    bool             blocking;    /* in lwc_switch_to_next, blocking self on a data structure */
+    union {                       /* tx_begin clears these in one store */
+        struct {
+            bool     has_switch;
+            bool     completing;  /* the substrate's own completion transaction */
+            bool     blocking;    /* in lwc_switch_to_next, blocking self on a data structure */
+            /* Note [Idling in a place of its own] in substrate/idle.c */
+            bool     in_upcall;   /* a switch_to_next upcall for self began (no has_switch yet) */
+            bool     rerun_idle;  /* run again because that upcall retried */
+            bool     to_idle;     /* the switch leaves self for an idle capability */
+            bool     releases;    /* the commit gives the capability back, with no switch */
+        };
+        uint64_t     flags;
+    };
     lwc_scont_t     *self;        /* SCont running the transaction, or NULL */
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
     lwc_status_t     left_as;     /* with has_switch: the status self takes */

@@ -98,7 +98,9 @@ struct lwc_commit lwc_commit = { .grant_after = 256 };
  * again from the start with its reads logged and its writes buffered
  * (`log_reads` in lwc_tx_run), direct or not as the bias then stands; only
  * that run waits, and the detector finds its writes where a blocking switch
- * keeps them (Note [Idle in a blocking switch] in substrate/detect.c).  The
+ * keeps them (Note [Idle in a blocking switch] in substrate/detect.c).  (A
+ * retry inside a switch_to_next upcall is run again otherwise: Note [Idling
+ * in a place of its own] in substrate/idle.c.)  The
  * second run is an ordinary transaction: if the state it sees no longer makes
  * it retry (another thread committed in between), it commits.  A retry thus
  * costs one more run of the body, and every other direct transaction saves
@@ -428,14 +430,13 @@ static bool reads_current(const struct tx_read *reads, unsigned n, uint64_t *at)
 }
 
 static inline void tx_begin(struct lwc_thread *t, lwc_tx_t *tx, bool sleeps_thread,
-                            bool log_reads)
+                            bool log_reads, bool rerun_idle)
 {
     tx->nreads = tx->h.nwrites = tx->ndefers = 0;
     tx->abort_code = 0;
     tx->bloom = 0;
-    tx->has_switch = false;     /* `target` is read only with has_switch */
-    tx->completing = false;
-    tx->blocking = false;
+    tx->flags = 0;              /* `target` is read only with has_switch */
+    tx->rerun_idle = rerun_idle;
     tx->self = t->current;
     tx->sleeps_thread = sleeps_thread | !t->current;
     tx->active = true;
@@ -830,6 +831,8 @@ static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
     if (atomic_load(&lwc_rt.stopping) && t->current &&
         (t->kind == THREAD_WORKER || t->kind == THREAD_BOUND))
         lwc_thread_to_native(t, REQ_EXIT, NULL);
+    if (atomic_load(&lwc_rt.stopping) && !t->current && t->cap && err == LWC_OK)
+        err = LWC_EBUSY;            /* an idle capability (idle.c): its native loop ends */
     return err;
 }
 
@@ -1030,7 +1033,7 @@ static __attribute__((noinline)) lwc_word_t lwc_tx_call(lwc_tx_t *tx, lwc_tx_fn 
 #endif
 
 /* What lwc_tx_run does after an abort, besides returning a code. */
-enum { TX_AGAIN = 100, TX_AGAIN_LOGGED, TX_WAITED };
+enum { TX_AGAIN = 100, TX_AGAIN_LOGGED, TX_AGAIN_IDLE, TX_WAITED };
 
 /* The body left by lwc_tx_abort with tx->abort_code: run it again (after a
  * back-off, or logging its reads), wait and run it again, or return. */
@@ -1041,6 +1044,11 @@ static __attribute__((noinline)) int tx_aborted(struct lwc_thread *t, lwc_tx_t *
     tx->active = false;
     if (tx->h.in_place)
         undo(tx);
+    if (code == LWC_TX_RETRY && tx->in_upcall && !tx->has_switch && tx->self) {
+        if (tx->direct)
+            bias_leave();
+        return TX_AGAIN_IDLE;       /* Note [Idling in a place of its own] */
+    }
     if (code == LWC_TX_RETRY && tx->h.in_place) {
         bias_leave();       /* Note [Unlogged reads]: only a direct one is unlogged */
         return TX_AGAIN_LOGGED;
@@ -1065,17 +1073,18 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
     struct lwc_thread *t = lwc_thread_peek();
     if (__builtin_expect(!t, 0) && !(t = lwc_thread_get()))
         return LWC_ENOMEM;
-    bool log_reads = false;
+    bool log_reads = false, rerun_idle = false;
     for (unsigned attempt = 0;; attempt++) {
         lwc_tx_t *tx = &t->tx;
         if (tx->active)
             return LWC_EINVAL;                      /* transactions do not nest */
-        tx_begin(t, tx, sleeps_thread, log_reads);
-        log_reads = false;
+        tx_begin(t, tx, sleeps_thread, log_reads, rerun_idle);
+        log_reads = rerun_idle = false;
         lwc_word_t r = lwc_tx_call(tx, fn, arg);
         if (__builtin_expect(tx->abort_code == 0, 1)) {
             /* Note [Releasing a capability] in substrate/cap.c */
-            bool releasing = tx->has_switch && !tx->target && t->cap && t->request == REQ_NONE;
+            bool releasing = ((tx->has_switch && !tx->target && !tx->to_idle) || tx->releases) &&
+                             t->cap && t->request == REQ_NONE;
             if (__builtin_expect(releasing, 0))
                 lwc_cap_set_releasing(t->cap, true);
             if (__builtin_expect(tx_commit(t, tx), 1)) {
@@ -1112,6 +1121,8 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
         int next = tx_aborted(t, tx, attempt);
         if (next == TX_AGAIN_LOGGED) {
             log_reads = true;
+        } else if (next == TX_AGAIN_IDLE) {
+            rerun_idle = true;
         } else if (next == TX_WAITED) {
             t = lwc_thread_reload();            /* the wait may have switched */
             attempt = 0;

@@ -160,32 +160,56 @@ static bool mail_wait(struct lwc_thread *t)
 
 /* ---- The native stack: each OS thread's dispatcher -------------------------- */
 
-/* An SCont came back to the native stack asking for something (lwc_swap_to). */
-static void handle_request(struct lwc_thread *t)
+lwc_scont_t *lwc_cap_route(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *s)
+{
+    if (s && (s->bound ? s->bound == t : t->kind == THREAD_WORKER))
+        return s;
+    t->cap = NULL;
+    if (s)
+        lwc_thread_mail(s->bound ? s->bound : cap->worker, cap, s);
+    else
+        atomic_store_explicit(&cap->busy, CAP_IDLE, memory_order_release);
+    return NULL;
+}
+
+/* An SCont came back to the native stack asking for something (lwc_swap_to).
+ * Returns the capability if it is to idle here (Note [Idling in a place of
+ * its own] in idle.c). */
+static struct lwc_cap *handle_request(struct lwc_thread *t)
 {
     struct lwc_cap *cap = t->cap;
     enum thread_request req = t->request;
     lwc_scont_t *to = t->handoff;
-    t->cap = NULL;
     t->request = REQ_NONE;
     t->handoff = NULL;
+    if (req == REQ_IDLE) {
+        if (t->kind == THREAD_WORKER)
+            return cap;
+        to = NULL;
+        req = REQ_HANDOFF;              /* an empty mail: the worker idles */
+    }
+    t->cap = NULL;
     if (req == REQ_HANDOFF)
-        lwc_thread_mail(to->bound ? to->bound : cap->worker, cap, to);
+        lwc_thread_mail(to && to->bound ? to->bound : cap->worker, cap, to);
     else if (cap)
         atomic_store_explicit(&cap->busy, CAP_IDLE, memory_order_release);
+    return NULL;
 }
 
 /* Run what the mailbox brings until the thread's own SCont completes (bound and
- * host threads) or the runtime stops.  cap and first, if given, run at once. */
+ * host threads) or the runtime stops.  cap and first, if given, run at once;
+ * cap with no SCont (an empty mail) idles here. */
 static void native_loop(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *first)
 {
     for (;;) {
-        if (first) {
+        while (cap) {
+            if (!first && !(first = lwc_idle_run(t, cap)))
+                break;
             t->cap = cap;
             lwc_gc_safepoint(t);            /* Note [Stopping the world] in detect.c */
             lwc_swap_to(t, NULL, first);
-            handle_request(t);
             first = NULL;
+            cap = handle_request(t);
         }
         if (t->bound_done || !mail_wait(t))
             return;

@@ -49,8 +49,12 @@
 /* Note [Idle in a blocking switch]
  * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
  * When an SCont blocks on a data structure and its scheduler has nothing else
- * to run, the switch_to_next upcall retries: the capability sleeps inside the
- * SCont's blocking transaction, which has not committed.  The SCont still
+ * to run, the switch_to_next upcall retries, and the capability idles apart
+ * from it once its stop has committed (Note [Idling in a place of its own] in
+ * idle.c): nothing here is needed for that.  What is left is a blocking
+ * transaction that retries after its switch_to_next returned (its body read
+ * something more and gave up): the capability sleeps inside the SCont's
+ * blocking transaction, which has not committed.  The SCont still
  * reads LWC_RUNNING, its MVar does not list it, and a pass that believed that
  * would take it for a root, so the program's last blocked thread would never
  * be found.  So tx_wait records, before it sleeps, that its thread idles in a
@@ -821,6 +825,23 @@ static struct lwc_cap *parked_on(lwc_scont_t *s)
     return NULL;
 }
 
+/* The upcalls of the scheduler a parked capability works for: those of the
+ * SCont it is parked on, or, idle on its native stack, of the SCont whose
+ * stop left it idle (Note [Idling in a place of its own] in idle.c).  False
+ * if it is not parked or works for none. */
+static bool cap_upcalls(struct lwc_cap *cap, lwc_upcalls_t *u)
+{
+    if (!atomic_load(&cap->safe))
+        return false;
+    if (cap->park_scont)
+        lwc_scont_load_upcalls(cap->park_scont, u);
+    else if (cap->idle_for)
+        *u = cap->idle_up;
+    else
+        return false;
+    return true;
+}
+
 /* Record that runnable s waits in the scheduler of its upcalls' env.  False
  * if it has no scheduler to wait in (no switch_to_next, env NULL): then only
  * whoever made it can run it, and it counts as a root, as it always did. */
@@ -1037,9 +1058,10 @@ static void mark(struct pass *ps)
     ps->region = "the scheduler an idle capability sleeps in";
     for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
         struct lwc_cap *cap = &lwc_rt.caps[i];
-        if (atomic_load(&cap->safe) && cap->park_scont) {
-            ps->region_at = cap->park_scont;
-            resolve(ps, (uintptr_t)atomic_load(&cap->park_scont->up_env));
+        lwc_upcalls_t u;
+        if (cap_upcalls(cap, &u)) {
+            ps->region_at = cap->park_scont ? (const void *)cap->park_scont : (const void *)cap;
+            resolve(ps, (uintptr_t)u.env);
         }
     }
     ps->region = "a pin";
@@ -1213,12 +1235,8 @@ int lwc_sched_adopts_orphans(lwc_scont_t *(*switch_to_next)(lwc_tx_t *, lwc_scon
     return LWC_ENOMEM;
 }
 
-/* s's upcalls, into *u, if they name a scheduler that takes orphans. */
-static bool adopter_of(lwc_scont_t *s, lwc_upcalls_t *u)
+static bool takes_orphans(const lwc_upcalls_t *u)
 {
-    if (!s)
-        return false;
-    lwc_scont_load_upcalls(s, u);
     if (!u->switch_to_next || !u->unblock_thread || !u->env)
         return false;
     for (unsigned i = 0; i < ADOPTERS_MAX; i++)
@@ -1227,13 +1245,27 @@ static bool adopter_of(lwc_scont_t *s, lwc_upcalls_t *u)
     return false;
 }
 
+/* s's upcalls, into *u, if they name a scheduler that takes orphans. */
+static bool adopter_of(lwc_scont_t *s, lwc_upcalls_t *u)
+{
+    if (!s)
+        return false;
+    lwc_scont_load_upcalls(s, u);
+    return takes_orphans(u);
+}
+
+/* The same for the scheduler a parked capability works for. */
+static bool cap_adopter(struct lwc_cap *cap, lwc_upcalls_t *u)
+{
+    return cap_upcalls(cap, u) && takes_orphans(u);
+}
+
 /* Does a capability work for the scheduler whose env is env? */
 static bool env_runs(const struct pass *ps, void *env)
 {
     for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
-        struct lwc_cap *cap = &lwc_rt.caps[i];
-        if (atomic_load(&cap->safe) && cap->park_scont &&
-            atomic_load(&cap->park_scont->up_env) == env)
+        lwc_upcalls_t u;
+        if (cap_upcalls(&lwc_rt.caps[i], &u) && u.env == env)
             return true;
     }
     for (size_t i = 0; i < ps->nsc; i++)
@@ -1245,14 +1277,14 @@ static bool env_runs(const struct pass *ps, void *env)
 /* Note [Orphans]: the scheduler that adopts, into *u; false if none will. */
 static bool choose_adopter(const struct pass *ps, struct lwc_thread *t, lwc_upcalls_t *u)
 {
-    if (adopter_of(t->current, u))
+    if (adopter_of(t->current, u) || (!t->current && t->cap && cap_adopter(t->cap, u)))
         return true;
     for (size_t i = 0; i < ps->nsc; i++)
         if (atomic_load(&ps->sc[i].s->host_waits) && adopter_of(ps->sc[i].s, u) &&
             env_runs(ps, u->env))
             return true;
     for (unsigned i = 0; i < lwc_rt.ncaps; i++)
-        if (atomic_load(&lwc_rt.caps[i].safe) && adopter_of(lwc_rt.caps[i].park_scont, u))
+        if (cap_adopter(&lwc_rt.caps[i], u))
             return true;
     for (size_t i = 0; i < ps->nsc; i++)
         if (ps->sc[i].runs && adopter_of(ps->sc[i].s, u))

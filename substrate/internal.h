@@ -168,13 +168,18 @@ struct lwc_cap {
     void             *park_sp;    /* ... the lowest live word of the stack it is on */
     lwc_scont_t      *park_scont; /* ... the SCont that stack belongs to, or NULL */
     struct lwc_thread *park_thread; /* ... and the thread parked there */
+    /* Note [Idling in a place of its own] in idle.c: whose switch_to_next
+     * the capability asks for work while nothing runs on it */
+    lwc_scont_t      *idle_for;   /* the SCont that stopped (a reference), or NULL */
+    lwc_status_t      idle_why;   /* ... the status it stopped with */
+    lwc_upcalls_t     idle_up;    /* ... and its upcalls then */
 };
 
 enum { CAP_IDLE, CAP_BUSY, CAP_RELEASING };
 /* A transaction that will give its capability back is committing (or stops). */
 void lwc_cap_set_releasing(struct lwc_cap *cap, bool on);
 
-enum thread_request { REQ_NONE, REQ_RELEASE, REQ_HANDOFF, REQ_EXIT };
+enum thread_request { REQ_NONE, REQ_RELEASE, REQ_HANDOFF, REQ_EXIT, REQ_IDLE };
 enum thread_kind { THREAD_FOREIGN, THREAD_WORKER, THREAD_BOUND, THREAD_HOST };
 
 struct pending_wake { lwc_scont_t *s; uint32_t epoch; };
@@ -279,6 +284,21 @@ static inline void lwc_tx_after_commit(struct lwc_thread *t)
     if (__builtin_expect((t->nwakes | t->ndefers) != 0, 0) && !t->draining)
         lwc_tx_drain(t);
 }
+
+/* ---- Idle capabilities (idle.c): Note [Idling in a place of its own] -------- */
+
+/* In lwc_switch_to_next: the upcall retried, so the transaction is run again
+ * committing self's stop with no target; lwc_switch_after_commit then leaves
+ * for the native stack with REQ_IDLE. */
+void lwc_idle_prepare(struct lwc_thread *t, lwc_tx_t *tx);
+/* On t's native stack, holding cap, which is idle (cap->idle_for): ask the
+ * stopped SCont's switch_to_next until it names an SCont.  Returns it if it
+ * may run on t; otherwise cap went to where it runs (or was released) and
+ * the result is NULL. */
+lwc_scont_t *lwc_idle_run(struct lwc_thread *t, struct lwc_cap *cap);
+/* t holds cap and runs nothing: run s on t (returned), or mail cap and s to
+ * the thread s must run on, or with s NULL give cap back (NULL returned). */
+lwc_scont_t *lwc_cap_route(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *s);
 
 /* ---- Idle services (service.c): Note [Idle services] ------------------------ */
 

@@ -361,6 +361,8 @@ static void deliver_instead_of_blocking(lwc_tx_t *tx, lwc_scont_t *self)
         lwc_tx_abort(tx, LWC_TX_DELIVER);
 }
 
+/* A NULL target releases the capability, unless the caller then sets
+ * to_idle (Note [Idling in a place of its own] in idle.c). */
 static void switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status,
                       bool pending_read)
 {
@@ -418,10 +420,19 @@ void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
     if (pending_read)
         deliver_instead_of_blocking(tx, tx->self);
     tx->blocking = pending_read;    /* Note [Idle in a blocking switch] in detect.c */
+    tx->sleeps_thread = true;
+    if (tx->rerun_idle) {           /* Note [Idling in a place of its own] in idle.c */
+        switch_to(tx, NULL, why, pending_read);
+        tx->to_idle = true;
+        return;
+    }
     lwc_upcalls_t u;
     lwc_scont_load_upcalls(tx->self, &u);
-    tx->sleeps_thread = true;       /* a retry in the upcall idles the capability */
-    lwc_scont_t *next = u.switch_to_next ? u.switch_to_next(tx, tx->self, why, u.env) : NULL;
+    lwc_scont_t *next = NULL;
+    if (u.switch_to_next) {
+        tx->in_upcall = true;       /* a retry in it idles the capability */
+        next = u.switch_to_next(tx, tx->self, why, u.env);
+    }
     switch_to(tx, next, why, pending_read);
 }
 
@@ -491,12 +502,21 @@ int lwc_switch(lwc_switch_fn fn, void *arg)
     return lwc_tx_run(switch_body, &sc, NULL, true);
 }
 
+static __attribute__((noinline)) struct lwc_thread *switch_after_commit_rare(lwc_tx_t *tx)
+{
+    struct lwc_thread *t = tx_thread(tx);
+    if (tx->completing)
+        tx->self->completed = true;
+    if (tx->to_idle)
+        lwc_idle_prepare(t, tx);
+    return lwc_swap_to(t, tx->self, tx->target);
+}
+
 struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx)
 {
-    lwc_scont_t *self = tx->self;
-    if (tx->completing)
-        self->completed = true;
-    return lwc_swap_to(tx_thread(tx), self, tx->target);
+    if (__builtin_expect(tx->completing | tx->to_idle, 0))
+        return switch_after_commit_rare(tx);
+    return lwc_swap_to(tx_thread(tx), tx->self, tx->target);
 }
 
 /* ---- The swap and the landing ---------------------------------------------- */
@@ -593,12 +613,19 @@ static lwc_word_t complete_body(lwc_tx_t *tx, void *arg)
     lwc_scont_t *s = arg;
     tx->completing = true;
     lwc_scont_t *next = NULL;
+    tx->sleeps_thread = true;
+    if (tx->rerun_idle) {           /* Note [Idling in a place of its own] in idle.c */
+        switch_to(tx, NULL, LWC_COMPLETED, false);
+        tx->to_idle = true;
+        return 0;
+    }
     if (!s->release_on_complete) {
         lwc_upcalls_t u;
         lwc_scont_load_upcalls(s, &u);
-        tx->sleeps_thread = true;
-        if (u.switch_to_next)
+        if (u.switch_to_next) {
+            tx->in_upcall = true;
             next = u.switch_to_next(tx, s, LWC_COMPLETED, u.env);
+        }
     }
     lwc_switch_to(tx, next, LWC_COMPLETED);
     return 0;

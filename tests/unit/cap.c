@@ -357,8 +357,8 @@ START_TEST(test_eval_when_no_cap_is_idle)
     lwc_word_t first, second;
     lwc_atomically(ts_pop_tx, &ts, &first);
     lwc_atomically(ts_pop_tx, &ts, &second);
-    cap_start_when_idle((lwc_scont_t *)first);
-    cap_start_when_idle((lwc_scont_t *)second);
+    ts_cap_start(&ts, (lwc_scont_t *)first);
+    ts_cap_start(&ts, (lwc_scont_t *)second);
     while (atomic_load(&e.sp.started) < 2)
         sched_yield();
     /* s belongs to ts; with both capabilities spinning it must wait its turn */
