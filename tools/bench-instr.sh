@@ -7,8 +7,8 @@
 # usage: tools/bench-instr.sh [figure...]
 #   figure    yield lwc_switch ptm spawn ring pingpong (default: all)
 # Environment: LWC_INSTR_SIZE (default 20000) is N; PEERS_DIR, when set, is a
-# folder of peer programs built by tools/peers/build.sh (ghc-ring ...), counted
-# the same way beside ours.
+# folder of peer programs built by tools/peers/build.sh (ghc-peer, go-peer),
+# counted the same way beside ours (GHC with -N1, Go with GOMAXPROCS=1).
 set -eu
 dir=$(dirname "$0")
 n=${LWC_INSTR_SIZE:-20000}
@@ -39,7 +39,7 @@ per_op() {
     name=$1 mult=$2; shift 2
     prog=$1; shift
     collect=
-    case $prog in */sched-bench-*) collect=--instr-atstart=no ;; esac
+    case $prog in */sched-bench-*|*/bench) collect=--instr-atstart=no ;; esac
     a=$(count "$prog" --size "$n" "$@") || { printf '%-26s failed\n' "$name"; return 0; }
     b=$(count "$prog" --size $((2 * n)) "$@") || { printf '%-26s failed\n' "$name"; return 0; }
     awk -v name="$name" -v a="$a" -v b="$b" -v ops="$((n * mult))" 'BEGIN {
@@ -48,24 +48,24 @@ per_op() {
         printf "BENCH {\"name\":\"instr_%s\",\"instructions\":%.1f}\n", name, v }'
 }
 
+# peer FIGURE OPS_PER_N: the figure in each peer program there is.
 peer() {
-    [ -n "${PEERS_DIR:-}" ] && [ -x "$PEERS_DIR/$2" ] || return 0
-    per_op "$1" "$3" "$PEERS_DIR/$2"
+    [ -n "${PEERS_DIR:-}" ] || return 0
+    for p in ghc go; do
+        [ -x "$PEERS_DIR/$p-peer" ] && per_op "${1}_$p" "$2" "$PEERS_DIR/$p-peer" "$1"
+    done
+    return 0
 }
 
-export LWC_CAPS=1
+export LWC_CAPS=1 GOMAXPROCS=1
 for fig in $figures; do
     case $fig in
-        yield)      per_op yield_rr 2 "$dir/sched-bench-rr" yield
-                    peer yield_ghc ghc-yield 2; peer yield_go go-yield 2 ;;
+        yield)      per_op yield_rr 2 "$dir/sched-bench-rr" yield; peer yield 2 ;;
         lwc_switch) per_op lwc_switch 1 "$dir/bench" lwc_switch ;;
         ptm)        per_op ptm_read_write_tx 1 "$dir/bench" ptm_read_write ;;
-        spawn)      per_op spawn_rr 1 "$dir/sched-bench-rr" spawn
-                    peer spawn_ghc ghc-spawn 1; peer spawn_go go-spawn 1 ;;
-        ring)       per_op ring_hop_rr 1 "$dir/sched-bench-rr" ring
-                    peer ring_hop_ghc ghc-ring 1; peer ring_hop_go go-ring 1 ;;
-        pingpong)   per_op pingpong_rr 1 "$dir/sched-bench-rr" pingpong
-                    peer pingpong_ghc ghc-pingpong 1; peer pingpong_go go-pingpong 1 ;;
+        spawn)      per_op spawn_rr 1 "$dir/sched-bench-rr" spawn; peer spawn 1 ;;
+        ring)       per_op ring_hop_rr 1 "$dir/sched-bench-rr" ring; peer ring 1 ;;
+        pingpong)   per_op pingpong_rr 1 "$dir/sched-bench-rr" pingpong; peer pingpong 1 ;;
         *) echo "bench-instr: no figure '$fig'" >&2; exit 2 ;;
     esac
 done

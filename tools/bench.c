@@ -130,10 +130,13 @@ static lwc_scont_t *to_arg(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_statu
 static void switch_loop(struct sw *s, lwc_scont_t *other)
 {
     bool timing = other == s->b;
+    if (timing)
+        MEASURE_START();
     double t0 = now_ns();
     for (long i = 0; i < SCONT_SWITCHES / 2; i++)
         lwc_switch(to_arg, other);
     if (timing) {
+        MEASURE_STOP();
         s->ns = (now_ns() - t0) / SCONT_SWITCHES;
         lwc_pvar_write(NULL, s->done, 1);
     }
@@ -226,10 +229,12 @@ static lwc_word_t empty(lwc_tx_t *tx, void *arg)
 static double time_txs(lwc_tx_fn fn, lwc_word_t expect)
 {
     lwc_pvar_t *pv = lwc_pvar_new(0);
+    MEASURE_START();
     double t0 = now_ns();
     for (long i = 0; i < TXS; i++)
         lwc_atomically(fn, pv, NULL);
     double t = (now_ns() - t0) / TXS;
+    MEASURE_STOP();
     if (lwc_pvar_peek(pv) != expect)
         fprintf(stderr, "bench: ptm lost an update\n");
     lwc_pvar_free(pv);

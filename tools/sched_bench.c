@@ -15,19 +15,6 @@
 #include "config.h"
 #include "timing.h"
 
-/* tools/bench-instr.sh runs us under callgrind with collection off, and
- * counts only between these two marks in each figure: the work itself,
- * without start-up, shut-down or a detection pass that may run at the end
- * when every capability idles at once. */
-#if LWC_VALGRIND
-#include <valgrind/callgrind.h>
-#define MEASURE_START() CALLGRIND_START_INSTRUMENTATION
-#define MEASURE_STOP()  CALLGRIND_STOP_INSTRUMENTATION
-#else
-#define MEASURE_START() ((void)0)
-#define MEASURE_STOP()  ((void)0)
-#endif
-
 /* --quick: a tenth of each size (the showcase); the figures that count come
  * from the full sizes. */
 static int runs = 3;

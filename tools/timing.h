@@ -5,6 +5,20 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* tools/bench-instr.sh runs the benchmarks under callgrind uninstrumented,
+ * and counts only between these two marks in each figure: the work itself,
+ * without start-up, shut-down, threads spinning before they sleep, or a
+ * detection pass that may run at the end when every capability idles at
+ * once.  (config.h first, for LWC_VALGRIND.) */
+#if LWC_VALGRIND
+#include <valgrind/callgrind.h>
+#define MEASURE_START() CALLGRIND_START_INSTRUMENTATION
+#define MEASURE_STOP()  CALLGRIND_STOP_INSTRUMENTATION
+#else
+#define MEASURE_START() ((void)0)
+#define MEASURE_STOP()  ((void)0)
+#endif
+
 static double now_ns(void)
 {
     struct timespec ts;
