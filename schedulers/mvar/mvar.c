@@ -13,11 +13,11 @@
 
 /* Note [Freeing an MVar]
  * ~~~~~~~~~~~~~~~~~~~~~~
- * A waiter is not always linked in: when the capability has nothing else to
- * run, its scheduler's switch_to_next retries, which rolls back the whole
- * transaction, the enqueue too, and the capability sleeps with the MVar in its
- * read set.  lwc_mvar_free wakes it like any writer would, and it runs its
- * operation again, after the free.  So an MVar is type-stable (it goes back to
+ * An operation's transaction may run again after the MVar was freed: a
+ * conflict re-runs it, and so does a switch_to_next that retried to idle
+ * the capability (Note [Idling in a place of its own] in substrate/idle.c),
+ * and an OS thread that waits reads the MVar in its retry, which
+ * lwc_mvar_free wakes like any writer would.  So an MVar is type-stable (it goes back to
  * a pool with its PVars, Note [Type-stable nodes] in ../common/pool.h), and
  * free moves `gen` on: an operation that finds `gen` no longer the one it began
  * with returns LWC_EBLOCKED_CONCDS, as a linked waiter gets from free. */
@@ -201,12 +201,27 @@ static bool read_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
 
 /* ---- the blocking operations ------------------------------------------------------ */
 
+/* Can s block through upcalls?  Without an unblock_thread nobody could wake it. */
+static bool has_scheduler(lwc_scont_t *s)
+{
+    lwc_upcalls_t u;
+    return s && lwc_scont_get_upcalls(s, &u) == LWC_OK && u.switch_to_next && u.unblock_thread;
+}
+
+/* Note [Waiting only when it must]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * Most operations find the MVar ready and never wait.  So what only a wait
+ * needs is found on the way to one, inside the body: the waiter node, and
+ * whether the caller can block through a scheduler.  A body run again keeps
+ * the node it took; run_op gives it back unless a wait linked it.  `gen` is
+ * read by the body's first run, as it began (Note [Freeing an MVar]). */
 struct op {
     lwc_mvar_t    *mv;
     lwc_word_t     gen;         /* Note [Freeing an MVar] */
+    bool           gen_known;
     int            kind;
     lwc_word_t     v;           /* PUT: the value; TAKE, READ: the result */
-    struct waiter *w;           /* where to wait, if it must */
+    struct waiter *w;           /* where to wait, once it must */
     lwc_scont_t   *self;        /* blocks through its upcalls; NULL: the OS thread sleeps */
     bool           waited;
 };
@@ -215,13 +230,22 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
 {
     struct op *op = arg;
     op->waited = false;
-    if (RD(op->mv->gen) != op->gen)
+    lwc_word_t gen = RD(op->mv->gen);
+    if (!op->gen_known) {
+        op->gen = gen;
+        op->gen_known = true;
+    } else if (gen != op->gen) {
         return LWC_EBLOCKED_CONCDS;
+    }
     bool done = op->kind == KIND_TAKE ? take_now(tx, op->mv, &op->v)
               : op->kind == KIND_READ ? read_now(tx, op->mv, &op->v)
               : put_now(tx, op->mv, op->v);
     if (done)
         return 0;
+    if (!op->w && !(op->w = waiter_get()))
+        return LWC_ENOMEM;
+    lwc_scont_t *self = lwc_scont_self();
+    op->self = has_scheduler(self) ? self : NULL;
     struct waiter *w = op->w;
     WR(w->state, W_WAITING);
     WR(w->value, op->kind == KIND_PUT ? op->v : 0);
@@ -250,22 +274,11 @@ static lwc_word_t wait_served(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-/* Can s block through upcalls?  Without an unblock_thread nobody could wake it. */
-static bool has_scheduler(lwc_scont_t *s)
-{
-    lwc_upcalls_t u;
-    return s && lwc_scont_get_upcalls(s, &u) == LWC_OK && u.switch_to_next && u.unblock_thread;
-}
-
 static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
 {
     if (!mv || (kind != KIND_PUT && !out))
         return LWC_EINVAL;
-    lwc_scont_t *self = lwc_scont_self();
-    struct op op = { mv, lwc_pvar_peek(mv->gen), kind, v, waiter_get(),
-                     has_scheduler(self) ? self : NULL, false };
-    if (!op.w)
-        return LWC_ENOMEM;
+    struct op op = { .mv = mv, .kind = kind, .v = v };  /* Note [Waiting only when it must] */
     lwc_word_t gone = 0;
     int err = lwc_atomically(op_body, &op, &gone);
     if (err == LWC_OK && gone)
@@ -274,7 +287,7 @@ static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
         err = lwc_atomically(wait_served, op.w, NULL);
     if (err != LWC_OK) {
         /* Woken by an error, the node is still linked: Note [Waiter nodes]. */
-        if (!op.waited)
+        if (!op.waited && op.w)
             waiter_put(op.w);
         return err;
     }
@@ -285,7 +298,8 @@ static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
         if (state == W_FREED)
             err = LWC_EBLOCKED_CONCDS;
     }
-    waiter_put(op.w);
+    if (op.w)
+        waiter_put(op.w);
     if (err == LWC_OK && out)
         *out = op.v;
     return err;
