@@ -670,7 +670,7 @@ static void visit_scont(struct pass *ps, struct sc *c)
     ps->region_at = s;
     ps->region_scont = s;
     resolve(ps, (uintptr_t)s->arg);
-    resolve(ps, (uintptr_t)atomic_load(&s->up_env));
+    resolve(ps, (uintptr_t)lwc_scont_env(s));
     resolve(ps, (uintptr_t)atomic_load(&s->local));
     pvar_waiters(ps, &s->status);
     pvar_waiters(ps, &s->retry_pv);
@@ -1269,7 +1269,7 @@ static bool env_runs(const struct pass *ps, void *env)
             return true;
     }
     for (size_t i = 0; i < ps->nsc; i++)
-        if (ps->sc[i].runs && atomic_load(&ps->sc[i].s->up_env) == env)
+        if (ps->sc[i].runs && lwc_scont_env(ps->sc[i].s) == env)
             return true;
     return false;
 }
@@ -1384,7 +1384,7 @@ static void debug_report(struct pass *ps)
         VALGRIND_MAKE_MEM_DEFINED(&c->kept_word, sizeof c->kept_word);    /* read from anywhere */
 #endif
         const char *w = (const char *)c->kept_word;
-        if (!blocked && w == (const char *)atomic_load(&c->s->up_env))
+        if (!blocked && w == (const char *)lwc_scont_env(c->s))
             fprintf(stderr, ": the word %p is its scheduler's env\n", (const void *)w);
         else if (w >= (const char *)c->s && w < (const char *)(c->s + 1))
             fprintf(stderr, ": the word %p points into its struct\n", (const void *)w);

@@ -51,8 +51,7 @@ struct lwc_scont {
     lwc_pvar_t       status;          /* Note [Status word]: status and wait token */
     lwc_pvar_t       retry_pv;        /* Note [Retry state] */
     _Atomic int      switching_out;   /* Note [Switching out] in scont.c */
-    _Atomic unsigned upcall_seq;      /* seqlock over the three upcall words */
-    _Atomic(void *)  up_next, up_unblock, up_env;
+    _Atomic(const lwc_upcalls_t *) up; /* Note [Upcall records] in scont.c */
     _Atomic(void *)  local;
     _Atomic uint64_t id;              /* a reused struct gets a new one: a resume token */
     void           (*fn)(void *);
@@ -126,8 +125,16 @@ void lwc_scont_ref(lwc_scont_t *s);
 /* Switch away from the current SCont as the transaction just committed says.
  * Returns, once the SCont is resumed, the thread it resumed on. */
 struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx);
-/* Upcalls, read consistently (Note [Upcall seqlock] in scont.c). */
-void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u);
+/* Upcalls, read consistently (Note [Upcall records] in scont.c). */
+static inline void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u)
+{
+    *u = *atomic_load_explicit(&s->up, memory_order_acquire);
+}
+
+static inline void *lwc_scont_env(lwc_scont_t *s)
+{
+    return atomic_load_explicit(&s->up, memory_order_acquire)->env;
+}
 void lwc_scont_free_all(void);
 void lwc_scont_cache_flush(struct lwc_thread *t);
 /* Take s's error (exception.c): the interrupt, and the pending one too if
@@ -213,6 +220,7 @@ struct lwc_thread {
     unsigned           service_countdown; /* landings until the next lwc_services_tick */
     /* free SCont structs (scont.c) and stacks (stack.c): cache.h */
     struct lwc_cache   scont_cache, stack_cache;
+    const void        *last_upcalls; /* the upcall record last interned (scont.c) */
     /* retry sleep in progress, for lwc_shutdown to interrupt */
     _Atomic uint32_t  *sleep_word;
     _Atomic int        sleep_lock;  /* guards sleep_word against lwc_shutdown */

@@ -63,16 +63,13 @@ static lwc_scont_t *scont_make(void)
     return s;
 }
 
-static void upcalls_store(lwc_scont_t *s, const lwc_upcalls_t *u, unsigned q);
-
-/* Set the upcalls of an SCont being made, which no other thread may change
- * yet (doomed transactions may read it: Note [Upcall seqlock]). */
-static void upcalls_init(lwc_scont_t *s, const lwc_upcalls_t *u)
-{
-    unsigned q = atomic_load_explicit(&s->upcall_seq, memory_order_relaxed);
-    atomic_store_explicit(&s->upcall_seq, q + 1, memory_order_relaxed);
-    upcalls_store(s, u, q);
-}
+/* Note [Upcall records] */
+struct upcall_rec {
+    lwc_upcalls_t      u;
+    struct upcall_rec *next;        /* in its hash bucket */
+};
+static const struct upcall_rec no_upcalls;
+static const struct upcall_rec *upcall_rec_of(const lwc_upcalls_t *u);
 
 static lwc_scont_t *scont_alloc(void)
 {
@@ -82,7 +79,6 @@ static lwc_scont_t *scont_alloc(void)
         return scont_make();
     atomic_store_explicit(&s->retry_pv.value, 0, memory_order_relaxed);
     atomic_store_explicit(&s->switching_out, 0, memory_order_relaxed);
-    upcalls_init(s, NULL);
     atomic_store_explicit(&s->local, NULL, memory_order_relaxed);
     s->name = NULL;
     s->bound = NULL;
@@ -124,7 +120,15 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         return NULL;
     }
     size_t size = attr && attr->stack_size ? attr->stack_size : lwc_stack_default_size();
-    lwc_scont_t *s = scont_alloc();
+    /* Its upcalls: those given, else its creator's (the same record). */
+    struct lwc_thread *t = lwc_thread_peek();
+    const lwc_upcalls_t *up = &no_upcalls.u;
+    if (attr && attr->upcalls) {
+        const struct upcall_rec *r = upcall_rec_of(attr->upcalls);
+        up = r ? &r->u : NULL;
+    } else if (t && t->current)
+        up = atomic_load_explicit(&t->current->up, memory_order_relaxed);
+    lwc_scont_t *s = up ? scont_alloc() : NULL;
     if (!s)
         goto nomem;
     if (attr && attr->name && !(s->name = strdup(attr->name)))
@@ -143,14 +147,7 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
     s->fn = fn;
     s->arg = arg;
     atomic_store_explicit(&s->refs, 2, memory_order_relaxed);   /* the handle, and being alive */
-    struct lwc_thread *t = lwc_thread_peek();
-    if (attr && attr->upcalls) {
-        upcalls_init(s, attr->upcalls);
-    } else if (t && t->current) {
-        lwc_upcalls_t u;
-        lwc_scont_load_upcalls(t->current, &u);
-        upcalls_init(s, &u);
-    }
+    atomic_store_explicit(&s->up, up, memory_order_release);    /* Note [Upcall records] */
     lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
     lwc_san_scont_new(s);
     if (bound) {
@@ -279,61 +276,122 @@ void *lwc_scont_get_local(lwc_scont_t *s)
 
 /* ---- Upcalls ------------------------------------------------------------- */
 
-/* Note [Upcall seqlock]
+/* Note [Upcall records]
  * ~~~~~~~~~~~~~~~~~~~~~
- * The upcalls are three words that a switch reads on every call and that anyone
- * may change at any time.  A sequence count makes the three consistent without a
- * lock on the read side: a writer makes the count odd, stores, makes it even
- * again; a reader copies the words between two equal even counts.  The words are
- * stored with release and loaded with acquire (no fences, which ThreadSanitizer
- * cannot model): a reader that sees a new word therefore also sees the odd count
- * stored before it, and tries again.  Writers take the count odd with a
- * compare-and-swap, one at a time; a struct being made has no other writer,
- * and upcalls_init stores the odd count plainly (doomed transactions may still
- * read it: Note [Type-stable SConts]). */
-void lwc_scont_load_upcalls(lwc_scont_t *s, lwc_upcalls_t *u)
+ * The upcalls are three words that every switch reads and that anyone may
+ * change at any time, so a reader must never pair one scheduler's
+ * switch_to_next with another's env.  An SCont therefore holds one pointer,
+ * `up`, to an immutable record of the three: a reader loads it (acquire)
+ * and copies the record, a writer stores a pointer to another record
+ * (release).  No lock, no retry loop, and lwc_scont_load_upcalls is inline.
+ *
+ * A record is never freed while the process runs: a reader, a doomed
+ * transaction on a recycled SCont even (Note [Type-stable SConts]), may hold
+ * an old pointer for as long as it likes.  So records are interned, one per
+ * distinct triple ever set, in a hash table under `recs.lock`; most programs
+ * use a handful (one per scheduler instance), and a program that makes and
+ * drops instances keeps 32 bytes for each triple it used.  Each OS thread
+ * remembers the last record it interned, so spawning threads with the same
+ * upcalls again and again takes no lock.  Records live in malloc memory,
+ * which the detector does not scan: an env named only by an old record is
+ * not kept alive by it.  `no_upcalls` is the record of a triple of NULLs. */
+
+static struct {
+    pthread_mutex_t     lock;
+    struct upcall_rec **buckets;
+    size_t              nbuckets, n;
+} recs = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool same_upcalls(const lwc_upcalls_t *a, const lwc_upcalls_t *b)
 {
-    for (;;) {
-        unsigned q = atomic_load_explicit(&s->upcall_seq, memory_order_acquire);
-        if (q & 1) {
-            lwc_cpu_relax();
-            continue;
+    return a->switch_to_next == b->switch_to_next && a->unblock_thread == b->unblock_thread &&
+           a->env == b->env;
+}
+
+static size_t upcalls_hash(const lwc_upcalls_t *u, size_t nbuckets)
+{
+    uint64_t h = (uint64_t)(uintptr_t)u->switch_to_next * 0x9E3779B97F4A7C15ull;
+    h ^= (uint64_t)(uintptr_t)u->unblock_thread * 0xC2B2AE3D27D4EB4Full;
+    h ^= (uint64_t)(uintptr_t)u->env * 0x165667B19E3779F9ull;
+    return (size_t)(h >> 20) & (nbuckets - 1);
+}
+
+/* Double the table; false when out of memory (the table stays as it was). */
+static bool recs_grow(void)
+{
+    size_t n = recs.nbuckets ? 2 * recs.nbuckets : 64;
+    struct upcall_rec **b = calloc(n, sizeof *b);
+    if (!b)
+        return false;
+    for (size_t i = 0; i < recs.nbuckets; i++)
+        for (struct upcall_rec *r = recs.buckets[i], *next; r; r = next) {
+            next = r->next;
+            size_t k = upcalls_hash(&r->u, n);
+            r->next = b[k];
+            b[k] = r;
         }
-        void *next = atomic_load_explicit(&s->up_next, memory_order_acquire);
-        void *unblock = atomic_load_explicit(&s->up_unblock, memory_order_acquire);
-        u->env = atomic_load_explicit(&s->up_env, memory_order_acquire);
-        if (atomic_load_explicit(&s->upcall_seq, memory_order_relaxed) == q) {
-            u->switch_to_next = (lwc_scont_t *(*)(lwc_tx_t *, lwc_scont_t *, lwc_status_t, void *))next;
-            u->unblock_thread = (void (*)(lwc_tx_t *, lwc_scont_t *, void *))unblock;
-            return;
-        }
+    free(recs.buckets);
+    recs.buckets = b;
+    recs.nbuckets = n;
+    return true;
+}
+
+static const struct upcall_rec *recs_intern(const lwc_upcalls_t *u)
+{
+    pthread_mutex_lock(&recs.lock);
+    struct upcall_rec *r = NULL;
+    if (recs.n >= recs.nbuckets && !recs_grow() && !recs.nbuckets)
+        goto out;
+    size_t k = upcalls_hash(u, recs.nbuckets);
+    for (r = recs.buckets[k]; r; r = r->next)
+        if (same_upcalls(&r->u, u))
+            goto out;
+    if ((r = malloc(sizeof *r))) {
+        r->u = *u;
+        r->next = recs.buckets[k];
+        recs.buckets[k] = r;
+        recs.n++;
     }
+out:
+    pthread_mutex_unlock(&recs.lock);
+    return r;
+}
+
+/* The record of *u (NULL: no upcalls); NULL when out of memory. */
+static const struct upcall_rec *upcall_rec_of(const lwc_upcalls_t *u)
+{
+    if (!u || (!u->switch_to_next && !u->unblock_thread && !u->env))
+        return &no_upcalls;
+    struct lwc_thread *t = lwc_thread_peek();
+    const struct upcall_rec *r = t ? (const struct upcall_rec *)t->last_upcalls : NULL;
+    if (r && same_upcalls(&r->u, u))
+        return r;
+    if ((r = recs_intern(u)) && t)
+        t->last_upcalls = r;
+    return r;
+}
+
+__attribute__((destructor)) static void recs_drain(void)
+{
+    for (size_t i = 0; i < recs.nbuckets; i++)
+        for (struct upcall_rec *r = recs.buckets[i], *next; r; r = next) {
+            next = r->next;
+            free(r);
+        }
+    free(recs.buckets);
+    recs.buckets = NULL;
+    recs.nbuckets = recs.n = 0;
 }
 
 int lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u)
 {
     if (!s)
         return LWC_EINVAL;
-    unsigned q;
-    for (;;) {
-        q = atomic_load_explicit(&s->upcall_seq, memory_order_relaxed);
-        if (!(q & 1) && atomic_compare_exchange_weak_explicit(&s->upcall_seq, &q, q + 1,
-                                                              memory_order_acquire,
-                                                              memory_order_relaxed))
-            break;
-        lwc_spin_step(0);
-    }
-    upcalls_store(s, u, q);
+    const struct upcall_rec *r = upcall_rec_of(u);
+    if (!r)
+        return LWC_ENOMEM;
+    atomic_store_explicit(&s->up, &r->u, memory_order_release);
     return LWC_OK;
-}
-
-/* The writer's side of Note [Upcall seqlock], once upcall_seq is q + 1. */
-static void upcalls_store(lwc_scont_t *s, const lwc_upcalls_t *u, unsigned q)
-{
-    atomic_store_explicit(&s->up_next, u ? (void *)u->switch_to_next : NULL, memory_order_release);
-    atomic_store_explicit(&s->up_unblock, u ? (void *)u->unblock_thread : NULL, memory_order_release);
-    atomic_store_explicit(&s->up_env, u ? u->env : NULL, memory_order_release);
-    atomic_store_explicit(&s->upcall_seq, q + 2, memory_order_release);
 }
 
 int lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out)

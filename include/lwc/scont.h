@@ -78,8 +78,10 @@ LWC_API void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_
 typedef struct lwc_upcalls {
     /* self stops with status why: return the SCont to run next on this capability
      * (NULL: release the capability).  Runs inside the caller's transaction.  To
-     * idle the capability, call lwc_tx_retry(tx): the OS thread sleeps until a
-     * PVar this transaction read is written. */
+     * idle the capability, call lwc_tx_retry(tx): self's stop commits, and the
+     * capability calls switch_to_next again, with the same arguments, until a
+     * PVar this transaction read is written and it names an SCont (self may
+     * then be running elsewhere, or completed). */
     lwc_scont_t *(*switch_to_next)(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env);
     /* Make s runnable in its scheduler.  Runs inside a transaction, on any thread. */
     void (*unblock_thread)(lwc_tx_t *tx, lwc_scont_t *s, void *env);
@@ -87,7 +89,8 @@ typedef struct lwc_upcalls {
 } lwc_upcalls_t;
 
 /* u NULL clears both.  Safe while s runs or switches elsewhere: a switch sees
- * either the old set or the new one, never a mix. */
+ * either the old set or the new one, never a mix.  Each distinct set is kept
+ * for the life of the process (32 bytes); LWC_ENOMEM if it cannot be. */
 LWC_API int  lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u);
 LWC_API int  lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out);
 /* switchToNext for the current SCont: ask its switch_to_next upcall for the next
