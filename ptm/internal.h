@@ -77,7 +77,7 @@ struct tx_defer { void (*fn)(void *); void *arg; };
  * A transaction never outlives a switch: it commits (or is abandoned) first.
  * `h` comes first: the inline paths of <lwc/ptm.h> read it (Note [In-place
  * transactions] in ptm.c); `jb` at LWC_TX_JB_OFFSET, where ptm/tx_*.S put it. */
-#define LWC_TX_JB_OFFSET 24
+#define LWC_TX_JB_OFFSET 32
 struct lwc_tx {
     struct lwc_tx_head h;
 #if LWC_TX_ASM
@@ -172,6 +172,7 @@ static inline void lwc_tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
         if (__builtin_expect(tx->h.in_place, 1)) {
             tx->h.writes[tx->h.nwrites++] = (struct lwc_tx_write){
                 pv, atomic_load_explicit(&pv->value, memory_order_relaxed) };
+            tx->h.waited |= (uintptr_t)atomic_load_explicit(&pv->waiters, memory_order_relaxed);
             atomic_store_explicit(&pv->value, v, memory_order_release);
             return;
         }

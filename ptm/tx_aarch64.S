@@ -1,5 +1,5 @@
 /* AArch64 (AAPCS64): lwc_tx_call and lwc_tx_unwind, Note [Leaving a body] in
- * ptm.c.  The buffer is at LWC_TX_JB_OFFSET (24) in the lwc_tx_t, after the
+ * ptm.c.  The buffer is at LWC_TX_JB_OFFSET (32) in the lwc_tx_t, after the
  * head that <lwc/ptm.h> reads: 0: the callee-saved
  * registers, x30 (lr) among them our caller's return address
  * (substrate/callee_saved.h); 160: the stack pointer at entry. */
@@ -12,7 +12,7 @@
     .p2align 4
 lwc_tx_call:                        /* x0 = tx, x1 = fn, x2 = arg */
     .cfi_startproc
-    add     x10, x0, #24
+    add     x10, x0, #32
     LWC_STORE_CALLEE_SAVED x10
     mov     x9, sp
     str     x9, [x10, #160]
@@ -28,7 +28,7 @@ lwc_tx_call:                        /* x0 = tx, x1 = fn, x2 = arg */
     .p2align 4
 lwc_tx_unwind:                      /* x0 = tx */
     .cfi_startproc
-    add     x0, x0, #24
+    add     x0, x0, #32
     LWC_LOAD_CALLEE_SAVED x0
     ldr     x9, [x0, #160]
     mov     sp, x9

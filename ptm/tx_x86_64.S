@@ -1,5 +1,5 @@
 /* x86-64 System V: lwc_tx_call and lwc_tx_unwind, Note [Leaving a body] in
- * ptm.c.  The buffer is at LWC_TX_JB_OFFSET (24) in the lwc_tx_t, after the
+ * ptm.c.  The buffer is at LWC_TX_JB_OFFSET (32) in the lwc_tx_t, after the
  * head that <lwc/ptm.h> reads: 0: the stack pointer at entry (our caller's
  * return address is there); 8: the callee-saved registers
  * (substrate/callee_saved.h). */
@@ -13,7 +13,7 @@
 lwc_tx_call:                        /* rdi = tx, rsi = fn, rdx = arg */
     .cfi_startproc
     LWC_ENDBR
-    leaq    24(%rdi), %rcx
+    leaq    32(%rdi), %rcx
     movq    %rsp, 0(%rcx)
     LWC_STORE_CALLEE_SAVED %rcx
     movq    %rsi, %rax
@@ -29,7 +29,7 @@ lwc_tx_call:                        /* rdi = tx, rsi = fn, rdx = arg */
 lwc_tx_unwind:                      /* rdi = tx */
     .cfi_startproc
     LWC_ENDBR
-    addq    $24, %rdi
+    addq    $32, %rdi
     LWC_LOAD_CALLEE_SAVED %rdi
     movq    0(%rdi), %rsp
     xorl    %eax, %eax

@@ -44,13 +44,14 @@ LWC_API lwc_word_t  lwc_pvar_peek(lwc_pvar_t *pv);
  * and these may change between releases of the library (its version says so).
  * Define LWC_PTM_NO_INLINE before including this header to call the exported
  * functions instead. */
-struct lwc_pvar_head { lwc_word_t value; };
+struct lwc_pvar_head { lwc_word_t value; void *waiters; };
 struct lwc_tx_write { lwc_pvar_t *pv; lwc_word_t val; };
 struct lwc_tx_head {
     struct lwc_tx_write *writes;    /* in place: the value each write replaced;
                                        otherwise: the values to publish */
     unsigned nwrites, cap_writes;
     unsigned char in_place;         /* reads are loads, writes are stores */
+    uintptr_t waited;               /* in place: nonzero if a PVar written had waiters */
 };
 
 #if !defined(LWC_PTM_NO_INLINE) && defined(__GNUC__)
@@ -65,10 +66,11 @@ static inline void lwc_pvar_write_inline(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_
 {
     struct lwc_tx_head *h = (struct lwc_tx_head *)tx;
     if (__builtin_expect(tx && h->in_place && h->nwrites < h->cap_writes, 1)) {
-        lwc_word_t *p = &((struct lwc_pvar_head *)pv)->value;
+        struct lwc_pvar_head *p = (struct lwc_pvar_head *)pv;
         h->writes[h->nwrites].pv = pv;
-        h->writes[h->nwrites++].val = __atomic_load_n(p, __ATOMIC_RELAXED);
-        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+        h->writes[h->nwrites++].val = __atomic_load_n(&p->value, __ATOMIC_RELAXED);
+        h->waited |= (uintptr_t)__atomic_load_n(&p->waiters, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->value, v, __ATOMIC_RELEASE);
         return;
     }
     (lwc_pvar_write)(tx, pv, v);
