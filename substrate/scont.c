@@ -560,7 +560,11 @@ int lwc_switch(lwc_switch_fn fn, void *arg)
     return lwc_tx_run(switch_body, &sc, NULL, true);
 }
 
-static __attribute__((noinline)) struct lwc_thread *switch_after_commit_rare(lwc_tx_t *tx)
+/* Not instrumented by ThreadSanitizer, as lwc_swap_to is not: its calls at
+ * entry made the compiler keep the target in a callee-saved register, which
+ * the switch then saved on the blocked stack (Note [Switch targets]). */
+static __attribute__((noinline, no_sanitize_thread))
+struct lwc_thread *switch_after_commit_rare(lwc_tx_t *tx)
 {
     struct lwc_thread *t = tx_thread(tx);
     if (tx->completing)
@@ -570,6 +574,7 @@ static __attribute__((noinline)) struct lwc_thread *switch_after_commit_rare(lwc
     return lwc_swap_to(t, tx->self, tx->target);
 }
 
+__attribute__((no_sanitize_thread))
 struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx)
 {
     if (__builtin_expect(tx->completing | tx->to_idle, 0))
