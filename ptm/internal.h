@@ -170,10 +170,7 @@ static inline void lwc_tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
 {
     if (__builtin_expect(tx->h.nwrites < tx->h.cap_writes, 1)) {
         if (__builtin_expect(tx->h.in_place, 1)) {
-            tx->h.writes[tx->h.nwrites++] = (struct lwc_tx_write){
-                pv, atomic_load_explicit(&pv->value, memory_order_relaxed) };
-            tx->h.waited |= (uintptr_t)atomic_load_explicit(&pv->waiters, memory_order_relaxed);
-            atomic_store_explicit(&pv->value, v, memory_order_release);
+            lwc_tx_store_in_place(&tx->h, pv, v);
             return;
         }
         uint64_t bit = lwc_bloom_bit(pv);

@@ -68,7 +68,7 @@ struct lwc_commit lwc_commit = { .grant_after = 256 };
  * body but a commit (an error, a retry, lwc_exit) puts the old values back,
  * newest first, before the epoch moves on.  Measured when this went in
  * (`make bench-instr`, instructions per operation): yield 742 -> 550, ring
- * hop 2231 -> 1726, pingpong round trip 4957 -> 3300.
+ * hop 2231 -> 1726, pingpong round trip 4957 -> 3454.
  *
  * The fast paths are inline in <lwc/ptm.h>, for every module: they read the
  * head of the descriptor (`h`: the log and the in-place flag) and the first
@@ -505,7 +505,9 @@ static void undo_make_room(lwc_tx_t *tx)
 }
 
 /* Put back what an in-place body overwrote, newest first, so a PVar written
- * twice ends with the value the transaction found. */
+ * twice ends with the value the transaction found.  Relaxed: nobody reads
+ * these words before the epoch moves on with a release (bias_leave), after
+ * this (Note [In-place transactions]). */
 static void undo(lwc_tx_t *tx)
 {
     for (unsigned i = tx->h.nwrites; i-- > 0;)
@@ -543,10 +545,7 @@ void lwc_tx_write_slow(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
     if (tx->h.in_place) {
         if (tx->h.nwrites == tx->h.cap_writes)
             undo_make_room(tx);
-        tx->h.writes[tx->h.nwrites++] = (struct lwc_tx_write){
-            pv, atomic_load_explicit(&pv->value, memory_order_relaxed) };
-        tx->h.waited |= (uintptr_t)atomic_load_explicit(&pv->waiters, memory_order_relaxed);
-        atomic_store_explicit(&pv->value, v, memory_order_release);
+        lwc_tx_store_in_place(&tx->h, pv, v);
         return;
     }
     struct lwc_tx_write *w = find_write(tx, pv);
@@ -877,13 +876,13 @@ static __attribute__((noinline)) unsigned publish_waited(lwc_tx_t *tx, unsigned 
     return nfire;
 }
 
-/* The commit of an in-place body past the first PVar that has waiters,
- * writes[i]: as publish_waited, but the values are stored already, and a
- * PVar written twice is logged twice and must be locked once. */
-static __attribute__((noinline)) unsigned in_place_waited(lwc_tx_t *tx, unsigned i)
+/* The commit of an in-place body that wrote a PVar with waiters: as
+ * publish_waited, but the values are stored already, and a PVar written
+ * twice is logged twice and must be locked once. */
+static __attribute__((noinline)) unsigned in_place_waited(lwc_tx_t *tx)
 {
     unsigned nfire = 0;
-    for (; i < tx->h.nwrites; i++) {
+    for (unsigned i = 0; i < tx->h.nwrites; i++) {
         struct lwc_tx_write w = tx->h.writes[i];
         if (atomic_load(&w.pv->waiters) == NULL)        /* seq_cst: Note [Retry wake-up] */
             continue;
@@ -912,13 +911,8 @@ static inline void raise_switching_out(lwc_tx_t *tx)
 static inline unsigned publish_in_place(lwc_tx_t *tx)
 {
     raise_switching_out(tx);
-    if (__builtin_expect(!tx->h.waited, 1))
-        return 0;                   /* Note [In-place transactions]: looked as it wrote */
-    const struct lwc_tx_write *w = tx->h.writes, *end = w + tx->h.nwrites;
-    for (; w < end; w++)
-        if (__builtin_expect(atomic_load(&w->pv->waiters) != NULL, 0))  /* seq_cst: Note [Retry wake-up] */
-            return in_place_waited(tx, (unsigned)(w - tx->h.writes));
-    return 0;
+    /* Note [In-place transactions]: the writes looked for waiters already. */
+    return __builtin_expect(!tx->h.waited, 1) ? 0 : in_place_waited(tx);
 }
 
 /* Store the write set, with the sequence held.  Returns how many PVars had
@@ -1056,7 +1050,7 @@ static __attribute__((noinline)) int tx_aborted(struct lwc_thread *t, lwc_tx_t *
     tx->active = false;
     if (tx->h.in_place)
         undo(tx);
-    if (code == LWC_TX_RETRY && tx->in_upcall && !tx->has_switch && tx->self) {
+    if (code == LWC_TX_RETRY && tx->in_upcall && !tx->has_switch) {
         if (tx->direct)
             bias_leave();
         return TX_AGAIN_IDLE;       /* Note [Idling in a place of its own] */

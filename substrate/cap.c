@@ -162,7 +162,7 @@ static bool mail_wait(struct lwc_thread *t)
 
 lwc_scont_t *lwc_cap_route(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *s)
 {
-    if (s && (s->bound ? s->bound == t : t->kind == THREAD_WORKER))
+    if (s && lwc_runs_on(s, t))
         return s;
     t->cap = NULL;
     if (s)
@@ -179,20 +179,21 @@ static struct lwc_cap *handle_request(struct lwc_thread *t)
 {
     struct lwc_cap *cap = t->cap;
     enum thread_request req = t->request;
-    lwc_scont_t *to = t->handoff;
+    lwc_scont_t *to = req == REQ_HANDOFF ? t->handoff : NULL;
     t->request = REQ_NONE;
     t->handoff = NULL;
+    if (!cap)
+        return NULL;
+    if (req == REQ_IDLE && t->kind == THREAD_WORKER)
+        return cap;
     if (req == REQ_IDLE) {
-        if (t->kind == THREAD_WORKER)
-            return cap;
-        to = NULL;
-        req = REQ_HANDOFF;              /* an empty mail: the worker idles */
+        t->cap = NULL;
+        lwc_thread_mail(cap->worker, cap, NULL);    /* an empty mail: the worker idles */
+        return NULL;
     }
-    t->cap = NULL;
-    if (req == REQ_HANDOFF)
-        lwc_thread_mail(to && to->bound ? to->bound : cap->worker, cap, to);
-    else if (cap)
-        atomic_store_explicit(&cap->busy, CAP_IDLE, memory_order_release);
+    /* A handoff came here because `to` cannot run on t (lwc_swap_to asked
+     * lwc_runs_on), so it is mailed; a release or an exit gives cap back. */
+    lwc_cap_route(t, cap, to);
     return NULL;
 }
 

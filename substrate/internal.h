@@ -295,9 +295,9 @@ static inline void lwc_tx_after_commit(struct lwc_thread *t)
 
 /* ---- Idle capabilities (idle.c): Note [Idling in a place of its own] -------- */
 
-/* In lwc_switch_to_next: the upcall retried, so the transaction is run again
- * committing self's stop with no target; lwc_switch_after_commit then leaves
- * for the native stack with REQ_IDLE. */
+/* After a commit with to_idle (its switch_to_next upcall retried, so the
+ * transaction ran again and committed self's stop with no target): note in
+ * t's capability what to ask for work, and ask for REQ_IDLE. */
 void lwc_idle_prepare(struct lwc_thread *t, lwc_tx_t *tx);
 /* On t's native stack, holding cap, which is idle (cap->idle_for): ask the
  * stopped SCont's switch_to_next until it names an SCont.  Returns it if it
@@ -307,6 +307,12 @@ lwc_scont_t *lwc_idle_run(struct lwc_thread *t, struct lwc_cap *cap);
 /* t holds cap and runs nothing: run s on t (returned), or mail cap and s to
  * the thread s must run on, or with s NULL give cap back (NULL returned). */
 lwc_scont_t *lwc_cap_route(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *s);
+/* May s run on thread t?  A bound SCont on its own thread only, any other on
+ * a worker (lwc_swap_to and lwc_cap_route ask the same). */
+static inline bool lwc_runs_on(const lwc_scont_t *s, const struct lwc_thread *t)
+{
+    return s->bound ? s->bound == t : t->kind == THREAD_WORKER;
+}
 
 /* ---- Idle services (service.c): Note [Idle services] ------------------------ */
 

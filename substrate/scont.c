@@ -620,7 +620,7 @@ struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scon
     lwc_transfer_t tr;
     t->prev = from;
     t->prev_ctx = from_ctx;
-    if (to && (to->bound ? to->bound == t : t->kind == THREAD_WORKER)) {
+    if (to && lwc_runs_on(to, t)) {
         /* Note [Switch targets]: from here on `to` is read from t->current. */
         t->current = to;
         if (atomic_load_explicit(&to->switching_out, memory_order_acquire))

@@ -54,6 +54,24 @@ struct lwc_tx_head {
     uintptr_t waited;               /* in place: nonzero if a PVar written had waiters */
 };
 
+#if defined(__GNUC__)
+/* The in-place write itself, with room in the log: record what pv held and
+ * whether it has retry waiters, then store.  The one copy of this step; the
+ * library's own write paths call it too. */
+static inline void lwc_tx_store_in_place(struct lwc_tx_head *h, lwc_pvar_t *pv, lwc_word_t v)
+{
+    struct lwc_pvar_head *p = (struct lwc_pvar_head *)pv;
+    lwc_word_t old = __atomic_load_n(&p->value, __ATOMIC_RELAXED);
+    uintptr_t waiters = (uintptr_t)__atomic_load_n(&p->waiters, __ATOMIC_RELAXED);
+    unsigned n = h->nwrites;
+    h->writes[n].pv = pv;
+    h->writes[n].val = old;
+    h->nwrites = n + 1;
+    h->waited |= waiters;
+    __atomic_store_n(&p->value, v, __ATOMIC_RELEASE);
+}
+#endif
+
 #if !defined(LWC_PTM_NO_INLINE) && defined(__GNUC__)
 static inline lwc_word_t lwc_pvar_read_inline(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
@@ -66,11 +84,7 @@ static inline void lwc_pvar_write_inline(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_
 {
     struct lwc_tx_head *h = (struct lwc_tx_head *)tx;
     if (__builtin_expect(tx && h->in_place && h->nwrites < h->cap_writes, 1)) {
-        struct lwc_pvar_head *p = (struct lwc_pvar_head *)pv;
-        h->writes[h->nwrites].pv = pv;
-        h->writes[h->nwrites++].val = __atomic_load_n(&p->value, __ATOMIC_RELAXED);
-        h->waited |= (uintptr_t)__atomic_load_n(&p->waiters, __ATOMIC_RELAXED);
-        __atomic_store_n(&p->value, v, __ATOMIC_RELEASE);
+        lwc_tx_store_in_place(h, pv, v);
         return;
     }
     (lwc_pvar_write)(tx, pv, v);
