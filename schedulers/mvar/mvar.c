@@ -4,6 +4,7 @@
  * share an MVar. */
 #include <lwc/lwc.h>
 #include <lwc/mvar.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,12 +51,27 @@ struct lwc_mvar {
  * checks the token, and drops a node whose wait is over: that thread is never
  * handed a value, and the value of a putter that is gone is dropped with it.  The node goes back
  * to the pool after the commit.  A woken waiter leaves its node linked, for
- * the next operation or lwc_mvar_free to drop. */
+ * the next operation or lwc_mvar_free to drop.
+ *
+ * Only what a server writes is a PVar: `next`, `value` (what a taker or
+ * reader is given) and `served`.  What the waiter says about itself (its
+ * thread, its wait token, a putter's offer) is stored in plain fields while
+ * the node is unlinked, and the commit that links it publishes them.  A
+ * doomed transaction may read them from a node already reused; whatever it
+ * does with them fails validation, because the wake-up checks the thread's
+ * status, which every wake-up moves on.  `served` is never reset: a waiter
+ * notes it when it links the node, and the server moves it on by SERVED or
+ * FREED, so no node is written on its way back to the pool.  A node in the
+ * pool has `next` 0: whoever unlinks it clears it (Note [No stale links] in
+ * ../common/fifo.h). */
 enum { KIND_TAKE, KIND_READ, KIND_PUT };
-enum { W_WAITING, W_SERVED, W_FREED };
+enum { SERVED = 1, FREED = 2 };
 
 struct waiter {
-    lwc_pvar_t *next, *state, *value, *who, *wait; /* next first: a fifo_node */
+    lwc_pvar_t *next, *value, *served;  /* next first: a fifo_node */
+    _Atomic(lwc_scont_t *) who;         /* NULL: an OS thread, which sleeps on `served` */
+    _Atomic lwc_word_t wait;            /* who's wait token as it linked the node */
+    _Atomic lwc_word_t offer;           /* a putter's value */
 };
 
 /* Traced: an MVar reaches its waiters, and a waiter its thread, through these
@@ -67,20 +83,17 @@ static void waiter_destroy(void *node)
 {
     struct waiter *w = node;
     lwc_pvar_free(w->next);
-    lwc_pvar_free(w->state);
     lwc_pvar_free(w->value);
-    lwc_pvar_free(w->who);
-    lwc_pvar_free(w->wait);
+    lwc_pvar_free(w->served);
 }
 
-/* A node with its PVars; op_body sets every one before linking it. */
+/* A node with its PVars, `next` 0; op_body fills in the rest before linking it. */
 static struct waiter *waiter_get(void)
 {
     struct waiter *w = lwc_pool_take(&pool);
     if (!w)
         return NULL;
-    if (!lwc_pool_pvar(&w->next) || !lwc_pool_pvar(&w->state) || !lwc_pool_pvar(&w->value) ||
-        !lwc_pool_pvar(&w->who) || !lwc_pool_pvar(&w->wait)) {
+    if (!lwc_pool_pvar(&w->next) || !lwc_pool_pvar(&w->value) || !lwc_pool_pvar(&w->served)) {
         lwc_pool_give(&pool, w);
         return NULL;
     }
@@ -114,12 +127,6 @@ __attribute__((destructor)) static void pool_drain(void)
 #define RD(pv)      lwc_pvar_read(tx, (pv))
 #define WR(pv, v)   lwc_pvar_write(tx, (pv), (lwc_word_t)(v))
 
-static void queue_push(lwc_tx_t *tx, lwc_mvar_t *mv, struct waiter *w)
-{
-    WR(w->next, 0);             /* it may have been a reader: Note [No stale links] */
-    fifo_push(tx, mv->head, mv->tail, w);
-}
-
 static void waiter_put_later(void *w)
 {
     waiter_put(w);
@@ -130,8 +137,8 @@ static void waiter_put_later(void *w)
  * state is written.  A node whose wait is over goes back to the pool. */
 static bool wake_waiter(lwc_tx_t *tx, struct waiter *w)
 {
-    lwc_scont_t *s = (lwc_scont_t *)RD(w->who);
-    if (!s || lwc_unblock_waiter(tx, s, RD(w->wait)))
+    lwc_scont_t *s = atomic_load_explicit(&w->who, memory_order_relaxed);
+    if (!s || lwc_unblock_waiter(tx, s, atomic_load_explicit(&w->wait, memory_order_relaxed)))
         return true;
     lwc_tx_defer(tx, waiter_put_later, w);
     return false;
@@ -148,11 +155,25 @@ static struct waiter *queue_pop(lwc_tx_t *tx, lwc_mvar_t *mv)
     }
 }
 
-/* Give a woken waiter its outcome. */
-static void serve(lwc_tx_t *tx, struct waiter *w, int state, lwc_word_t v)
+/* Give a woken waiter its outcome: how, and for a taker or reader, what. */
+static void serve(lwc_tx_t *tx, struct waiter *w, lwc_word_t how)
+{
+    WR(w->served, RD(w->served) + how);
+}
+
+static void serve_value(lwc_tx_t *tx, struct waiter *w, lwc_word_t v)
 {
     WR(w->value, v);
-    WR(w->state, state);
+    serve(tx, w, SERVED);
+}
+
+/* The next reader on the list from r, r unlinked (Note [No stale links]). */
+static struct waiter *reader_unlink(lwc_tx_t *tx, struct waiter *r)
+{
+    struct waiter *next = (struct waiter *)RD(r->next);
+    if (next)
+        WR(r->next, 0);
+    return next;
 }
 
 static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
@@ -162,8 +183,8 @@ static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
     *out = RD(mv->value);
     struct waiter *putter = queue_pop(tx, mv);   /* while full, only putters wait */
     if (putter) {
-        WR(mv->value, RD(putter->value));
-        serve(tx, putter, W_SERVED, 0);
+        WR(mv->value, atomic_load_explicit(&putter->offer, memory_order_relaxed));
+        serve(tx, putter, SERVED);
     } else {
         WR(mv->full, 0);
     }
@@ -174,16 +195,18 @@ static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
 {
     if (RD(mv->full))
         return false;
-    for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
-        struct waiter *next = (struct waiter *)RD(r->next);
-        if (wake_waiter(tx, r))
-            serve(tx, r, W_SERVED, v);
-        r = next;
+    struct waiter *r = (struct waiter *)RD(mv->readers);
+    if (r) {
+        WR(mv->readers, 0);
+        for (struct waiter *next; r; r = next) {
+            next = reader_unlink(tx, r);
+            if (wake_waiter(tx, r))
+                serve_value(tx, r, v);
+        }
     }
-    WR(mv->readers, 0);
     struct waiter *taker = queue_pop(tx, mv);    /* while empty, only takers wait */
     if (taker) {
-        serve(tx, taker, W_SERVED, v);
+        serve_value(tx, taker, v);
     } else {
         WR(mv->full, 1);
         WR(mv->value, v);
@@ -223,6 +246,7 @@ struct op {
     lwc_word_t     v;           /* PUT: the value; TAKE, READ: the result */
     struct waiter *w;           /* where to wait, once it must */
     lwc_scont_t   *self;        /* blocks through its upcalls; NULL: the OS thread sleeps */
+    lwc_word_t     served;      /* w->served as the wait began: Note [Waiter nodes] */
     bool           waited;
 };
 
@@ -247,15 +271,17 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
     lwc_scont_t *self = lwc_scont_self();
     op->self = has_scheduler(self) ? self : NULL;
     struct waiter *w = op->w;
-    WR(w->state, W_WAITING);
-    WR(w->value, op->kind == KIND_PUT ? op->v : 0);
-    WR(w->who, op->self);
-    WR(w->wait, lwc_scont_wait_token(tx, op->self));
+    op->served = RD(w->served);
+    atomic_store_explicit(&w->who, op->self, memory_order_relaxed);
+    atomic_store_explicit(&w->wait, lwc_scont_wait_token(tx, op->self), memory_order_relaxed);
+    atomic_store_explicit(&w->offer, op->v, memory_order_relaxed);
     if (op->kind == KIND_READ) {
-        WR(w->next, RD(op->mv->readers));
+        lwc_word_t first = RD(op->mv->readers);
+        if (first)
+            WR(w->next, first);
         WR(op->mv->readers, w);
     } else {
-        queue_push(tx, op->mv, w);
+        fifo_push(tx, op->mv->head, op->mv->tail, w);
     }
     if (op->self) {
         lwc_scont_note_wait(op->self, "MVar", op->mv);
@@ -268,8 +294,8 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
 /* An OS thread (or an SCont with no scheduler) sleeps here until served. */
 static lwc_word_t wait_served(lwc_tx_t *tx, void *arg)
 {
-    struct waiter *w = arg;
-    if (RD(w->state) == W_WAITING)
+    struct op *op = arg;
+    if (RD(op->w->served) == op->served)
         lwc_tx_retry(tx);
     return 0;
 }
@@ -284,7 +310,7 @@ static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
     if (err == LWC_OK && gone)
         err = (int)(intptr_t)gone;
     if (err == LWC_OK && op.waited && !op.self)
-        err = lwc_atomically(wait_served, op.w, NULL);
+        err = lwc_atomically(wait_served, &op, NULL);
     if (err != LWC_OK) {
         /* Woken by an error, the node is still linked: Note [Waiter nodes]. */
         if (!op.waited && op.w)
@@ -293,10 +319,10 @@ static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
     }
     if (op.waited) {
         /* Served: the serving commit came before our resumption. */
-        int state = (int)lwc_pvar_peek(op.w->state);
-        op.v = lwc_pvar_peek(op.w->value);
-        if (state == W_FREED)
+        if (lwc_pvar_peek(op.w->served) - op.served == FREED)
             err = LWC_EBLOCKED_CONCDS;
+        else if (kind != KIND_PUT)
+            op.v = lwc_pvar_peek(op.w->value);
     }
     if (op.w)
         waiter_put(op.w);
@@ -390,12 +416,11 @@ static lwc_word_t free_body(lwc_tx_t *tx, void *arg)
 {
     lwc_mvar_t *mv = arg;
     for (struct waiter *w; (w = queue_pop(tx, mv));)
-        serve(tx, w, W_FREED, 0);
-    for (struct waiter *r = (struct waiter *)RD(mv->readers); r;) {
-        struct waiter *next = (struct waiter *)RD(r->next);
+        serve(tx, w, FREED);
+    for (struct waiter *r = (struct waiter *)RD(mv->readers), *next; r; r = next) {
+        next = reader_unlink(tx, r);
         if (wake_waiter(tx, r))
-            serve(tx, r, W_FREED, 0);
-        r = next;
+            serve(tx, r, FREED);
     }
     WR(mv->readers, 0);
     WR(mv->full, 0);
