@@ -332,7 +332,7 @@ static inline void lwc_services_count(struct lwc_thread *t)
 uint64_t lwc_idle_publish(struct lwc_cap *c, struct lwc_thread *t, uint64_t until);
 void     lwc_idle_unpublish(struct lwc_cap *c);
 
-/* ---- The blocked-forever detector (detect.c) ------------------------------- */
+/* ---- The blocked-forever detector (detect*.c) ------------------------------ */
 
 /* Note [Stopping the world] in detect.c */
 extern _Atomic uint32_t lwc_gc_request;

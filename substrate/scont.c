@@ -600,7 +600,7 @@ struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx)
  * (LWC_CLEAR_CALLEE_SAVED): the switch saves them on the blocked stack, and
  * ThreadSanitizer's instrumentation made the compiler keep the target in
  * one.  A yield needs neither: its SCont stays runnable, and is marked while
- * its scheduler lives (Note [Orphans] in detect.c). */
+ * its scheduler lives (Note [Orphans] in detect_wake.c). */
 static __attribute__((noinline, cold)) void wait_switched_out(struct lwc_thread *t)
 {
     for (unsigned i = 0; atomic_load_explicit(&t->current->switching_out, memory_order_acquire); i++)

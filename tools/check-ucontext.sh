@@ -3,7 +3,7 @@
 # in a copy of the tree and run the whole suite there, natively and under
 # valgrind.  It covers what only that build has: swapcontext, lwc_tx_call in C
 # (Note [Leaving a body] in ptm/ptm.c), and the detector reading the registers
-# swapcontext saved (scan_saved_registers in substrate/detect.c).
+# swapcontext saved (scan_saved_registers in substrate/detect_mark.c).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${LWC_UCONTEXT_BUILD:-$top/build-ucontext}

@@ -115,7 +115,7 @@ static inline void sched_thread_done(struct sched_thread *t)
  * ~~~~~~~~~~~~~~
  * rr and ws adopt the threads of a scheduler that nothing can reach any more
  * (lwc_sched_adopts_orphans in detect.h, Note [Orphans] in
- * substrate/detect.c).  Such a thread arrives in unblock_thread with no local
+ * substrate/detect_wake.c).  Such a thread arrives in unblock_thread with no local
  * state, and gets a node of ours with no function: its old scheduler's
  * trampoline still runs when its function returns, and gives back the old
  * node.  It is not counted in `live`, which only a trampoline of ours counts

@@ -296,8 +296,9 @@ END_TEST
  * them, and does, by entering the guest again.  No pass may adopt them.  The
  * guest sits in the middle of an lwc_alloc block that a static points to, so
  * no word names the guest's own address: an env inside live memory is live
- * (envs_inside_roots in substrate/detect.c).  Only helpers that take the
- * block compute the guest's address, in frames that are gone by the pass. */
+ * (lwc_gc_envs_inside_roots in substrate/detect_roots.c).  Only helpers that
+ * take the block compute the guest's address, in frames that are gone by the
+ * pass. */
 
 struct kept { lwc_word_t before[4]; struct guest g; };
 static struct kept *kept;

@@ -3,7 +3,7 @@
  * capability back when its queue is empty or it is told to stop.  Whatever is
  * queued when it stops stays there: with nothing else referring to the guest,
  * those threads are stranded (scenario 9, Note [Orphans] in
- * substrate/detect.c).  It does not take orphans itself. */
+ * substrate/detect_wake.c).  It does not take orphans itself. */
 #ifndef LWC_TEST_GUEST_H
 #define LWC_TEST_GUEST_H
 
