@@ -23,6 +23,7 @@ struct sched_thread {
     void       (*fn)(void *);
     void        *arg;
     unsigned     round;             /* ws: Note [Fair turns] in ../ws/ws.c */
+    _Atomic uint64_t waker;         /* ws: Note [The hand-off slot] in ../ws/ws.c */
 };
 
 static inline void *thread_sched(struct sched_thread *t)

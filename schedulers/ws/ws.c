@@ -3,6 +3,7 @@
 #include <lwc/lwc.h>
 #include <lwc/ws.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,25 +18,29 @@
  * A spawn by a thread of ws pushes the new thread on the deque of the
  * capability it runs on: no transaction, a few plain atomics.  A thread woken
  * by a thread of the same instance (its child finished, an MVar it waits on was
- * filled) goes on the waker's deque too, but only once the waking transaction
- * has committed (lwc_tx_defer, push_woken): a deque push cannot be rolled back
- * when a transaction re-runs.  The deferred push runs on the OS thread that
- * committed, before it lets go of its capability (a landing, or the native
- * stack before handle_request), and whoever holds capability c is the only
- * one running a thread on it, so it owns deque c: the push is the owner's.  So the woken thread runs next, as a Cilk
- * continuation would: fork-join programs go depth first and keep few threads
- * (and stacks) alive.  Everything else made runnable inside a transaction (an
- * unblock from another scheduler, an OS thread or a timer; a yield; a spawn from
- * outside ws) goes to the instance's shared queue, `head`/`tail` in PVars.  A
- * yield goes there too: the deque is LIFO for its owner, and a yielder pushed
- * on it would be taken straight back.
+ * filled) goes to the waker's capability too, but only once the waking
+ * transaction has committed (lwc_tx_defer, push_woken): a deque push cannot
+ * be rolled back when a transaction re-runs.  It goes to the capability's
+ * hand-off slot while the waker runs on (Note [The hand-off slot]), else on
+ * its deque.  The deferred push runs on the OS thread that committed, before
+ * it lets go of its capability (a landing, or the native stack before
+ * handle_request), and whoever holds capability c is the only one running a
+ * thread on it, so it owns deque c: the push is the owner's.  So the woken
+ * thread runs next, as a Cilk continuation would: fork-join programs go depth
+ * first and keep few threads (and stacks) alive.  Everything else made
+ * runnable inside a transaction (an unblock from another scheduler, an OS
+ * thread or a timer; a yield; a spawn from outside ws) goes to the instance's
+ * shared queue, `head`/`tail` in PVars.  A yield goes there too: the deque is
+ * LIFO for its owner, and a yielder pushed on it would be taken straight
+ * back.
  *
- * A capability looks for work in this order: its stash, its own deque (newest
- * first), the shared queue, then the other deques (oldest first, random victims
- * then a sweep of all).  Some looks are fair turns (Note [Fair turns]), so
- * that yielders, threads woken from outside and threads at the top of the
- * deque are not starved by a capability that keeps spawning, or by two
- * threads that keep waking each other.
+ * A capability looks for work in this order: its stash, its hand-off slot,
+ * its own deque (newest first), the shared queue, then the other deques
+ * (oldest first, random victims then a sweep of all), then the hand-off
+ * slots that sat a whole watch period.  Some looks are fair turns (Note
+ * [Fair turns]), so that yielders, threads woken from outside and threads at
+ * the top of the deque are not starved by a capability that keeps spawning,
+ * or by two threads that keep waking each other.
  *
  * Note [Fair turns]
  * ~~~~~~~~~~~~~~~~~
@@ -90,6 +95,37 @@
  * retries, so the retry returns at once or is woken.  A sleeper that wakes to
  * find nothing (another took it) sleeps again; its flag is already up.
  *
+ * Note [The hand-off slot]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A thread woken by a thread of the same instance runs next on the waker's
+ * capability: it goes to the capability's hand-off slot (Go's runnext), the
+ * first place switch_to_next looks after the stash, and no sleeper is woken
+ * for it.  In a hand-off (a pingpong, a ring of MVars, a join) the waker
+ * blocks a moment later and its capability runs the woken thread itself,
+ * with everything it touches still in this core's cache and the commit bias
+ * (Note [Biased commit] in ptm/ptm.c) still held, where waking another
+ * capability to steal it made every hand-off a cross-core one: 2
+ * capabilities were 7 times slower than one.  A second thread woken before
+ * the slot is taken pushes the first to the deque, as before.
+ *
+ * So that a woken thread never waits behind a waker that keeps running
+ * while other capabilities idle, the slot is not stealable for one watch
+ * period (HANDOFF_NS) and is afterwards: an idle service (lwc_service_add,
+ * handoff_watch) looks at every slot once a period while any is in use,
+ * marks `handoff_ripe` a slot whose thread sat there a whole period, and
+ * wakes a sleeper, whose steal takes ripe slots after the deques.  (Moving
+ * such a thread to the shared queue instead made fair turns start the tops
+ * of deques, Note [Fair turns]: fib(30) on 2 capabilities then kept 35 000
+ * stacks alive instead of 1 800.)  Each slot counts its hand-offs (`handoffs`,
+ * written before the slot, so a watcher that sees the thread sees the count);
+ * a slot whose count has not moved since the last look holds the same
+ * thread.  The watch runs while hand-offs happen, and stops once a look finds
+ * none; a hand-off that finds it stopped restarts it (lwc_service_due).  The
+ * two race as in Note [Sleeping and waking]: the hand-off swaps the slot and
+ * then reads `handoff_watching`, the watch clears that and then reads every
+ * slot, all seq_cst, so one sees the other.  With one capability there is no
+ * one to steal for, and no watch.
+ *
  * Note [ws capabilities]
  * ~~~~~~~~~~~~~~~~~~~~~~
  * As in rr (Note [rr capabilities] in ../rr/rr.c): an instance holds the
@@ -102,6 +138,10 @@
 struct ws_worker {
     struct deque       dq;
     struct sched_thread  *stash;       /* Note [The stash] */
+    _Atomic(struct sched_thread *) handoff;    /* Note [The hand-off slot] */
+    _Atomic unsigned   handoffs;    /* written by the owner only */
+    _Atomic bool       handoff_ripe; /* sat a whole period: others may steal it */
+    unsigned           watched;     /* `handoffs` at the watch's last look */
     _Atomic int        sleeping;    /* Note [Sleeping and waking] */
     unsigned           rng, ticks;
     unsigned           round;       /* Note [Fair turns] */
@@ -117,6 +157,7 @@ struct lwc_ws {
     _Atomic unsigned   nsleeping;
     unsigned           max_caps, nslots;
     struct ws_worker  *workers;     /* one per capability of the runtime */
+    bool               watched;     /* in `instances`: Note [The hand-off slot] */
 };
 
 #define RD(pv)      lwc_pvar_read(tx, (pv))
@@ -162,6 +203,15 @@ static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
             if (x != DEQUE_ABORT)
                 return x;
     }
+    for (unsigned v = 0; v < n; v++) {         /* Note [The hand-off slot] */
+        struct ws_worker *o = &ws->workers[v];
+        if (v != me && atomic_load_explicit(&o->handoff_ripe, memory_order_relaxed) &&
+            atomic_load_explicit(&o->handoff, memory_order_relaxed)) {
+            struct sched_thread *t = atomic_exchange(&o->handoff, NULL);
+            if (t)
+                return t;
+        }
+    }
     return NULL;
 }
 
@@ -195,6 +245,8 @@ static struct sched_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_work
             return t;
         }
     }
+    if (!w->stash)
+        w->stash = atomic_exchange(&w->handoff, NULL);   /* Note [The hand-off slot] */
     if (!w->stash)
         w->stash = deque_take(&w->dq);
     if (!w->stash) {
@@ -276,21 +328,151 @@ static lwc_word_t shared_push_thread(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
+/* Queue t on its instance's shared queue, from outside a transaction. */
+static void shared_requeue(struct sched_thread *t)
+{
+    int err = lwc_atomically(shared_push_thread, t, NULL);
+    if (err != LWC_OK) {
+        fprintf(stderr, "lwc: ws: cannot queue a woken thread: %s\n", lwc_strerror(err));
+        abort();                                /* losing it would hang the program */
+    }
+}
+
+/* ---- the hand-off slot's watch: Note [The hand-off slot] ----------------------- */
+
+#define HANDOFF_NS 50000u
+
+/* The instances with more than one capability, for the watch. */
+static struct {
+    pthread_mutex_t lock;
+    lwc_ws_t      **all;
+    size_t          n, cap;
+    uint64_t        looked;     /* when the watch last looked */
+} instances = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static _Atomic bool handoff_watching;
+
+/* One look at every slot, under instances.lock: ripen what sat in one for a
+ * whole period.  Whether any slot was used since the last look. */
+static bool handoff_look(uint64_t now)
+{
+    bool period = now - instances.looked >= HANDOFF_NS, busy = false;
+    if (period)
+        instances.looked = now;
+    for (size_t i = 0; i < instances.n; i++) {
+        lwc_ws_t *ws = instances.all[i];
+        for (unsigned k = 0; k < ws->nslots; k++) {
+            struct ws_worker *w = &ws->workers[k];
+            struct sched_thread *t = atomic_load(&w->handoff);
+            unsigned count = atomic_load_explicit(&w->handoffs, memory_order_relaxed);
+            if (t && count == w->watched && period && !atomic_load(&w->handoff_ripe)) {
+                atomic_store(&w->handoff_ripe, true);
+                wake_a_sleeper(ws);
+            }
+            busy |= t || count != w->watched;
+            if (period)
+                w->watched = count;
+        }
+    }
+    return busy;
+}
+
+static uint64_t handoff_watch(void *arg, uint64_t now)
+{
+    (void)arg;
+    pthread_mutex_lock(&instances.lock);
+    bool busy = handoff_look(now);
+    if (!busy) {
+        atomic_store(&handoff_watching, false);
+        busy = handoff_look(now);               /* a hand-off that did not see the store */
+        if (busy)
+            atomic_store(&handoff_watching, true);
+    }
+    pthread_mutex_unlock(&instances.lock);
+    return busy ? now + HANDOFF_NS : LWC_NEVER;
+}
+
+static void handoff_watch_start(void)
+{
+    if (!atomic_exchange(&handoff_watching, true))
+        lwc_service_due(lwc_clock_ns() + HANDOFF_NS);
+}
+
+/* Watch ws's slots from now until it is freed; false when out of memory or
+ * services (then ws hands nothing off: handoff). */
+static bool handoff_watch_add(lwc_ws_t *ws)
+{
+    if (lwc_service_add(handoff_watch, NULL) != LWC_OK)
+        return false;
+    pthread_mutex_lock(&instances.lock);
+    if (instances.n == instances.cap) {
+        size_t cap = instances.cap ? 2 * instances.cap : 8;
+        lwc_ws_t **all = realloc(instances.all, cap * sizeof *all);
+        if (!all) {
+            pthread_mutex_unlock(&instances.lock);
+            return false;
+        }
+        instances.all = all;
+        instances.cap = cap;
+    }
+    instances.all[instances.n++] = ws;
+    ws->watched = true;
+    pthread_mutex_unlock(&instances.lock);
+    return true;
+}
+
+static void handoff_watch_remove(lwc_ws_t *ws)
+{
+    if (!ws->watched)
+        return;
+    pthread_mutex_lock(&instances.lock);
+    for (size_t i = 0; i < instances.n; i++)
+        if (instances.all[i] == ws)
+            instances.all[i] = instances.all[--instances.n];
+    if (instances.n == 0) {
+        free(instances.all);
+        instances.all = NULL;
+        instances.cap = 0;
+    }
+    pthread_mutex_unlock(&instances.lock);
+}
+
+/* t runs next here, unless another hand-off comes first: Note [The hand-off
+ * slot].  Only while the thread that woke it runs on: a commit that also
+ * switched (a completion that woke its joiner) chose what runs next already,
+ * and one that gave the capability back has nothing to run it; those push t
+ * as before. */
+static bool handoff(lwc_ws_t *ws, struct ws_worker *w, struct sched_thread *t)
+{
+    lwc_scont_t *self = lwc_scont_self();
+    if (!self || lwc_scont_id(self) != atomic_load_explicit(&t->waker, memory_order_relaxed) ||
+        (ws->nslots > 1 && !ws->watched))
+        return false;
+    unsigned count = atomic_load_explicit(&w->handoffs, memory_order_relaxed);
+    atomic_store_explicit(&w->handoffs, count + 1, memory_order_relaxed);
+    atomic_store_explicit(&w->handoff_ripe, false, memory_order_relaxed);
+    struct sched_thread *old = atomic_exchange(&w->handoff, t);
+    if (ws->watched && !atomic_load(&handoff_watching))
+        handoff_watch_start();
+    if (old && push_own(w, old))
+        wake_a_sleeper(ws);
+    else if (old)
+        shared_requeue(old);
+    return true;
+}
+
 /* After the commit that woke t: Note [Where runnable threads wait]. */
 static void push_woken(void *arg)
 {
     struct sched_thread *t = arg;
     lwc_ws_t *ws = thread_sched(t);
     struct ws_worker *w = worker_here(ws);
+    if (w && handoff(ws, w, t))
+        return;
     if (w && push_own(w, t)) {
         wake_a_sleeper(ws);
         return;
     }
-    int err = lwc_atomically(shared_push_thread, t, NULL);
-    if (err != LWC_OK) {
-        fprintf(stderr, "lwc: ws: cannot queue a woken thread: %s\n", lwc_strerror(err));
-        abort();                                /* losing it would hang the program */
-    }
+    shared_requeue(t);
 }
 
 static void ws_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
@@ -299,10 +481,13 @@ static void ws_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
     struct sched_thread *t = sched_thread_of(s, ws);
     if (!t)
         return;
-    if (lwc_ws_self() == ws && worker_here(ws))
+    if (lwc_ws_self() == ws && worker_here(ws)) {
+        /* An id, not a pointer: the detector would read that as a reference. */
+        atomic_store_explicit(&t->waker, lwc_scont_id(lwc_scont_self()), memory_order_relaxed);
         lwc_tx_defer(tx, push_woken, t);
-    else
+    } else {
         shared_push(tx, ws, t);
+    }
 }
 
 lwc_ws_t *lwc_ws_self(void)
@@ -482,8 +667,11 @@ lwc_ws_t *lwc_ws_new(unsigned ncaps)
     ws->closing = lwc_pvar_new(WS_OPEN);
     ws->wake = lwc_pvar_new(0);
     ws->quiet = lwc_pvar_new(0);
-    if (made == n && ws->head && ws->tail && ws->caps && ws->closing && ws->wake && ws->quiet)
+    if (made == n && ws->head && ws->tail && ws->caps && ws->closing && ws->wake && ws->quiet) {
+        if (n > 1)
+            handoff_watch_add(ws);
         return ws;
+    }
 nomem:
     lwc_ws_free_memory(ws);
     errno = ENOMEM;
@@ -532,6 +720,7 @@ void lwc_ws_free_memory(lwc_ws_t *ws)
 {
     if (!ws)
         return;
+    handoff_watch_remove(ws);
     if (ws->workers) {
         for (unsigned i = 0; i < ws->nslots; i++)
             deque_destroy(&ws->workers[i].dq);

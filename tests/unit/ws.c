@@ -5,6 +5,7 @@
 #include <lwc/mvar.h>
 #include <lwc/ws.h>
 #include <stdbool.h>
+#include <unistd.h>
 
 /* ---- a sleeping capability wakes and steals ------------------------------------------ */
 
@@ -211,6 +212,54 @@ START_TEST(test_top_of_deque_not_starved)
 }
 END_TEST
 
+/* ---- a woken thread is not stranded in a busy waker's hand-off slot -------------------- */
+
+/* The waker wakes B, which goes to its hand-off slot, and then never lets go
+ * of its capability: it waits, on the OS thread, for B to run.  Only the other
+ * capability, asleep since B blocked there, can run B: the slot's watch must
+ * let it steal B (Note [The hand-off slot] in schedulers/ws/ws.c). */
+struct stranded { lwc_mvar_t *mv; atomic_int blocking, ran; unsigned cap_waker, cap_b; };
+
+static void woken(void *arg)
+{
+    struct stranded *st = arg;
+    lwc_word_t v;
+    atomic_store(&st->blocking, 1);
+    ck_assert_int_eq(lwc_mvar_take(st->mv, &v), LWC_OK);
+    st->cap_b = lwc_cap_self();
+    atomic_store(&st->ran, 1);
+}
+
+static void busy_waker(void *arg)
+{
+    struct stranded *st = arg;
+    ck_assert_int_eq(lwc_ws_spawn(lwc_ws_self(), woken, st), LWC_OK);  /* on the other cap */
+    while (!atomic_load(&st->blocking))
+        sched_yield();
+    usleep(10000);                      /* B is blocked by now, as a rule: then the put wakes it */
+    ck_assert_int_eq(lwc_mvar_put(st->mv, 1), LWC_OK);
+    st->cap_waker = lwc_cap_self();
+    while (!atomic_load(&st->ran))
+        sched_yield();                  /* holds this capability throughout */
+}
+
+START_TEST(test_handoff_not_stranded)
+{
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 2 }), LWC_OK);
+    for (int round = 0; round < (LIGHT_RUN() ? 2 : 10); round++) {
+        struct stranded st = { .mv = lwc_mvar_new() };
+        lwc_ws_t *ws = lwc_ws_new(2);
+        ck_assert_ptr_nonnull(ws);
+        ck_assert_int_eq(lwc_ws_spawn(ws, busy_waker, &st), LWC_OK);
+        lwc_ws_free(ws);
+        ck_assert_int_eq(atomic_load(&st.ran), 1);
+        ck_assert_uint_ne(st.cap_b, st.cap_waker);
+        lwc_mvar_free(st.mv);
+    }
+    lwc_shutdown();
+}
+END_TEST
+
 /* ---- misuse ------------------------------------------------------------------------------ */
 
 static void noop(void *arg) { (void)arg; }
@@ -240,6 +289,7 @@ int main(void)
     tcase_add_loop_test(tc, test_random_trees, 0, 2);
     tcase_add_loop_test(tc, test_yielding_spawner_keeps_few_alive, 0, 2);
     tcase_add_test(tc, test_top_of_deque_not_starved);
+    tcase_add_test(tc, test_handoff_not_stranded);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
     return run_suite(s);
