@@ -231,6 +231,10 @@ void lwc_retry_forget(struct retry_node *nodes, unsigned n);
 /* A thread record is going away: if it holds the commit bias, release it. */
 void lwc_ptm_thread_gone(const struct lwc_thread *t);
 void lwc_retry_interrupt(struct lwc_thread *t);
+/* Wake t from its sleep in the kernel without firing its retry: it serves
+ * the idle services and sleeps again to the deadline they leave (a service
+ * deadline was lowered: Note [Idle services] in substrate/service.c). */
+void lwc_retry_nudge(struct lwc_thread *t);
 /* The commit sequence once nothing publishes and nobody holds the bias. */
 uint64_t lwc_ptm_quiet_seq(void);
 /* Guard a PVar's waiter list (the detector walks it). */

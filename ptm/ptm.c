@@ -748,9 +748,11 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
             lwc_gc_sleep_end(t);
         if (cap)
             lwc_idle_unpublish(cap);
+        /* Timed out, or nudged by a service deadline (W_WAITING): serve and
+         * sleep again.  Fired: the transaction runs again. */
         expect = W_SLEEPING;
-        if (!again || !atomic_compare_exchange_strong(&w->state, &expect, W_WAITING))
-            break;                                  /* fired or kicked */
+        if (!atomic_compare_exchange_strong(&w->state, &expect, W_WAITING) && expect == W_FIRED)
+            break;
     }
     sleep_lock(t);
     t->sleep_word = NULL;
@@ -852,6 +854,15 @@ void lwc_retry_interrupt(struct lwc_thread *t)
 {
     sleep_lock(t);
     if (t->sleep_word && atomic_exchange(t->sleep_word, W_FIRED) == W_SLEEPING)
+        lwc_futex_wake(t->sleep_word, 1);
+    sleep_unlock(t);
+}
+
+void lwc_retry_nudge(struct lwc_thread *t)
+{
+    sleep_lock(t);
+    uint32_t sleeping = W_SLEEPING;
+    if (t->sleep_word && atomic_compare_exchange_strong(t->sleep_word, &sleeping, W_WAITING))
         lwc_futex_wake(t->sleep_word, 1);
     sleep_unlock(t);
 }

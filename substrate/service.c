@@ -32,9 +32,12 @@
  * (`idle_until`, 0 when it is not asleep) and then reads `due` again; a lowerer
  * changes `due` and then reads each `idle_until` (all four seq_cst).  In either
  * order one of them sees the other: the sleeper shortens its sleep, or the
- * lowerer kicks it with lwc_retry_interrupt.  A kick makes the sleeper's retry
- * look fired, so its switch_to_next runs again, finds nothing, and sleeps again
- * to the new deadline: a kick costs one re-run and never loses work.
+ * lowerer kicks it with lwc_retry_nudge, which wakes it without firing its
+ * retry: it serves the services and sleeps again to the new deadline.  Only
+ * `due` moved, so its switch_to_next need not run again, and must not: a
+ * transaction begun on an idle capability revokes the commit bias of a busy
+ * one (Note [Biased commit] in ptm/ptm.c), a membarrier and, for a while, no
+ * biased commits.
  *
  * Where a poll runs, no transaction of its OS thread is active, so the
  * transactions it runs use the thread's one descriptor like any other:
@@ -111,7 +114,7 @@ static void kick_idle(uint64_t deadline)
             continue;
         idle_lock(c);
         if (c->idle_thread && atomic_load(&c->idle_until) > deadline)
-            lwc_retry_interrupt(c->idle_thread);
+            lwc_retry_nudge(c->idle_thread);
         idle_unlock(c);
     }
 }

@@ -7,9 +7,12 @@
 #include "harness.h"
 
 #include <lwc/io.h>
+#include <lwc/mvar.h>
+#include <lwc/rr.h>
 #include <lwc/sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static char order[8];
 static _Atomic unsigned norder;
@@ -123,6 +126,66 @@ START_TEST(test_priority_survives_idle)
 }
 END_TEST
 
+/* ---- a deadline moved earlier leaves a busy capability's bias alone ----------- */
+
+/* A service deadline that moves earlier wakes the idle capabilities that
+ * sleep past it, to sleep again to it (Note [Idle services] in
+ * substrate/service.c).  That must not run their switch_to_next again: a
+ * transaction begun there would revoke the commit bias of the capability that
+ * is busy, with a membarrier (Note [Biased commit] in ptm/ptm.c). */
+struct kick { lwc_mvar_t *never; lwc_pvar_t *pv; lwc_ptm_stats_t before, after; };
+
+static uint64_t nothing_due(void *arg, uint64_t now)
+{
+    (void)arg; (void)now;
+    return LWC_NEVER;
+}
+
+static void idler(void *arg)
+{
+    struct kick *k = arg;
+    lwc_word_t v;
+    ck_assert_int_eq(lwc_mvar_take(k->never, &v), LWC_OK);     /* its capability idles */
+}
+
+static lwc_word_t bump(lwc_tx_t *tx, void *pv)
+{
+    lwc_pvar_write(tx, pv, lwc_pvar_read(tx, pv) + 1);
+    return 0;
+}
+
+static void busy(void *arg)
+{
+    struct kick *k = arg;
+    ck_assert_int_eq(lwc_rr_spawn(lwc_rr_self(), idler, k), LWC_OK);  /* on the other cap */
+    usleep(LIGHT_RUN() ? 300000 : 30000);       /* it is asleep by then, as a rule */
+    do {                                        /* commit alone until granted the bias */
+        ck_assert_int_eq(lwc_atomically(bump, k->pv, NULL), LWC_OK);
+        lwc_ptm_get_stats(&k->before);
+    } while (k->before.bias_enabled && k->before.bias_grants <= k->before.bias_revocations);
+    lwc_service_due(lwc_clock_ns() + 2000000);  /* the idle capability slept to LWC_NEVER */
+    for (uint64_t end = lwc_clock_ns() + 20000000; lwc_clock_ns() < end;)
+        ck_assert_int_eq(lwc_atomically(bump, k->pv, NULL), LWC_OK);
+    lwc_ptm_get_stats(&k->after);
+    ck_assert_int_eq(lwc_mvar_put(k->never, 1), LWC_OK);
+}
+
+START_TEST(test_deadline_leaves_bias)
+{
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 2 }), LWC_OK);
+    ck_assert_int_eq(lwc_service_add(nothing_due, NULL), LWC_OK);
+    struct kick k = { .never = lwc_mvar_new(), .pv = lwc_pvar_new(0) };
+    lwc_rr_t *rr = lwc_rr_new(2);
+    ck_assert_int_eq(lwc_rr_spawn(rr, busy, &k), LWC_OK);
+    lwc_rr_free(rr);
+    if (k.before.bias_enabled)
+        ck_assert_uint_eq(k.after.bias_revocations, k.before.bias_revocations);
+    lwc_mvar_free(k.never);
+    lwc_pvar_free(k.pv);
+    lwc_shutdown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("idle");
@@ -130,6 +193,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rr_wakes_in_fifo_order);
     tcase_add_test(tc, test_priority_survives_idle);
+    tcase_add_test(tc, test_deadline_leaves_bias);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
