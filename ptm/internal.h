@@ -111,6 +111,12 @@ struct lwc_tx {
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
     lwc_status_t     left_as;     /* with has_switch: the status self takes */
     int              abort_code;  /* 0, or why lwc_tx_abort left the body */
+    /* lwc_tx_run's arguments, kept here across the body's first run (Note
+     * [The first run] in ptm.c). */
+    lwc_tx_fn        run_fn;
+    void            *run_arg;
+    lwc_word_t      *run_result;
+    bool             run_sleeps_thread;
     struct tx_read   inline_reads[TX_INLINE_READS];
     struct lwc_tx_write inline_writes[TX_INLINE_WRITES];
     struct tx_defer  inline_defers[TX_INLINE_DEFERS];
