@@ -916,10 +916,24 @@ static __attribute__((noinline)) unsigned in_place_waited(lwc_tx_t *tx)
     return nfire;
 }
 
+/* Where the commit of tx leaves its SCont: the one place lwc_tx_run's path
+ * reads `target` before the switch.  A blocked SCont's frames must not keep
+ * it (Note [Switch targets] in substrate/scont.c); under ThreadSanitizer,
+ * whose calls around every access make the compiler keep values in
+ * callee-saved registers and stack slots, this is a function of its own
+ * (GCC does not inline it into instrumented code). */
+enum { STAYS, SWITCHES, RELEASES };
+static inline __attribute__((no_sanitize_thread)) int tx_leaves(const lwc_tx_t *tx)
+{
+    if (!tx->has_switch || tx->target == tx->self)
+        return STAYS;
+    return tx->target ? SWITCHES : RELEASES;
+}
+
 /* Note [Switching out] in scont.c: raised before the new statuses show. */
 static inline void raise_switching_out(lwc_tx_t *tx)
 {
-    if (tx->has_switch && tx->target != tx->self)
+    if (tx_leaves(tx) != STAYS)
         atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
 }
 
@@ -1135,7 +1149,7 @@ static __attribute__((noinline)) int tx_run_loop(struct lwc_thread *t, lwc_tx_fn
         ran = false;
         if (__builtin_expect(tx->abort_code == 0, 1)) {
             /* Note [Releasing a capability] in substrate/cap.c */
-            bool releasing = ((tx->has_switch && !tx->target && !tx->to_idle) || tx->releases) &&
+            bool releasing = ((tx_leaves(tx) == RELEASES && !tx->to_idle) || tx->releases) &&
                              t->cap && t->request == REQ_NONE;
             if (__builtin_expect(releasing, 0))
                 lwc_cap_set_releasing(t->cap, true);
@@ -1145,7 +1159,7 @@ static __attribute__((noinline)) int tx_run_loop(struct lwc_thread *t, lwc_tx_fn
                     *result = r;
                 if (tx->ndefers)
                     stash_defers(t, tx);
-                if (tx->has_switch && tx->target != tx->self)
+                if (tx_leaves(tx) != STAYS)
                     return tx_switch_out(tx);
                 bool switched = tx->has_switch;
                 lwc_tx_after_commit(t);         /* may run transactions: tx is reused */
@@ -1211,8 +1225,7 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
             lwc_tx_after_commit(t);
             return LWC_OK;
         }
-        if (tx->has_switch && tx->target && tx->target != tx->self &&
-            !(tx->to_idle | tx->completing | tx->releases)) {
+        if (tx_leaves(tx) == SWITCHES && !(tx->to_idle | tx->completing | tx->releases)) {
             raise_switching_out(tx);
             bias_leave();
             tx->active = false;

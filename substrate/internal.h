@@ -308,8 +308,14 @@ lwc_scont_t *lwc_idle_run(struct lwc_thread *t, struct lwc_cap *cap);
  * the thread s must run on, or with s NULL give cap back (NULL returned). */
 lwc_scont_t *lwc_cap_route(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *s);
 /* May s run on thread t?  A bound SCont on its own thread only, any other on
- * a worker (lwc_swap_to and lwc_cap_route ask the same). */
-static inline bool lwc_runs_on(const lwc_scont_t *s, const struct lwc_thread *t)
+ * a worker (lwc_swap_to and lwc_cap_route ask the same).  Not instrumented
+ * by ThreadSanitizer, so that it inlines into lwc_swap_to, which is not
+ * either: called, it made the compiler keep the switch target in a
+ * callee-saved register across the switch (Note [Switch targets] in
+ * scont.c), and under TSan every island of test_many_islands kept the next
+ * one alive. */
+static inline __attribute__((no_sanitize_thread))
+bool lwc_runs_on(const lwc_scont_t *s, const struct lwc_thread *t)
 {
     return s->bound ? s->bound == t : t->kind == THREAD_WORKER;
 }
