@@ -19,14 +19,20 @@
  * stay where they are).  Only once `caps` is 0 is no capability inside the
  * instance's code, and its PVars may go.
  *
- * A thread is counted out of `live` by a transaction of its own before it
- * returns, not in switch_to_next when it completes: a switch_to_next that finds
- * nothing to run retries, and a retry rolls back everything in its transaction,
- * the decrement too.  Two threads completing on two capabilities would each see
- * the other still live and both sleep forever. */
+ * `live` counts threads spawned whose function has not returned.  It is a
+ * plain atomic, counted in before a spawn's transaction and out when the
+ * function returns, with no transaction of either: not in switch_to_next
+ * when a thread completes, since a switch_to_next that finds nothing to run
+ * retries, a retry rolls back everything in its transaction, and two threads
+ * completing on two capabilities would each see the other still live and
+ * both sleep forever.  Whoever brings it to 0 writes the PVar `quiet`, which
+ * waiters for "no thread live" read before they load `live`: a decrement
+ * they miss is followed by a write that wakes them (as in ws, Note [ws
+ * capabilities] in ../ws/ws.c). */
 struct lwc_rr {
     lwc_pvar_t *head, *tail;    /* runnable threads, FIFO */
-    lwc_pvar_t *live;           /* threads spawned whose function has not returned */
+    _Atomic long live;          /* threads spawned whose function has not returned */
+    lwc_pvar_t *quiet;          /* written when `live` reaches 0 */
     lwc_pvar_t *caps;           /* capabilities working for rr: Note [rr capabilities] */
     lwc_pvar_t *closing;        /* RR_OPEN, RR_CLOSING (when idle) or RR_DRAIN (when nothing runs) */
     unsigned    max_caps;
@@ -47,6 +53,13 @@ static struct sched_thread *pop(lwc_tx_t *tx, lwc_rr_t *rr)
 
 /* ---- upcalls ------------------------------------------------------------------------ */
 
+/* Is a thread of rr live?  Read in a transaction that may retry on it. */
+static bool any_live(lwc_tx_t *tx, lwc_rr_t *rr)
+{
+    RD(rr->quiet);                              /* before `live`: Note [rr capabilities] */
+    return atomic_load(&rr->live) > 0;
+}
+
 static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
 {
     lwc_rr_t *rr = env;
@@ -55,7 +68,7 @@ static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
     if (t)
         return thread_scont(t);
     lwc_word_t closing = RD(rr->closing);
-    if (closing == RR_OPEN || (closing == RR_CLOSING && RD(rr->live) > 0))
+    if (closing == RR_OPEN || (closing == RR_CLOSING && any_live(tx, rr)))
         lwc_tx_retry(tx);                       /* idle here until a push */
     WR(rr->caps, RD(rr->caps) - 1);             /* Note [rr capabilities] */
     return NULL;
@@ -75,11 +88,17 @@ lwc_rr_t *lwc_rr_self(void)
 
 /* ---- threads ------------------------------------------------------------------------ */
 
-static lwc_word_t count_out(lwc_tx_t *tx, void *arg)
+static lwc_word_t bump_body(lwc_tx_t *tx, void *pv)
 {
-    lwc_rr_t *rr = arg;
-    WR(rr->live, RD(rr->live) - 1);
+    WR(pv, RD(pv) + 1);
     return 0;
+}
+
+/* Note [rr capabilities] */
+static void count_out(lwc_rr_t *rr)
+{
+    if (atomic_fetch_sub(&rr->live, 1) == 1)
+        lwc_atomically(bump_body, rr->quiet, NULL);
 }
 
 static void trampoline(void *arg)
@@ -88,7 +107,7 @@ static void trampoline(void *arg)
     lwc_scont_run(t->fn, t->arg);
     lwc_rr_t *rr = thread_sched(t);
     sched_thread_done(t);
-    lwc_atomically(count_out, rr, NULL);        /* Note [rr capabilities] */
+    count_out(rr);
 }
 
 struct spawn { lwc_rr_t *rr; struct sched_thread *t; bool start; };
@@ -99,7 +118,6 @@ static lwc_word_t spawn_body(lwc_tx_t *tx, void *arg)
     lwc_rr_t *rr = sp->rr;
     if (RD(rr->closing) != RR_OPEN)
         return LWC_EINVAL;
-    WR(rr->live, RD(rr->live) + 1);
     lwc_word_t caps = RD(rr->caps);
     sp->start = caps < rr->max_caps;
     if (sp->start)
@@ -116,10 +134,8 @@ static lwc_word_t unstart_body(lwc_tx_t *tx, void *arg)
     struct spawn *sp = arg;
     lwc_word_t caps = RD(sp->rr->caps) - 1;
     WR(sp->rr->caps, caps);
-    if (caps == 0) {
-        WR(sp->rr->live, RD(sp->rr->live) - 1);
+    if (caps == 0)
         return LWC_EBUSY;
-    }
     push(tx, sp->rr, sp->t);
     return LWC_OK;
 }
@@ -138,6 +154,7 @@ static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), 
         return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
     lwc_scont_t *s = thread_scont(sp.t);
     lwc_word_t err = LWC_OK;
+    atomic_fetch_add(&rr->live, 1);             /* before it can run: Note [rr capabilities] */
     int terr = lwc_atomically(spawn_body, &sp, &err);
     if (terr == LWC_OK && err == LWC_OK && sp.start && lwc_cap_start(s) != LWC_OK) {
         terr = lwc_atomically(unstart_body, &sp, &err);
@@ -145,6 +162,7 @@ static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), 
     if (terr != LWC_OK || err != LWC_OK) {
         /* Never ran: its SCont and node go back. */
         sched_thread_give(sp.t);
+        count_out(rr);
         return terr != LWC_OK ? terr : (int)(intptr_t)err;
     }
     return LWC_OK;
@@ -203,10 +221,10 @@ lwc_rr_t *lwc_rr_new(unsigned max_caps)
     rr->max_caps = max_caps && max_caps < ncaps ? max_caps : ncaps;
     rr->head = lwc_pvar_new(0);
     rr->tail = lwc_pvar_new(0);
-    rr->live = lwc_pvar_new(0);
+    rr->quiet = lwc_pvar_new(0);
     rr->caps = lwc_pvar_new(0);
     rr->closing = lwc_pvar_new(RR_OPEN);
-    if (rr->head && rr->tail && rr->live && rr->caps && rr->closing)
+    if (rr->head && rr->tail && rr->quiet && rr->caps && rr->closing)
         return rr;
     lwc_rr_free_memory(rr);
 nomem:
@@ -216,8 +234,7 @@ nomem:
 
 static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
 {
-    lwc_rr_t *rr = arg;
-    if (RD(rr->live) > 0)
+    if (any_live(tx, arg))
         lwc_tx_retry(tx);
     return 0;
 }
@@ -256,7 +273,7 @@ void lwc_rr_free_memory(lwc_rr_t *rr)
 {
     lwc_pvar_free(rr->head);
     lwc_pvar_free(rr->tail);
-    lwc_pvar_free(rr->live);
+    lwc_pvar_free(rr->quiet);
     lwc_pvar_free(rr->caps);
     lwc_pvar_free(rr->closing);
     free(rr);
