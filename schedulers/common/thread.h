@@ -149,6 +149,45 @@ static inline void sched_thread_completing(lwc_tx_t *tx, lwc_scont_t *self, lwc_
         lwc_tx_defer(tx, orphan_node_give, t);
 }
 
+/* Note [Live threads]
+ * ~~~~~~~~~~~~~~~~~~~~
+ * A scheduler counts the threads whose function has not returned, to know
+ * when it may give its capabilities back and when lwc_*_wait returns.  The
+ * count is a plain atomic, `live`, counted in before a spawn can run the
+ * thread and out when its function returns, with no transaction: a spawn
+ * then needs none for it, and the count is never rolled back (counted out in
+ * switch_to_next as a thread completes, it would be, whenever that
+ * switch_to_next retries for want of work, and two threads completing on two
+ * capabilities would each see the other still live and both sleep forever).
+ * Whoever brings it to 0 writes the PVar `quiet`, which waiters for "no
+ * thread live" read before they load `live`: a decrement they miss is
+ * followed by a write that wakes them. */
+struct sched_live { _Atomic long n; lwc_pvar_t *quiet; };
+
+static inline lwc_word_t sched_bump_body(lwc_tx_t *tx, void *pv)
+{
+    lwc_pvar_write(tx, pv, lwc_pvar_read(tx, pv) + 1);
+    return 0;
+}
+
+static inline void sched_count_in(struct sched_live *l)
+{
+    atomic_fetch_add(&l->n, 1);
+}
+
+static inline void sched_count_out(struct sched_live *l)
+{
+    if (atomic_fetch_sub(&l->n, 1) == 1)
+        lwc_atomically(sched_bump_body, l->quiet, NULL);
+}
+
+/* Is a thread live?  Inside a transaction, which may retry on the answer. */
+static inline bool sched_any_live(lwc_tx_t *tx, struct sched_live *l)
+{
+    lwc_pvar_read(tx, l->quiet);
+    return atomic_load(&l->n) > 0;
+}
+
 /* The env of the running SCont's upcalls if its switch_to_next is `next`:
  * the instance of that scheduler it belongs to.  NULL otherwise. */
 static inline void *sched_self(lwc_scont_t *(*next)(lwc_tx_t *, lwc_scont_t *, lwc_status_t, void *))

@@ -19,20 +19,11 @@
  * stay where they are).  Only once `caps` is 0 is no capability inside the
  * instance's code, and its PVars may go.
  *
- * `live` counts threads spawned whose function has not returned.  It is a
- * plain atomic, counted in before a spawn's transaction and out when the
- * function returns, with no transaction of either: not in switch_to_next
- * when a thread completes, since a switch_to_next that finds nothing to run
- * retries, a retry rolls back everything in its transaction, and two threads
- * completing on two capabilities would each see the other still live and
- * both sleep forever.  Whoever brings it to 0 writes the PVar `quiet`, which
- * waiters for "no thread live" read before they load `live`: a decrement
- * they miss is followed by a write that wakes them (as in ws, Note [ws
- * capabilities] in ../ws/ws.c). */
+ * `live` counts the threads whose function has not returned: Note [Live
+ * threads] in ../common/thread.h. */
 struct lwc_rr {
     lwc_pvar_t *head, *tail;    /* runnable threads, FIFO */
-    _Atomic long live;          /* threads spawned whose function has not returned */
-    lwc_pvar_t *quiet;          /* written when `live` reaches 0 */
+    struct sched_live live;
     lwc_pvar_t *caps;           /* capabilities working for rr: Note [rr capabilities] */
     lwc_pvar_t *closing;        /* RR_OPEN, RR_CLOSING (when idle) or RR_DRAIN (when nothing runs) */
     unsigned    max_caps;
@@ -53,13 +44,6 @@ static struct sched_thread *pop(lwc_tx_t *tx, lwc_rr_t *rr)
 
 /* ---- upcalls ------------------------------------------------------------------------ */
 
-/* Is a thread of rr live?  Read in a transaction that may retry on it. */
-static bool any_live(lwc_tx_t *tx, lwc_rr_t *rr)
-{
-    RD(rr->quiet);                              /* before `live`: Note [rr capabilities] */
-    return atomic_load(&rr->live) > 0;
-}
-
 static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
 {
     lwc_rr_t *rr = env;
@@ -68,7 +52,7 @@ static lwc_scont_t *rr_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, v
     if (t)
         return thread_scont(t);
     lwc_word_t closing = RD(rr->closing);
-    if (closing == RR_OPEN || (closing == RR_CLOSING && any_live(tx, rr)))
+    if (closing == RR_OPEN || (closing == RR_CLOSING && sched_any_live(tx, &rr->live)))
         lwc_tx_retry(tx);                       /* idle here until a push */
     WR(rr->caps, RD(rr->caps) - 1);             /* Note [rr capabilities] */
     return NULL;
@@ -88,26 +72,13 @@ lwc_rr_t *lwc_rr_self(void)
 
 /* ---- threads ------------------------------------------------------------------------ */
 
-static lwc_word_t bump_body(lwc_tx_t *tx, void *pv)
-{
-    WR(pv, RD(pv) + 1);
-    return 0;
-}
-
-/* Note [rr capabilities] */
-static void count_out(lwc_rr_t *rr)
-{
-    if (atomic_fetch_sub(&rr->live, 1) == 1)
-        lwc_atomically(bump_body, rr->quiet, NULL);
-}
-
 static void trampoline(void *arg)
 {
     struct sched_thread *t = arg;
     lwc_scont_run(t->fn, t->arg);
     lwc_rr_t *rr = thread_sched(t);
     sched_thread_done(t);
-    count_out(rr);
+    sched_count_out(&rr->live);
 }
 
 struct spawn { lwc_rr_t *rr; struct sched_thread *t; bool start; };
@@ -154,7 +125,7 @@ static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), 
         return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
     lwc_scont_t *s = thread_scont(sp.t);
     lwc_word_t err = LWC_OK;
-    atomic_fetch_add(&rr->live, 1);             /* before it can run: Note [rr capabilities] */
+    sched_count_in(&rr->live);                  /* before it can run */
     int terr = lwc_atomically(spawn_body, &sp, &err);
     if (terr == LWC_OK && err == LWC_OK && sp.start && lwc_cap_start(s) != LWC_OK) {
         terr = lwc_atomically(unstart_body, &sp, &err);
@@ -162,7 +133,7 @@ static __attribute__((noinline)) int rr_spawn(lwc_rr_t *rr, void (*fn)(void *), 
     if (terr != LWC_OK || err != LWC_OK) {
         /* Never ran: its SCont and node go back. */
         sched_thread_give(sp.t);
-        count_out(rr);
+        sched_count_out(&rr->live);
         return terr != LWC_OK ? terr : (int)(intptr_t)err;
     }
     return LWC_OK;
@@ -221,10 +192,10 @@ lwc_rr_t *lwc_rr_new(unsigned max_caps)
     rr->max_caps = max_caps && max_caps < ncaps ? max_caps : ncaps;
     rr->head = lwc_pvar_new(0);
     rr->tail = lwc_pvar_new(0);
-    rr->quiet = lwc_pvar_new(0);
+    rr->live.quiet = lwc_pvar_new(0);
     rr->caps = lwc_pvar_new(0);
     rr->closing = lwc_pvar_new(RR_OPEN);
-    if (rr->head && rr->tail && rr->quiet && rr->caps && rr->closing)
+    if (rr->head && rr->tail && rr->live.quiet && rr->caps && rr->closing)
         return rr;
     lwc_rr_free_memory(rr);
 nomem:
@@ -234,7 +205,7 @@ nomem:
 
 static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
 {
-    if (any_live(tx, arg))
+    if (sched_any_live(tx, &((lwc_rr_t *)arg)->live))
         lwc_tx_retry(tx);
     return 0;
 }
@@ -273,7 +244,7 @@ void lwc_rr_free_memory(lwc_rr_t *rr)
 {
     lwc_pvar_free(rr->head);
     lwc_pvar_free(rr->tail);
-    lwc_pvar_free(rr->quiet);
+    lwc_pvar_free(rr->live.quiet);
     lwc_pvar_free(rr->caps);
     lwc_pvar_free(rr->closing);
     free(rr);

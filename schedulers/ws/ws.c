@@ -131,10 +131,7 @@
  * As in rr (Note [rr capabilities] in ../rr/rr.c): an instance holds the
  * capabilities it starts until it is closed, `caps` counts them, and its memory
  * may go only once `caps` is 0.  `live` counts threads whose function has not
- * returned; it is a plain atomic, changed by every spawn, so a spawn needs no
- * transaction.  Whoever brings it to 0 writes the PVar `quiet`, which waiters
- * for "no thread live" read before they load `live`: a decrement they miss is
- * followed by a write that wakes them. */
+ * returned (Note [Live threads] in ../common/thread.h). */
 struct ws_worker {
     struct deque       dq;
     struct sched_thread  *stash;       /* Note [The stash] */
@@ -152,8 +149,7 @@ struct lwc_ws {
     lwc_pvar_t        *caps;        /* Note [ws capabilities] */
     lwc_pvar_t        *closing;     /* WS_OPEN, WS_CLOSING or WS_DRAIN */
     lwc_pvar_t        *wake;        /* written to wake sleepers */
-    lwc_pvar_t        *quiet;       /* written when `live` reaches 0 */
-    _Atomic long       live;
+    struct sched_live  live;        /* Note [Live threads] in ../common/thread.h */
     _Atomic unsigned   nsleeping;
     unsigned           max_caps, nslots;
     struct ws_worker  *workers;     /* one per capability of the runtime */
@@ -273,18 +269,12 @@ static void set_awake(lwc_ws_t *ws, struct ws_worker *w)
     }
 }
 
-static lwc_word_t bump_body(lwc_tx_t *tx, void *pv)
-{
-    WR(pv, RD(pv) + 1);
-    return 0;
-}
-
 /* After a deque push: Note [Sleeping and waking]. */
 static void wake_a_sleeper(lwc_ws_t *ws)
 {
     DEQUE_FENCE(memory_order_seq_cst);
     if (atomic_load_explicit(&ws->nsleeping, DEQUE_ORDER(memory_order_relaxed)))
-        lwc_atomically(bump_body, ws->wake, NULL);
+        lwc_atomically(sched_bump_body, ws->wake, NULL);
 }
 
 /* ---- upcalls ------------------------------------------------------------------------ */
@@ -296,8 +286,7 @@ static bool must_stay(lwc_tx_t *tx, lwc_ws_t *ws)
         return true;
     if (closing == WS_DRAIN)
         return false;
-    RD(ws->quiet);                              /* before `live`: Note [ws capabilities] */
-    return atomic_load(&ws->live) > 0;
+    return sched_any_live(tx, &ws->live);
 }
 
 static lwc_scont_t *ws_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
@@ -497,19 +486,13 @@ lwc_ws_t *lwc_ws_self(void)
 
 /* ---- threads ------------------------------------------------------------------------ */
 
-static void count_out(lwc_ws_t *ws)
-{
-    if (atomic_fetch_sub(&ws->live, 1) == 1)
-        lwc_atomically(bump_body, ws->quiet, NULL);
-}
-
 static void trampoline(void *arg)
 {
     struct sched_thread *t = arg;
     lwc_scont_run(t->fn, t->arg);
     lwc_ws_t *ws = thread_sched(t);
     sched_thread_done(t);
-    count_out(ws);
+    sched_count_out(&ws->live);
 }
 
 static struct sched_thread *thread_new(lwc_ws_t *ws, void (*fn)(void *), void *arg, bool bound)
@@ -590,12 +573,12 @@ static __attribute__((noinline)) int ws_spawn(lwc_ws_t *ws, void (*fn)(void *), 
     struct spawn sp = { ws, thread_new(ws, fn, arg, bound), false };
     if (!sp.t)
         return errno == EINVAL ? LWC_EINVAL : LWC_ENOMEM;
-    atomic_fetch_add(&ws->live, 1);
+    sched_count_in(&ws->live);
     int err = place(&sp);
     if (err != LWC_OK) {
         /* Never ran: its SCont and node go back. */
         sched_thread_give(sp.t);
-        count_out(ws);
+        sched_count_out(&ws->live);
     }
     return err;
 }
@@ -666,8 +649,9 @@ lwc_ws_t *lwc_ws_new(unsigned ncaps)
     ws->caps = lwc_pvar_new(0);
     ws->closing = lwc_pvar_new(WS_OPEN);
     ws->wake = lwc_pvar_new(0);
-    ws->quiet = lwc_pvar_new(0);
-    if (made == n && ws->head && ws->tail && ws->caps && ws->closing && ws->wake && ws->quiet) {
+    ws->live.quiet = lwc_pvar_new(0);
+    if (made == n && ws->head && ws->tail && ws->caps && ws->closing && ws->wake &&
+        ws->live.quiet) {
         if (n > 1)
             handoff_watch_add(ws);
         return ws;
@@ -681,8 +665,7 @@ nomem:
 static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
 {
     lwc_ws_t *ws = arg;
-    RD(ws->quiet);                              /* before `live`: Note [ws capabilities] */
-    if (atomic_load(&ws->live) > 0)
+    if (sched_any_live(tx, &ws->live))
         lwc_tx_retry(tx);
     return 0;
 }
@@ -731,7 +714,7 @@ void lwc_ws_free_memory(lwc_ws_t *ws)
     lwc_pvar_free(ws->caps);
     lwc_pvar_free(ws->closing);
     lwc_pvar_free(ws->wake);
-    lwc_pvar_free(ws->quiet);
+    lwc_pvar_free(ws->live.quiet);
     free(ws);
 }
 
