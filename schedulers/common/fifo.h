@@ -44,4 +44,25 @@ static inline void *fifo_pop(lwc_tx_t *tx, lwc_pvar_t *head, lwc_pvar_t *tail)
     return n;
 }
 
+/* fifo_pop, then fifo_push of node (which is not queued), with each PVar
+ * written once: a queue of one becomes a queue of node alone in two writes,
+ * where the pop and the push wrote head and tail twice each.  NULL (and
+ * nothing pushed) if the queue was empty. */
+static inline void *fifo_rotate(lwc_tx_t *tx, lwc_pvar_t *head, lwc_pvar_t *tail, void *node)
+{
+    struct fifo_node *n = (struct fifo_node *)lwc_pvar_read(tx, head);
+    if (!n)
+        return NULL;
+    struct fifo_node *next = (struct fifo_node *)lwc_pvar_read(tx, n->next);
+    if (!next) {
+        lwc_pvar_write(tx, head, (lwc_word_t)node);
+        lwc_pvar_write(tx, tail, (lwc_word_t)node);
+        return n;
+    }
+    lwc_pvar_write(tx, head, (lwc_word_t)next);
+    lwc_pvar_write(tx, n->next, 0);             /* Note [No stale links] */
+    fifo_push(tx, head, tail, node);
+    return n;
+}
+
 #endif

@@ -163,11 +163,8 @@ static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_s
 {
     lwc_rr_t *rr = arg;
     *st = LWC_BLOCKED_ON_SCHED;
-    struct sched_thread *next = pop(tx, rr);
-    if (!next)
-        return self;                            /* nobody else: carry on */
-    push(tx, rr, lwc_scont_get_local(self));
-    return thread_scont(next);
+    struct sched_thread *next = fifo_rotate(tx, rr->head, rr->tail, lwc_scont_get_local(self));
+    return next ? thread_scont(next) : self;    /* nobody else: carry on */
 }
 
 int lwc_rr_yield(void)

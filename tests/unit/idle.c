@@ -64,6 +64,43 @@ START_TEST(test_rr_wakes_in_fifo_order)
 }
 END_TEST
 
+/* rr's yield is FIFO: with two threads it hands over and back (the queue of
+ * one that fifo_rotate writes twice, not four times), with three it goes
+ * round in spawn order. */
+static char trail[64];
+static _Atomic unsigned ntrail;
+
+static void yielder(void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        trail[atomic_fetch_add(&ntrail, 1)] = (char)(uintptr_t)arg;
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    }
+}
+
+static void spawn_yielders(void *arg)
+{
+    const char *names = arg;
+    lwc_joinable_t *j[3];
+    size_t n = strlen(names);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(lwc_spawn_joinable(yielder, (void *)(uintptr_t)names[i], &j[i]), LWC_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(lwc_join(j[i]), LWC_OK);
+}
+
+START_TEST(test_rr_yield_order)
+{
+    static const char *names[] = { "AB", "ABC" }, *want[] = { "ABABAB", "ABCABCABC" };
+    for (int k = 0; k < 2; k++) {
+        memset(trail, 0, sizeof trail);
+        atomic_store(&ntrail, 0);
+        ck_assert_int_eq(lwc_main(spawn_yielders, (void *)names[k]), 0);
+        ck_assert_str_eq(trail, want[k]);
+    }
+}
+END_TEST
+
 /* ---- a priority scheduler: two FIFO queues, the high one first ---------------- */
 
 struct prio { tsched_t hi, lo; };
@@ -192,6 +229,7 @@ int main(void)
     TCase *tc = tcase_create("policy");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rr_wakes_in_fifo_order);
+    tcase_add_test(tc, test_rr_yield_order);
     tcase_add_test(tc, test_priority_survives_idle);
     tcase_add_test(tc, test_deadline_leaves_bias);
     suite_add_tcase(s, tc);
