@@ -420,14 +420,11 @@ static void deliver_instead_of_blocking(lwc_tx_t *tx, lwc_scont_t *self)
 }
 
 /* A NULL target releases the capability, unless the caller then sets
- * to_idle (Note [Idling in a place of its own] in idle.c). */
-static void switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status,
-                      bool pending_read)
+ * to_idle (Note [Idling in a place of its own] in idle.c).  Every case; the
+ * common one is switch_to below. */
+static __attribute__((noinline)) void switch_to_any(lwc_tx_t *tx, lwc_scont_t *target,
+                                                    lwc_status_t self_status, bool pending_read)
 {
-    if (!tx) {
-        lwc_warn("lwc_switch_to called without a transaction");
-        return;
-    }
     lwc_scont_t *self = tx->self;
     /* No SCont, a second switch, or a wake-up / deferred action (those run
      * between two SConts and must not switch either). */
@@ -460,8 +457,36 @@ static void switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_statu
     tx->target = target;
 }
 
+/* Switch from self to another SCont that stays runnable, or that blocks with
+ * its pending error read already: no checks but the ones that can fail. */
+static void switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status,
+                      bool pending_read)
+{
+    lwc_scont_t *self = tx->self;
+    bool common = self_status == LWC_BLOCKED_ON_SCHED ||
+                  (self_status == LWC_BLOCKED_ON_CONCDS && pending_read);
+    if (__builtin_expect(!common || !self || !target || target == self || tx->has_switch ||
+                         tx->completing || tx_thread(tx)->draining, 0)) {
+        switch_to_any(tx, target, self_status, pending_read);
+        return;
+    }
+    tx->sleeps_thread = true;
+    lwc_word_t w = lwc_tx_read(tx, &target->status);
+    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
+        lwc_tx_abort(tx, LWC_ESTATE);
+    lwc_tx_write(tx, &target->status, with_status(w, LWC_RUNNING));
+    lwc_tx_write(tx, &self->status, status_keep_token(self, self_status));
+    tx->left_as = self_status;
+    tx->has_switch = true;
+    tx->target = target;
+}
+
 void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
 {
+    if (!tx) {
+        lwc_warn("lwc_switch_to called without a transaction");
+        return;
+    }
     switch_to(tx, target, self_status, false);
 }
 
@@ -678,7 +703,7 @@ static lwc_word_t complete_body(lwc_tx_t *tx, void *arg)
     lwc_scont_t *next = NULL;
     tx->sleeps_thread = true;
     if (tx->rerun_idle) {           /* Note [Idling in a place of its own] in idle.c */
-        switch_to(tx, NULL, LWC_COMPLETED, false);
+        switch_to_any(tx, NULL, LWC_COMPLETED, false);
         tx->to_idle = true;
         return 0;
     }
@@ -690,7 +715,7 @@ static lwc_word_t complete_body(lwc_tx_t *tx, void *arg)
             next = u.switch_to_next(tx, s, LWC_COMPLETED, u.env);
         }
     }
-    lwc_switch_to(tx, next, LWC_COMPLETED);
+    switch_to_any(tx, next, LWC_COMPLETED, false);
     return 0;
 }
 
