@@ -1195,8 +1195,10 @@ static __attribute__((noinline)) int tx_run_loop(struct lwc_thread *t, lwc_tx_fn
  * Most transactions run once, in place (Note [In-place transactions]), and
  * commit with nothing to do after: no PVar written had waiters, nothing
  * deferred, and either no switch or a switch to another SCont (self
- * blocked, runnable or completed).  lwc_tx_run makes that run and that commit
- * itself, and hands everything else (an abort, a retry, a commit that wakes
+ * blocked, runnable or completed).  Such a commit is all that tx_commit
+ * does in place (publish_in_place, bias_leave) less the walk for waiters:
+ * raising self's `switching_out` when it switches, and lowering the epoch.
+ * lwc_tx_run makes that run and that commit itself, and hands everything else (an abort, a retry, a commit that wakes
  * or defers or releases, a transaction not in place) to tx_run_loop, which
  * takes over from the run already made.  Keeping the loop out of lwc_tx_run
  * is what makes it cheap: only the thread is live across the body, so the
@@ -1216,22 +1218,21 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
     tx->run_result = result;
     tx->run_sleeps_thread = sleeps_thread;
     lwc_word_t r = lwc_tx_call(tx, fn, arg);
-    if (__builtin_expect(tx->abort_code == 0 && !(tx->h.waited | tx->ndefers), 1)) {
-        if (!(tx->has_switch | tx->releases)) {
+    if (__builtin_expect(tx->abort_code == 0 &&
+                         !(tx->h.waited | tx->ndefers | tx->releases | tx->to_idle), 1)) {
+        bool switches = tx_leaves(tx) == SWITCHES;
+        if (switches || !tx->has_switch) {
+            /* tx_commit, less what cannot apply (Note [The first run]) */
+            if (switches)
+                atomic_store_explicit(&tx->self->switching_out, 1, memory_order_relaxed);
             bias_leave();
             tx->active = false;
             if (tx->run_result)
                 *tx->run_result = r;
+            if (switches)
+                return tx_switch_out(tx);
             lwc_tx_after_commit(t);
             return LWC_OK;
-        }
-        if (tx_leaves(tx) == SWITCHES && !(tx->to_idle | tx->releases)) {
-            raise_switching_out(tx);
-            bias_leave();
-            tx->active = false;
-            if (tx->run_result)
-                *tx->run_result = r;
-            return tx_switch_out(tx);
         }
     }
     return tx_run_loop(t, tx->run_fn, tx->run_arg, tx->run_result, tx->run_sleeps_thread, true, r);

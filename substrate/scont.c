@@ -419,6 +419,23 @@ static void deliver_instead_of_blocking(lwc_tx_t *tx, lwc_scont_t *self)
         lwc_tx_abort(tx, LWC_TX_DELIVER);
 }
 
+/* The switch's own writes, once every check has passed: target (unless
+ * NULL) runs, self takes self_status; both with switch_to and switch_to_any. */
+static inline __attribute__((always_inline))
+void switch_statuses(lwc_tx_t *tx, lwc_scont_t *self, lwc_scont_t *target, lwc_status_t self_status)
+{
+    if (target) {
+        lwc_word_t w = lwc_tx_read(tx, &target->status);
+        if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
+            lwc_tx_abort(tx, LWC_ESTATE);
+        lwc_tx_write(tx, &target->status, with_status(w, LWC_RUNNING));
+    }
+    lwc_tx_write(tx, &self->status, status_keep_token(self, self_status));
+    tx->left_as = self_status;
+    tx->has_switch = true;
+    tx->target = target;
+}
+
 /* A NULL target releases the capability, unless the caller then sets
  * to_idle (Note [Idling in a place of its own] in idle.c).  Every case; the
  * common one is switch_to below. */
@@ -445,16 +462,7 @@ static __attribute__((noinline)) void switch_to_any(lwc_tx_t *tx, lwc_scont_t *t
     }
     if (self_status == LWC_BLOCKED_ON_CONCDS && !pending_read)
         deliver_instead_of_blocking(tx, self);
-    if (target) {
-        lwc_word_t w = lwc_tx_read(tx, &target->status);
-        if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
-            lwc_tx_abort(tx, LWC_ESTATE);
-        lwc_tx_write(tx, &target->status, with_status(w, LWC_RUNNING));
-    }
-    lwc_tx_write(tx, &self->status, status_keep_token(self, self_status));
-    tx->left_as = self_status;
-    tx->has_switch = true;
-    tx->target = target;
+    switch_statuses(tx, self, target, self_status);
 }
 
 /* Switch from self to another SCont that stays runnable, or that blocks with
@@ -471,14 +479,7 @@ static void switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_statu
         return;
     }
     tx->sleeps_thread = true;
-    lwc_word_t w = lwc_tx_read(tx, &target->status);
-    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
-        lwc_tx_abort(tx, LWC_ESTATE);
-    lwc_tx_write(tx, &target->status, with_status(w, LWC_RUNNING));
-    lwc_tx_write(tx, &self->status, status_keep_token(self, self_status));
-    tx->left_as = self_status;
-    tx->has_switch = true;
-    tx->target = target;
+    switch_statuses(tx, self, target, self_status);
 }
 
 void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
