@@ -57,9 +57,17 @@ struct lwc_mvar {
  * reader is given) and `served`.  What the waiter says about itself (its
  * thread, its wait token, a putter's offer) is stored in plain fields while
  * the node is unlinked, and the commit that links it publishes them.  A
- * doomed transaction may read them from a node already reused; whatever it
- * does with them fails validation, because the wake-up checks the thread's
- * status, which every wake-up moves on.  `served` is never reset: a waiter
+ * server reads them only after it has read `served` in its transaction
+ * (wake_waiter).  Validation is by value, so the link alone does not tell
+ * one wait of a node from the next: a server that found the node at the
+ * head while a putter waited on it, and read the plain fields then, would
+ * still validate once the node was served, pooled, taken by another waiter
+ * and linked at the head again with the same `next`, and would act on the
+ * putter's old wait, whose token no longer matches: it dropped the new
+ * waiter's node, and that thread slept for ever (issue 18's program on two
+ * capabilities, one run in five; test_many_putters_one_taker in
+ * tests/unit/ws.c).  Every serve moves `served` on, so a server that read it
+ * before the plain fields fails validation in that case.  `served` is never reset: a waiter
  * notes it when it links the node, and the server moves it on by SERVED or
  * FREED, so no node is written on its way back to the pool.  A node in the
  * pool has `next` 0: whoever unlinks it clears it (Note [No stale links] in
@@ -137,6 +145,7 @@ static void waiter_put_later(void *w)
  * state is written.  A node whose wait is over goes back to the pool. */
 static bool wake_waiter(lwc_tx_t *tx, struct waiter *w)
 {
+    RD(w->served);              /* Note [Waiter nodes]: which wait of the node's */
     lwc_scont_t *s = atomic_load_explicit(&w->who, memory_order_relaxed);
     if (!s || lwc_unblock_waiter(tx, s, atomic_load_explicit(&w->wait, memory_order_relaxed)))
         return true;

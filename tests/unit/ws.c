@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include <lwc/mvar.h>
+#include <lwc/sched.h>
 #include <lwc/ws.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -260,6 +261,56 @@ START_TEST(test_handoff_not_stranded)
 }
 END_TEST
 
+/* ---- waiter nodes reused under many putters ------------------------------------------- */
+
+/* Issue 18's program, through lwc_main as a user writes it: each thread
+ * waits at a gate of its own, then all put into one MVar that the first
+ * thread empties.  Nodes of served putters go back to the pool while the
+ * other capability still pops the queue; a server that took a reused node
+ * for its old wait dropped the taker's node, and the taker slept for ever
+ * (Note [Waiter nodes] in schedulers/mvar/mvar.c). */
+static long gated_n;
+static lwc_mvar_t **gates, *gated_done;
+
+static void gated_child(void *arg)
+{
+    lwc_word_t v;
+    ck_assert_int_eq(lwc_mvar_take(gates[(long)arg], &v), LWC_OK);
+    ck_assert_int_eq(lwc_mvar_put(gated_done, 1), LWC_OK);
+}
+
+static void gated_first(void *arg)
+{
+    (void)arg;
+    ck_assert_ptr_nonnull(gates = malloc((size_t)gated_n * sizeof *gates));
+    ck_assert_ptr_nonnull(gated_done = lwc_mvar_new());
+    for (long i = 0; i < gated_n; i++)
+        ck_assert_ptr_nonnull(gates[i] = lwc_mvar_new());
+    for (long i = 0; i < gated_n; i++)
+        ck_assert_int_eq(lwc_spawn(gated_child, (void *)i), LWC_OK);
+    ck_assert_int_eq(lwc_yield(), LWC_OK);
+    for (long i = 0; i < gated_n; i++)
+        ck_assert_int_eq(lwc_mvar_put(gates[i], 1), LWC_OK);
+    lwc_word_t v;
+    for (long i = 0; i < gated_n; i++)
+        ck_assert_int_eq(lwc_mvar_take(gated_done, &v), LWC_OK);
+    ck_assert_int_eq(lwc_mvar_try_take(gated_done, &v), LWC_EAGAIN);
+    for (long i = 0; i < gated_n; i++)
+        lwc_mvar_free(gates[i]);
+    lwc_mvar_free(gated_done);
+    free(gates);
+}
+
+START_TEST(test_many_putters_one_taker)
+{
+    ck_assert_int_eq(setenv("LWC_CAPS", _i ? "2" : "1", 1), 0);
+    gated_n = LIGHT_RUN() ? 300 : 10000;
+    for (int round = 0; round < (LIGHT_RUN() ? 1 : 20); round++)
+        ck_assert_int_eq(lwc_main(gated_first, NULL), LWC_OK);
+    unsetenv("LWC_CAPS");
+}
+END_TEST
+
 /* ---- misuse ------------------------------------------------------------------------------ */
 
 static void noop(void *arg) { (void)arg; }
@@ -290,6 +341,7 @@ int main(void)
     tcase_add_loop_test(tc, test_yielding_spawner_keeps_few_alive, 0, 2);
     tcase_add_test(tc, test_top_of_deque_not_starved);
     tcase_add_test(tc, test_handoff_not_stranded);
+    tcase_add_loop_test(tc, test_many_putters_one_taker, 0, 2);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
     return run_suite(s);
