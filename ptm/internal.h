@@ -104,6 +104,7 @@ struct lwc_tx {
             bool     rerun_idle;  /* run again because that upcall retried */
             bool     to_idle;     /* the switch leaves self for an idle capability */
             bool     releases;    /* the commit gives the capability back, with no switch */
+            bool     gives_stack; /* the target first runs: Note [Stacks on first run] in scont.c */
         };
         uint64_t     flags;
     };

@@ -289,12 +289,18 @@ static struct lwc_cap *cap_take_idle(void)
 
 static lwc_word_t resume_body(lwc_tx_t *tx, void *arg)
 {
-    lwc_scont_t *s = arg;
-    lwc_word_t w = lwc_pvar_read(tx, &s->status);
-    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
-        lwc_tx_abort(tx, LWC_ESTATE);
-    lwc_pvar_write(tx, &s->status, with_status(w, LWC_RUNNING));
+    lwc_scont_mark_running(tx, arg);
     return 0;
+}
+
+/* Mark s running, and give it a stack if it has none (Note [Stacks on first
+ * run] in scont.c), for whoever then runs it with a capability. */
+static int resume(lwc_scont_t *s)
+{
+    int err = lwc_tx_run(resume_body, s, NULL, true);
+    if (err == LWC_OK)
+        lwc_scont_give_stack(lwc_thread_peek(), s);
+    return err;
 }
 
 int lwc_cap_start(lwc_scont_t *s)
@@ -304,7 +310,7 @@ int lwc_cap_start(lwc_scont_t *s)
     struct lwc_cap *cap = cap_take_idle();
     if (!cap)
         return LWC_EBUSY;
-    int err = lwc_tx_run(resume_body, s, NULL, true);
+    int err = resume(s);
     if (err != LWC_OK) {
         atomic_store(&cap->busy, CAP_IDLE);
         return err;
@@ -356,7 +362,7 @@ int lwc_eval(lwc_scont_t *s)
     int err;
     struct lwc_cap *cap = cap_take_idle();
     if (cap) {
-        err = lwc_tx_run(resume_body, s, NULL, true);
+        err = resume(s);
         if (err != LWC_OK)
             atomic_store(&cap->busy, CAP_IDLE);
     } else {

@@ -352,7 +352,8 @@ static void visit_scont(struct pass *ps, struct sc *c)
     pvar_waiters(ps, &s->retry_pv);
     pvar_waiters(ps, &s->pending);
     pvar_waiters(ps, &s->interrupt);
-    scan_saved_registers(ps, s);
+    if (s->stack.map)
+        scan_saved_registers(ps, s);
     if (c->sp)
         lwc_gc_scan(ps, c->sp, lwc_gc_stack_top(s));
 }

@@ -178,7 +178,10 @@ void lwc_gc_gather_sconts(struct pass *ps)
 {
     pthread_mutex_lock(&lwc_rt.lock);
     for (lwc_scont_t *s = lwc_rt.scont_made; s && !ps->nomem; s = s->made_next) {
-        if (!s->alive || !s->stack.map)
+        /* Completed (its stack given back), or not yet run: Note [Stacks on
+         * first run] in scont.c.  The record is all there is to scan. */
+        bool stackless = !s->stack.map;
+        if (!s->alive || (stackless && s->completed))
             continue;
         struct sc *c = lwc_gc_grow(ps->sc, &ps->cap_sc, ps->nsc + 1, sizeof *c, &ps->nomem);
         if (!c)
@@ -194,8 +197,9 @@ void lwc_gc_gather_sconts(struct pass *ps)
             if (!t->idle_completing)
                 c->idle_waiter = t->idle_waiter;
         }
-        char *lo = lwc_stack_lo(&s->stack), *hi = lo + lwc_stack_usable(&s->stack);
-        c->sp = cap ? cap->park_sp : ctx_sp(s);
+        char *lo = stackless ? NULL : lwc_stack_lo(&s->stack);
+        char *hi = stackless ? NULL : lo + lwc_stack_usable(&s->stack);
+        c->sp = stackless ? NULL : cap ? cap->park_sp : ctx_sp(s);
         if (c->sp < lo || c->sp >= hi)
             c->sp = NULL;
         if (c->st == LWC_RUNNING)
@@ -209,8 +213,9 @@ void lwc_gc_gather_sconts(struct pass *ps)
         /* Below sp lie only dead frames: a word pointing there refers to
          * nothing (and under valgrind, where stacks sit low, an integer
          * often would). */
-        lwc_gc_add_obj(ps, (uintptr_t)(c->sp ? c->sp : lo), (uintptr_t)hi, OBJ_STACK,
-                       (uint32_t)ps->nsc);
+        if (!stackless)
+            lwc_gc_add_obj(ps, (uintptr_t)(c->sp ? c->sp : lo), (uintptr_t)hi, OBJ_STACK,
+                           (uint32_t)ps->nsc);
         ps->nsc++;
     }
     pthread_mutex_unlock(&lwc_rt.lock);

@@ -67,10 +67,7 @@ static lwc_word_t idle_body(lwc_tx_t *tx, void *arg)
         tx->releases = true;
         return 0;
     }
-    lwc_word_t w = lwc_tx_read(tx, &next->status);
-    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
-        lwc_tx_abort(tx, LWC_ESTATE);
-    lwc_tx_write(tx, &next->status, with_status(w, LWC_RUNNING));
+    lwc_scont_mark_running(tx, next);
     return (lwc_word_t)next;
 }
 
@@ -88,6 +85,8 @@ lwc_scont_t *lwc_idle_run(struct lwc_thread *t, struct lwc_cap *cap)
                      (unsigned long long)lwc_scont_id(stopped), lwc_strerror(err));
         next = 0;
     }
+    if (next)
+        lwc_scont_give_stack(t, (lwc_scont_t *)next);
     lwc_scont_unref(stopped);
     return lwc_cap_route(t, cap, (lwc_scont_t *)next);
 }

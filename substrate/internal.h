@@ -22,9 +22,17 @@ struct lwc_stack {
     unsigned vg_id;      /* valgrind's id for the registered stack */
     bool   mprotected;   /* the guard is a PROT_NONE mapping (counts against the budget) */
     bool   pooled;       /* default size and kind: goes back to the pool */
+    lwc_stack_kind_t kind;
+    size_t size;         /* usable bytes asked for, whole pages */
 };
 
 int  lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind);
+size_t lwc_stack_round(size_t size);      /* up to whole pages */
+/* Is st a stack of that kind and (rounded) size? */
+static inline bool lwc_stack_fits(const struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
+{
+    return st->map && st->kind == kind && st->size == size;
+}
 void lwc_stack_put(struct lwc_stack *st);
 void lwc_stack_pool_drain(void);
 void lwc_stack_cache_flush(struct lwc_thread *t);
@@ -75,7 +83,9 @@ struct lwc_scont {
     _Atomic int      host_waits;      /* lwc_host_wait_begin: woken by a deadlock */
     _Atomic int      deadlocked;      /* ... and it was */
     uint32_t         retry_epoch;
-    struct lwc_stack stack;
+    struct lwc_stack stack;           /* none (map NULL) until it first runs: */
+    size_t           stack_size;      /* ... Note [Stacks on first run] in scont.c */
+    lwc_stack_kind_t stack_kind;
     /* Note [Type-stable SConts] in scont.c */
     struct lwc_scont *free_next;      /* in a free list, when not alive */
     struct lwc_scont *made_next;      /* every struct ever made */
@@ -118,6 +128,22 @@ static inline lwc_word_t with_status(lwc_word_t w, lwc_status_t st)
 static inline lwc_word_t status_keep_token(lwc_scont_t *s, lwc_status_t st)
 {
     return with_status(lwc_pvar_load(&s->status), st);
+}
+
+void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s);
+void lwc_scont_give_stack(struct lwc_thread *t, lwc_scont_t *s);
+
+/* In tx: s, which must be blocked, runs when tx commits.  One that has never
+ * run has no stack yet: one is reserved, and the committing OS thread hands
+ * it over with lwc_scont_give_stack (Note [Stacks on first run] in scont.c). */
+static inline void lwc_scont_mark_running(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    lwc_word_t w = lwc_tx_read(tx, &s->status);
+    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
+        lwc_tx_abort(tx, LWC_ESTATE);
+    if (__builtin_expect(!s->stack.map, 0))
+        lwc_scont_reserve_stack(tx, s);
+    lwc_tx_write(tx, &s->status, with_status(w, LWC_RUNNING));
 }
 
 void lwc_scont_unref(lwc_scont_t *s);
@@ -220,6 +246,7 @@ struct lwc_thread {
     unsigned           service_countdown; /* landings until the next lwc_services_tick */
     /* free SCont structs (scont.c) and stacks (stack.c): cache.h */
     struct lwc_cache   scont_cache, stack_cache;
+    struct lwc_stack   spare_stack; /* Note [Stacks on first run] in scont.c */
     const void        *last_upcalls; /* the upcall record last interned (scont.c) */
     /* retry sleep in progress, for lwc_shutdown to interrupt */
     _Atomic uint32_t  *sleep_word;

@@ -44,15 +44,21 @@ static inline void lwc_san_thread_start(struct lwc_thread *t)
 #endif
 }
 
-static inline void lwc_san_scont_new(lwc_scont_t *s)
+/* A stack given to an SCont for its first run. */
+static inline void lwc_san_stack_fresh(struct lwc_stack *st)
 {
-    (void)s;
+    (void)st;
 #if LWC_ASAN
     /* A pooled stack keeps the redzones of the frames its last SCont never
      * returned from (it completed, or was freed, inside them): a new frame
      * over one reads as an overflow. */
-    __asan_unpoison_memory_region(lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack));
+    __asan_unpoison_memory_region(lwc_stack_lo(st), lwc_stack_usable(st));
 #endif
+}
+
+static inline void lwc_san_scont_new(lwc_scont_t *s)
+{
+    (void)s;
 #if LWC_TSAN
     /* A fiber takes one of TSan's thread slots: past 8128 alive it dies. */
     s->tsan_fiber = __tsan_create_fiber(0);

@@ -133,8 +133,8 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         goto nomem;
     if (attr && attr->name && !(s->name = strdup(attr->name)))
         goto nomem;
-    if (lwc_stack_get(&s->stack, size, kind) != LWC_OK)
-        goto nomem;
+    s->stack_size = lwc_stack_round(size);  /* Note [Stacks on first run] */
+    s->stack_kind = kind;
     /* Note [Status word]: the token moves on, so no waiter recorded in an
      * earlier life of the struct matches this one. */
     lwc_word_t w = atomic_load_explicit(&s->status.value, memory_order_relaxed);
@@ -148,13 +148,11 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
     s->arg = arg;
     atomic_store_explicit(&s->refs, 2, memory_order_relaxed);   /* the handle, and being alive */
     atomic_store_explicit(&s->up, up, memory_order_release);    /* Note [Upcall records] */
-    lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
     lwc_san_scont_new(s);
     if (bound) {
         s->bound_own = true;
         if (!(s->bound = lwc_thread_new_bound(s))) {
             lwc_san_scont_free(s);
-            lwc_stack_put(&s->stack);
             goto nomem;
         }
     }
@@ -409,6 +407,68 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
     return (struct lwc_thread *)((char *)tx - offsetof(struct lwc_thread, tx));
 }
 
+/* Note [Stacks on first run]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * An SCont gets its stack when it first runs, not when it is made: a
+ * million threads spawned and not yet run cost their records alone, and a
+ * FIFO scheduler that runs them one by one to completion passes one warm
+ * stack from each to the next (a completed SCont's stack goes back to the
+ * OS thread's cache as the next one lands, lwc_land, and the next first run
+ * takes it from there).  The size and kind asked for wait in the SCont
+ * (`stack_size`, `stack_kind`) until then.
+ *
+ * The stack cannot be handed over inside the transaction that marks the
+ * SCont running: on two capabilities two such bodies may run at once for one
+ * SCont, and only one commits.  Nor only after the commit: taking a stack
+ * can fail, and a commit cannot be taken back.  So the body that marks an
+ * SCont without a stack running (lwc_scont_mark_running, the one place that
+ * does) reserves one on its own OS thread (`spare_stack`; LWC_ENOMEM ends
+ * the transaction if there is none to be had), and after the commit, which
+ * made the SCont this OS thread's alone, the same OS thread hands the spare
+ * over and lays out the first frame (lwc_scont_give_stack), before it
+ * switches to the SCont or mails it to the OS thread it must run on.  A
+ * switch says so in `gives_stack`, which lwc_switch_after_commit tests
+ * with its other rare cases.  A body run again, or one that chose another
+ * SCont, finds the spare already there; one that never committed leaves it
+ * for the next, and lwc_stack_cache_flush gives it back with the OS thread.
+ *
+ * So a switch that first runs an SCont can fail with LWC_ENOMEM, nothing of
+ * it committed: a yield returns it, and a completion whose switch_to_next
+ * chose such an SCont releases the capability instead (lwc_scont_complete).
+ * The detector sees a stackless SCont as its record: no stack to scan, its
+ * argument a reference (detect_roots.c). */
+__attribute__((noinline, cold)) void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    struct lwc_thread *t = tx_thread(tx);
+    if (!lwc_stack_fits(&t->spare_stack, s->stack_size, s->stack_kind)) {
+        lwc_stack_put(&t->spare_stack);
+        if (lwc_stack_get(&t->spare_stack, s->stack_size, s->stack_kind) != LWC_OK)
+            lwc_tx_abort(tx, LWC_ENOMEM);
+    }
+    tx->gives_stack = true;
+}
+
+void lwc_scont_give_stack(struct lwc_thread *t, lwc_scont_t *s)
+{
+    if (s->stack.map)
+        return;
+    if (!t->spare_stack.map) {
+        lwc_warn("SCont %llu runs, but no stack was reserved for it",
+                 (unsigned long long)lwc_scont_id(s));
+        abort();
+    }
+    s->stack = t->spare_stack;
+    memset(&t->spare_stack, 0, sizeof t->spare_stack);
+    lwc_san_stack_fresh(&s->stack);
+    lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
+}
+
+/* Not holding the target across a call: Note [Switch targets]. */
+static __attribute__((noinline)) void give_stack_to_target(lwc_tx_t *tx)
+{
+    lwc_scont_give_stack(tx_thread(tx), tx->target);
+}
+
 /* Note [Delivering errors] in exception.c: a switch that blocks self on a data
  * structure reads self's pending error in its transaction first, and hands it
  * over instead of blocking. */
@@ -424,12 +484,8 @@ static void deliver_instead_of_blocking(lwc_tx_t *tx, lwc_scont_t *self)
 static inline __attribute__((always_inline))
 void switch_statuses(lwc_tx_t *tx, lwc_scont_t *self, lwc_scont_t *target, lwc_status_t self_status)
 {
-    if (target) {
-        lwc_word_t w = lwc_tx_read(tx, &target->status);
-        if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
-            lwc_tx_abort(tx, LWC_ESTATE);
-        lwc_tx_write(tx, &target->status, with_status(w, LWC_RUNNING));
-    }
+    if (target)
+        lwc_scont_mark_running(tx, target);
     lwc_tx_write(tx, &self->status, status_keep_token(self, self_status));
     tx->left_as = self_status;
     tx->has_switch = true;
@@ -597,13 +653,15 @@ struct lwc_thread *switch_after_commit_rare(lwc_tx_t *tx)
         tx->self->completed = true;
     if (tx->to_idle)
         lwc_idle_prepare(t, tx);
+    if (tx->gives_stack)
+        give_stack_to_target(tx);
     return lwc_swap_to(t, tx->self, tx->target);
 }
 
 __attribute__((no_sanitize_thread))
 struct lwc_thread *lwc_switch_after_commit(lwc_tx_t *tx)
 {
-    if (__builtin_expect(tx->completing | tx->to_idle, 0))
+    if (__builtin_expect(tx->completing | tx->to_idle | tx->gives_stack, 0))
         return switch_after_commit_rare(tx);
     return lwc_swap_to(tx_thread(tx), tx->self, tx->target);
 }

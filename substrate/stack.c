@@ -273,13 +273,20 @@ static bool pool_take(struct lwc_stack *st, size_t map_size)
     }
 }
 
+size_t lwc_stack_round(size_t size)
+{
+    return (size + page() - 1) & ~(page() - 1);
+}
+
 int lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
 {
-    size = (size + page() - 1) & ~(page() - 1);
+    size = lwc_stack_round(size);
     bool pooled = kind == LWC_STACK_GUARDED && size == default_size;
     if (pooled && pool_take(st, size + page()))
         return LWC_OK;
     memset(st, 0, sizeof *st);
+    st->kind = kind;
+    st->size = size;
     st->map_size = size + (kind == LWC_STACK_GUARDED ? page() : 0);
     void *m = mmap(NULL, st->map_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -310,6 +317,7 @@ void lwc_stack_put(struct lwc_stack *st)
 
 void lwc_stack_cache_flush(struct lwc_thread *t)
 {
+    lwc_stack_put(&t->spare_stack);
     cool_entries(lwc_cache_flush(&t->stack_cache, &depot, LINK), true);
 }
 

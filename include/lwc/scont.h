@@ -65,7 +65,9 @@ typedef lwc_scont_t *(*lwc_switch_fn)(lwc_tx_t *tx, lwc_scont_t *self, void *arg
 /* Run fn as one transaction and switch as it commits.  Returns when this SCont is
  * next resumed: LWC_OK, or the error delivered to it while suspended; LWC_ESTATE at
  * once if the target was not resumable (running, completed or resumed already), in
- * which case nothing of the transaction is committed; LWC_EINVAL outside an SCont. */
+ * which case nothing of the transaction is committed; LWC_ENOMEM at once, nothing
+ * committed, if the target has never run and no stack can be had for it (an SCont
+ * takes its stack when it first runs); LWC_EINVAL outside an SCont. */
 LWC_API int  lwc_switch(lwc_switch_fn fn, void *arg);
 /* Inside any transaction run by an SCont: switch to target when tx commits, the
  * current SCont taking self_status.  A target that is not resumable abandons the

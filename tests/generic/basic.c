@@ -150,6 +150,56 @@ START_TEST(test_fib)
 }
 END_TEST
 
+/* ---- threads that have not run have no stack --------------------------------------- */
+
+/* Note [Stacks on first run] in substrate/scont.c: on one capability, threads
+ * spawned all at once and then run one after another to completion share a
+ * couple of warm stacks, each taking the one a predecessor gave back, where a
+ * stack set up per spawn would give each an address of its own. */
+#define ONE_BY_ONE 1000
+
+struct one_by_one { uintptr_t where[ONE_BY_ONE]; atomic_int ran; lwc_mvar_t *done; };
+
+static void note_where(void *arg)
+{
+    struct one_by_one *o = arg;
+    volatile char here = 0;
+    int i = atomic_fetch_add(&o->ran, 1);
+    o->where[i] = (uintptr_t)&here;
+    if (i == ONE_BY_ONE - 1)
+        ck_assert_int_eq(lwc_mvar_put(o->done, 1), LWC_OK);
+}
+
+static void one_by_one_main(void *arg)
+{
+    struct one_by_one *o = arg;
+    ck_assert_ptr_nonnull(o->done = lwc_mvar_new());
+    for (int i = 0; i < ONE_BY_ONE; i++)
+        ck_assert_int_eq(lwc_spawn(note_where, o), LWC_OK);
+    lwc_word_t v;
+    ck_assert_int_eq(lwc_mvar_take(o->done, &v), LWC_OK);
+    lwc_mvar_free(o->done);
+}
+
+START_TEST(test_run_one_by_one_share_stacks)
+{
+    use_caps(0);
+    struct one_by_one *o = calloc(1, sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(lwc_main(one_by_one_main, o), LWC_OK);
+    ck_assert_int_eq(atomic_load(&o->ran), ONE_BY_ONE);
+    int distinct = 0;
+    for (int i = 0; i < ONE_BY_ONE; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = o->where[j] == o->where[i];
+        distinct += !seen;
+    }
+    ck_assert_int_le(distinct, 2);
+    free(o);
+}
+END_TEST
+
 /* ---- yield is fair ------------------------------------------------------------------------- */
 
 #define FAIR_THREADS 4
@@ -472,6 +522,7 @@ int main(void)
     tcase_add_loop_test(tc, test_spawn_yield_join, 0, 2);
     tcase_add_loop_test(tc, test_detached_threads_and_mvar, 0, 2);
     tcase_add_loop_test(tc, test_pingpong, 0, 2);
+    tcase_add_test(tc, test_run_one_by_one_share_stacks);
     tcase_add_loop_test(tc, test_fib, 0, 2);
     tcase_add_test(tc, test_yield_is_fair);
     tcase_add_test(tc, test_waiter_outlives_its_run);
