@@ -9,9 +9,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
 #include "cache.h"
 #include "internal.h"
 #include "sanitize.h"
+#if LWC_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102          /* Linux 6.13; glibc headers may lag */
@@ -58,6 +64,75 @@ struct pool_entry {
 
 static struct lwc_depot depot = LWC_DEPOT_INIT(POOL_MAX);
 #define LINK offsetof(struct pool_entry, next)
+
+/* Note [Stacks in batches]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~
+ * Each system call on a stack's memory costs microseconds, and an madvise
+ * that drops pages also interrupts every other core that runs the process
+ * to flush its TLB.  A new stack cost two (its mapping and its guard: Note
+ * [Guard pages]), a cold one a third (Note [Cold stacks]).  So stacks of the
+ * pooled kind are mapped STACK_BATCH at a time with one mmap, their guards
+ * installed with one process_madvise(2) over a vector of ranges, and the
+ * rest of the batch goes to the pool; and the stacks that go cold together
+ * (the batch the depot has no room for) give their pages back with one
+ * process_madvise as well.  Since Linux 6.13 process_madvise takes any
+ * advice for the calling process.  Where it does not (an older kernel, a
+ * seccomp filter, valgrind, which does not know the call), each range gets
+ * an madvise of its own, as before: never worse.
+ *
+ * A batch is one mapping, so its stacks merge with their neighbours as
+ * separately mapped ones did; they are unmapped apart only by a change of
+ * the default size or by lwc_shutdown, in address order (Note [Cold
+ * stacks]), so batches split no mapping while threads run.  A thread takes
+ * a new batch only when the pools are empty: at most STACK_BATCH - 1 stacks
+ * sit mapped and unused because of it, each with one page touched (its pool
+ * record). */
+#define STACK_BATCH 64
+
+static struct {
+    pthread_mutex_t lock;
+    pid_t           pid;        /* whose pidfd `fd` is: a forked child opens its own */
+    int             fd;         /* -1: process_madvise is not to be had */
+} self_fd = { PTHREAD_MUTEX_INITIALIZER, 0, -1 };
+
+/* A pidfd for this process, or -1. */
+static int pidfd_self(void)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_process_madvise)
+#if LWC_VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        return -1;
+#endif
+    pthread_mutex_lock(&self_fd.lock);
+    if (self_fd.pid != getpid()) {
+        self_fd.pid = getpid();
+        self_fd.fd = (int)syscall(SYS_pidfd_open, self_fd.pid, 0);
+    }
+    int fd = self_fd.fd;
+    pthread_mutex_unlock(&self_fd.lock);
+    return fd;
+#else
+    return -1;
+#endif
+}
+
+/* The same advice for v[0..n): one system call if the kernel takes it so.
+ * False if any range was refused. */
+static bool advise_all(struct iovec *v, size_t n, int advice)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += v[i].iov_len;
+#if defined(SYS_process_madvise)
+    int fd = pidfd_self();
+    if (fd >= 0 && syscall(SYS_process_madvise, fd, v, n, advice, 0) == (long)total)
+        return true;
+#endif
+    bool all = true;
+    for (size_t i = 0; i < n; i++)
+        all &= madvise(v[i].iov_base, v[i].iov_len, advice) == 0;
+    return all;
+}
 
 /* Note [Cold stacks]
  * ~~~~~~~~~~~~~~~~~~
@@ -135,13 +210,9 @@ static bool page_faults(const void *p)
     return faults;
 }
 
-static bool madv_guard(struct lwc_stack *st)
+/* A guard installed at st->map: does it fault?  Probed once a process. */
+static bool madv_guard_faults(struct lwc_stack *st)
 {
-    if (madvise(st->map, page(), MADV_GUARD_INSTALL) != 0) {
-        if (errno == EINVAL)
-            atomic_store(&madv_guard_works, 0);
-        return false;
-    }
     int probed = atomic_load(&madv_guard_probed);
     if (probed == PROBE_NOT_YET) {
         probed = page_faults(st->map) ? PROBE_FAULTS : PROBE_DOES_NOT;
@@ -149,8 +220,20 @@ static bool madv_guard(struct lwc_stack *st)
     }
     if (probed == PROBE_FAULTS)
         return true;
-    madvise(st->map, page(), MADV_GUARD_REMOVE);
     atomic_store(&madv_guard_works, 0);
+    return false;
+}
+
+static bool madv_guard(struct lwc_stack *st)
+{
+    if (madvise(st->map, page(), MADV_GUARD_INSTALL) != 0) {
+        if (errno == EINVAL)
+            atomic_store(&madv_guard_works, 0);
+        return false;
+    }
+    if (madv_guard_faults(st))
+        return true;
+    madvise(st->map, page(), MADV_GUARD_REMOVE);
     return false;
 }
 
@@ -215,12 +298,17 @@ static void cold_push(struct lwc_stack *st)
 static void cool_entries(struct pool_entry *e, bool release)
 {
     while (e) {
-        struct pool_entry *next = e->next;
-        struct lwc_stack st = e->st;
-        if (release)
-            madvise(lwc_stack_lo(&st), lwc_stack_usable(&st), MADV_DONTNEED);
-        cold_push(&st);
-        e = next;
+        struct lwc_stack batch[STACK_BATCH];
+        struct iovec v[STACK_BATCH];
+        size_t n = 0;
+        for (; e && n < STACK_BATCH; e = e->next, n++) {
+            batch[n] = e->st;
+            v[n] = (struct iovec){ lwc_stack_lo(&batch[n]), lwc_stack_usable(&batch[n]) };
+        }
+        if (release)                        /* Note [Stacks in batches] */
+            advise_all(v, n, MADV_DONTNEED);
+        for (size_t i = 0; i < n; i++)
+            cold_push(&batch[i]);
     }
 }
 
@@ -278,11 +366,48 @@ size_t lwc_stack_round(size_t size)
     return (size + page() - 1) & ~(page() - 1);
 }
 
+/* STACK_BATCH guarded stacks of `size`, in one mapping: the first in *st,
+ * the rest to the pool (Note [Stacks in batches]).  False if the mapping
+ * cannot be had. */
+static bool batch_get(struct lwc_stack *st, size_t size)
+{
+    size_t map_size = size + page();
+    char *m = mmap(NULL, STACK_BATCH * map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    struct lwc_stack b[STACK_BATCH];
+    struct iovec guards[STACK_BATCH];
+    for (size_t i = 0; i < STACK_BATCH; i++) {
+        b[i] = (struct lwc_stack){ .map = m + i * map_size, .map_size = map_size,
+                                   .pooled = true, .kind = LWC_STACK_GUARDED, .size = size };
+        guards[i] = (struct iovec){ b[i].map, page() };
+    }
+    bool madv = atomic_load_explicit(&madv_guard_works, memory_order_relaxed) &&
+                advise_all(guards, STACK_BATCH, MADV_GUARD_INSTALL) &&
+                madv_guard_faults(&b[0]);
+    struct lwc_thread *t = lwc_thread_peek();
+    for (size_t i = 0; i < STACK_BATCH; i++) {
+        if (madv)
+            b[i].guard = page();
+        else
+            guard_install(&b[i]);
+        lwc_san_stack_register(&b[i]);
+        if (i == 0)
+            continue;
+        struct pool_entry *e = entry_of(&b[i]);
+        e->st = b[i];
+        cool_entries(lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e), false);
+    }
+    *st = b[0];
+    return true;
+}
+
 int lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
 {
     size = lwc_stack_round(size);
     bool pooled = kind == LWC_STACK_GUARDED && size == default_size;
-    if (pooled && pool_take(st, size + page()))
+    if (pooled && (pool_take(st, size + page()) || batch_get(st, size)))
         return LWC_OK;
     memset(st, 0, sizeof *st);
     st->kind = kind;
