@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "cache.h"
 #include "context.h"
@@ -38,6 +40,29 @@ void lwc_stack_pool_drain(void);
 void lwc_stack_cache_flush(struct lwc_thread *t);
 size_t lwc_stack_default_size(void);
 void lwc_stack_set_default_size(size_t size);
+/* An SCont's `map` is read by other threads' transaction bodies, which may
+ * be doomed (lwc_scont_mark_running: Note [Stacks on first run] in scont.c),
+ * while its owner sets or clears it: the one field accessed atomically.
+ * Moving a stack into an SCont copies the rest first (lwc_stack_move). */
+static inline char *lwc_stack_map(const struct lwc_stack *st)
+{
+    return __atomic_load_n(&st->map, __ATOMIC_RELAXED);
+}
+
+static inline void lwc_stack_set_map(struct lwc_stack *st, char *map)
+{
+    __atomic_store_n(&st->map, map, __ATOMIC_RELEASE);
+}
+
+/* to takes from's stack; from is left with none. */
+static inline void lwc_stack_move(struct lwc_stack *to, struct lwc_stack *from)
+{
+    _Static_assert(offsetof(struct lwc_stack, map) == 0, "map first, the rest copied after it");
+    memcpy(&to->map_size, &from->map_size, sizeof *to - offsetof(struct lwc_stack, map_size));
+    lwc_stack_set_map(to, from->map);
+    memset(from, 0, sizeof *from);
+}
+
 static inline char  *lwc_stack_lo(const struct lwc_stack *st) { return st->map + st->guard; }
 static inline size_t lwc_stack_usable(const struct lwc_stack *st) { return st->map_size - st->guard; }
 
@@ -84,8 +109,7 @@ struct lwc_scont {
     _Atomic int      deadlocked;      /* ... and it was */
     uint32_t         retry_epoch;
     struct lwc_stack stack;           /* none (map NULL) until it first runs: */
-    size_t           stack_size;      /* ... Note [Stacks on first run] in scont.c */
-    lwc_stack_kind_t stack_kind;
+    _Atomic size_t   stack_wanted;    /* ... Note [Stacks on first run] in scont.c */
     /* Note [Type-stable SConts] in scont.c */
     struct lwc_scont *free_next;      /* in a free list, when not alive */
     struct lwc_scont *made_next;      /* every struct ever made */
@@ -141,7 +165,7 @@ static inline void lwc_scont_mark_running(lwc_tx_t *tx, lwc_scont_t *s)
     lwc_word_t w = lwc_tx_read(tx, &s->status);
     if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
         lwc_tx_abort(tx, LWC_ESTATE);
-    if (__builtin_expect(!s->stack.map, 0))
+    if (__builtin_expect(!lwc_stack_map(&s->stack), 0))
         lwc_scont_reserve_stack(tx, s);
     lwc_tx_write(tx, &s->status, with_status(w, LWC_RUNNING));
 }

@@ -92,7 +92,7 @@ static lwc_scont_t *scont_alloc(void)
     atomic_store_explicit(&s->host_waits, 0, memory_order_relaxed);
     atomic_store_explicit(&s->deadlocked, 0, memory_order_relaxed);
     s->retry_epoch = 0;
-    memset(&s->stack, 0, sizeof s->stack);
+    lwc_stack_move(&s->stack, &(struct lwc_stack){ 0 });    /* none: it has not run */
     s->free_next = NULL;
     return s;
 }
@@ -133,8 +133,8 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         goto nomem;
     if (attr && attr->name && !(s->name = strdup(attr->name)))
         goto nomem;
-    s->stack_size = lwc_stack_round(size);  /* Note [Stacks on first run] */
-    s->stack_kind = kind;
+    atomic_store_explicit(&s->stack_wanted, lwc_stack_round(size) | kind,  /* Note [Stacks */
+                          memory_order_relaxed);                           /* on first run] */
     /* Note [Status word]: the token moves on, so no waiter recorded in an
      * earlier life of the struct matches this one. */
     lwc_word_t w = atomic_load_explicit(&s->status.value, memory_order_relaxed);
@@ -415,7 +415,10 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
  * stack from each to the next (a completed SCont's stack goes back to the
  * OS thread's cache as the next one lands, lwc_land, and the next first run
  * takes it from there).  The size and kind asked for wait in the SCont
- * (`stack_size`, `stack_kind`) until then.
+ * until then (`stack_wanted`: the size, a whole number of pages, or'ed with
+ * the kind).  A doomed body may read them, and the stack's `map`, from an
+ * SCont struct being reused for another: both are read and written
+ * atomically, and whatever such a body reserves only waits as the spare.
  *
  * The stack cannot be handed over inside the transaction that marks the
  * SCont running: on two capabilities two such bodies may run at once for one
@@ -437,12 +440,17 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
  * chose such an SCont releases the capability instead (lwc_scont_complete).
  * The detector sees a stackless SCont as its record: no stack to scan, its
  * argument a reference (detect_roots.c). */
+_Static_assert(LWC_STACK_COPY < 4, "a kind fits the two low bits of stack_wanted");
+
 __attribute__((noinline, cold)) void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s)
 {
     struct lwc_thread *t = tx_thread(tx);
-    if (!lwc_stack_fits(&t->spare_stack, s->stack_size, s->stack_kind)) {
+    size_t wanted = atomic_load_explicit(&s->stack_wanted, memory_order_relaxed);
+    size_t size = wanted & ~(size_t)3;
+    lwc_stack_kind_t kind = (lwc_stack_kind_t)(wanted & 3);
+    if (!lwc_stack_fits(&t->spare_stack, size, kind)) {
         lwc_stack_put(&t->spare_stack);
-        if (lwc_stack_get(&t->spare_stack, s->stack_size, s->stack_kind) != LWC_OK)
+        if (lwc_stack_get(&t->spare_stack, size, kind) != LWC_OK)
             lwc_tx_abort(tx, LWC_ENOMEM);
     }
     tx->gives_stack = true;
@@ -457,8 +465,7 @@ void lwc_scont_give_stack(struct lwc_thread *t, lwc_scont_t *s)
                  (unsigned long long)lwc_scont_id(s));
         abort();
     }
-    s->stack = t->spare_stack;
-    memset(&t->spare_stack, 0, sizeof t->spare_stack);
+    lwc_stack_move(&s->stack, &t->spare_stack);
     lwc_san_stack_fresh(&s->stack);
     lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
 }

@@ -265,7 +265,7 @@ static void stack_unmap(struct lwc_stack *st)
 {
     stack_forget(st);
     munmap(st->map, st->map_size);
-    st->map = NULL;
+    lwc_stack_set_map(st, NULL);
 }
 
 static struct pool_entry *entry_of(struct lwc_stack *st)
@@ -436,7 +436,7 @@ void lwc_stack_put(struct lwc_stack *st)
     struct lwc_thread *t = lwc_thread_peek();
     struct pool_entry *e = entry_of(st);
     e->st = *st;
-    st->map = NULL;
+    lwc_stack_set_map(st, NULL);
     cool_entries(lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e), true);
 }
 
