@@ -1,6 +1,6 @@
-// The peers' side of tools/bench-instr.sh: the same figures as
-// tools/sched_bench.c, in goroutines.  usage: go-peer --size N figure
-// (run with GOMAXPROCS=1, as bench-instr.sh does).
+// The peers' side of tools/bench-instr.sh and tools/threads.sh: the same
+// figures as tools/sched_bench.c and tools/threads.c, in goroutines.
+// usage: go-peer --size N figure (run with GOMAXPROCS=1, as both scripts do).
 package main
 
 import (
@@ -8,13 +8,14 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 )
 
 const ringSize = 503
 
 func main() {
 	if len(os.Args) != 4 || os.Args[1] != "--size" {
-		fmt.Fprintln(os.Stderr, "usage: go-peer --size N yield|spawn|ring|pingpong")
+		fmt.Fprintln(os.Stderr, "usage: go-peer --size N yield|spawn|ring|pingpong|blocked|spawnall")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -73,6 +74,34 @@ func main() {
 			ping <- i
 			<-pong
 		}
+	case "blocked": // tools/threads.c's: each waits at a gate, then all report
+		gates := make([]chan int, n)
+		done := make(chan bool, 1) // an MVar: a full one blocks the putter
+		for i := range gates {
+			gates[i] = make(chan int, 1)
+			go func(g chan int) {
+				<-g
+				done <- true
+			}(gates[i])
+		}
+		runtime.Gosched()
+		for _, g := range gates {
+			g <- 1
+		}
+		for i := 0; i < n; i++ {
+			<-done
+		}
+	case "spawnall": // tools/threads.c's spawn: the first waits for the last
+		left := int64(n)
+		done := make(chan bool, 1)
+		for i := 0; i < n; i++ {
+			go func() {
+				if atomic.AddInt64(&left, -1) == 0 {
+					done <- true
+				}
+			}()
+		}
+		<-done
 	default:
 		fmt.Fprintln(os.Stderr, "go-peer: no figure", os.Args[3])
 		os.Exit(2)

@@ -1,7 +1,9 @@
--- The peers' side of tools/bench-instr.sh: the same figures as
--- tools/sched_bench.c, in GHC's threads.  usage: ghc-peer --size N figure
+-- The peers' side of tools/bench-instr.sh and tools/threads.sh: the same
+-- figures as tools/sched_bench.c and tools/threads.c, in GHC's threads.
+-- usage: ghc-peer --size N figure
 import Control.Concurrent
 import Control.Monad
+import Data.IORef
 import System.Environment
 import System.Exit
 
@@ -13,7 +15,7 @@ main = do
   args <- getArgs
   case args of
     ["--size", n, fig] -> run fig (read n)
-    _ -> die "usage: ghc-peer --size N yield|spawn|ring|pingpong"
+    _ -> die "usage: ghc-peer --size N yield|spawn|ring|pingpong|blocked|spawnall"
 
 run :: String -> Int -> IO ()
 -- two threads, n yields each
@@ -44,4 +46,20 @@ run "pingpong" n = do
   pong <- newEmptyMVar
   _ <- forkIO (replicateM_ n (takeMVar ping >>= putMVar pong))
   forM_ [1 .. n] $ \i -> putMVar ping i >> takeMVar pong
+-- tools/threads.c's: each waits at a gate of its own, then all report
+run "blocked" n = do
+  gates <- replicateM n newEmptyMVar
+  done <- newEmptyMVar
+  forM_ gates $ \g -> forkIO (takeMVar g >> putMVar done ())
+  yield
+  forM_ gates $ \g -> putMVar g ()
+  replicateM_ n (takeMVar done)
+-- tools/threads.c's spawn: each decrements a counter, the first waits for the last
+run "spawnall" n = do
+  left <- newIORef n
+  done <- newEmptyMVar
+  replicateM_ n $ forkIO $ do
+    r <- atomicModifyIORef' left (\x -> (x - 1, x - 1))
+    when (r == 0) (putMVar done ())
+  takeMVar done
 run fig _ = die ("ghc-peer: no figure " ++ fig)
