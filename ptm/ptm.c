@@ -272,14 +272,9 @@ void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init)
 
 lwc_pvar_t *lwc_pvar_new(lwc_word_t init)
 {
-    lwc_pvar_t *pv = malloc(sizeof *pv);
-    if (!pv)
-        return NULL;
-    lwc_pvar_init(pv, init);
-    if (!lwc_pvar_register(pv)) {       /* the detector must know it for a PVar */
-        free(pv);
-        return NULL;
-    }
+    lwc_pvar_t *pv = lwc_pvar_alloc();     /* the detector knows it for a PVar */
+    if (pv)
+        lwc_pvar_init(pv, init);
     return pv;
 }
 
@@ -313,10 +308,14 @@ void lwc_pvar_free(lwc_pvar_t *pv)
 {
     if (!pv)
         return;
+    if (!lwc_pvar_known(pv)) {
+        lwc_warn("lwc_pvar_free: %p is not a PVar lwc_pvar_new made, or was freed already",
+                 (void *)pv);
+        return;
+    }
     wlock(pv);
     wunlock(pv);
-    lwc_pvar_unregister(pv);
-    free(pv);
+    lwc_pvar_release(pv);
 }
 
 /* Note [In-place transactions]: a value is committed once the epoch that was

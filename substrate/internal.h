@@ -417,8 +417,11 @@ void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void 
 void lwc_traced_each_pin(void (*fn)(void *arg, const void *p), void *arg);
 size_t lwc_traced_npins(void);
 void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p), void *arg);
-bool lwc_pvar_register(lwc_pvar_t *pv);
-void lwc_pvar_unregister(lwc_pvar_t *pv);
+/* Room for a PVar the detector knows for one, and back (Note [PVar slabs]
+ * in traced.c). */
+lwc_pvar_t *lwc_pvar_alloc(void);
+void lwc_pvar_release(lwc_pvar_t *pv);
+bool lwc_pvar_known(const lwc_pvar_t *pv);   /* made by lwc_pvar_new, not freed */
 
 /* Note [Allocator slack]
  * ~~~~~~~~~~~~~~~~~~~~~~~

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -37,7 +38,7 @@ struct table {
 
 static struct table pins = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 static struct table blocks = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
-static struct table pvars = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };  /* from lwc_pvar_new */
+static struct table pvars = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };  /* slabs: below */
 
 static size_t home_of(const struct table *t, const void *key)
 {
@@ -194,22 +195,133 @@ unsigned lwc_pin_count(const void *obj)
 
 /* ---- PVars ---------------------------------------------------------------------- */
 
-/* A word that holds a PVar's address is an edge to its value only if the
- * detector knows the address for a PVar's. */
-bool lwc_pvar_register(lwc_pvar_t *pv)
+/* Note [PVar slabs]
+ * ~~~~~~~~~~~~~~~~~
+ * A word that holds a PVar's address is an edge to its value only if the
+ * detector knows the address for a PVar's, so every PVar lwc_pvar_new makes
+ * is recorded.  Each used to be a malloc of its own and an entry of its own
+ * in a table: 24 bytes of PVar cost about 80 with the allocator's header and
+ * the table kept at most half full, and making a million MVars (six PVars
+ * each) spent a fifth of its time inserting into that table.  So PVars are
+ * carved from slabs of one page, aligned to a page, with a bitmap of the
+ * slots in use; the table records slabs, not PVars.  A PVar's slab is its
+ * address rounded down to the page, so freeing one finds its slot without a
+ * search, and the detector's question (is this word a PVar?) is one lookup
+ * of the slab, a division and a bit.  Slabs with a free slot are on a list;
+ * one that empties is given back unless it is the only one with room.
+ * Everything is under the table's mutex, taken once per PVar made or freed,
+ * as before.
+ *
+ * At exit the slabs nobody uses are freed.  Those still in use stay, with
+ * the table, for the destructors that free their PVars later (the MVar
+ * pool's runs after this file's); each slab goes as it empties, and the
+ * table with the last one.  The price: a PVar a program never frees keeps
+ * its slab reachable from the table, and valgrind counts it as still
+ * reachable where it reported a malloc'd PVar as lost. */
+#define SLAB_BYTES 4096
+#define SLAB_WORDS 3
+
+struct pvar_slab {
+    struct pvar_slab *prev, *next;  /* on `roomy` while a slot is free */
+    uint32_t          nused;
+    bool              roomy;
+    uint64_t          used[SLAB_WORDS];
+    lwc_pvar_t        pv[];
+};
+
+#define SLAB_SLOTS ((SLAB_BYTES - sizeof(struct pvar_slab)) / sizeof(lwc_pvar_t))
+_Static_assert(SLAB_SLOTS <= 64 * SLAB_WORDS, "the bitmap covers every slot");
+
+static struct pvar_slab *roomy;     /* slabs with a free slot; under pvars.lock */
+
+static void roomy_add(struct pvar_slab *sl)
 {
-    pthread_mutex_lock(&pvars.lock);
-    bool ok = insert(&pvars, pv) != NULL;
-    pthread_mutex_unlock(&pvars.lock);
-    return ok;
+    sl->prev = NULL;
+    sl->next = roomy;
+    if (roomy)
+        roomy->prev = sl;
+    roomy = sl;
+    sl->roomy = true;
 }
 
-void lwc_pvar_unregister(lwc_pvar_t *pv)
+static void roomy_remove(struct pvar_slab *sl)
+{
+    if (sl->prev)
+        sl->prev->next = sl->next;
+    else
+        roomy = sl->next;
+    if (sl->next)
+        sl->next->prev = sl->prev;
+    sl->roomy = false;
+}
+
+/* The slab and slot of p if p is a PVar in use, else NULL.  Under pvars.lock. */
+static struct pvar_slab *slab_of(const void *p, size_t *slot)
+{
+    struct pvar_slab *sl = (struct pvar_slab *)((uintptr_t)p & ~(uintptr_t)(SLAB_BYTES - 1));
+    if (!lookup(&pvars, sl) || (const char *)p < (const char *)sl->pv)
+        return NULL;
+    size_t off = (size_t)((const char *)p - (const char *)sl->pv);
+    size_t i = off / sizeof(lwc_pvar_t);
+    if (off % sizeof(lwc_pvar_t) || i >= SLAB_SLOTS || !(sl->used[i / 64] >> (i % 64) & 1))
+        return NULL;
+    *slot = i;
+    return sl;
+}
+
+lwc_pvar_t *lwc_pvar_alloc(void)
 {
     pthread_mutex_lock(&pvars.lock);
-    struct entry *e = lookup(&pvars, pv);
-    if (e)
-        remove_entry(&pvars, e);
+    struct pvar_slab *sl = roomy;
+    if (!sl) {
+        if (!(sl = aligned_alloc(SLAB_BYTES, SLAB_BYTES)) || !insert(&pvars, sl)) {
+            pthread_mutex_unlock(&pvars.lock);
+            free(sl);
+            return NULL;
+        }
+        memset(sl, 0, sizeof *sl);
+        roomy_add(sl);
+    }
+    size_t w = 0;
+    while (sl->used[w] == ~0ull)
+        w++;
+    size_t i = 64 * w + (size_t)__builtin_ctzll(~sl->used[w]);
+    sl->used[w] |= 1ull << (i % 64);
+    if (++sl->nused == SLAB_SLOTS)
+        roomy_remove(sl);
+    pthread_mutex_unlock(&pvars.lock);
+    return &sl->pv[i];
+}
+
+bool lwc_pvar_known(const lwc_pvar_t *pv)
+{
+    size_t slot;
+    pthread_mutex_lock(&pvars.lock);
+    bool known = slab_of(pv, &slot) != NULL;
+    pthread_mutex_unlock(&pvars.lock);
+    return known;
+}
+
+void lwc_pvar_release(lwc_pvar_t *pv)
+{
+    pthread_mutex_lock(&pvars.lock);
+    size_t i;
+    struct pvar_slab *sl = slab_of(pv, &i);
+    if (!sl) {
+        pthread_mutex_unlock(&pvars.lock);
+        return;                     /* lwc_pvar_free has said so */
+    }
+    sl->used[i / 64] &= ~(1ull << (i % 64));
+    sl->nused--;
+    if (!sl->roomy)
+        roomy_add(sl);
+    if (sl->nused == 0 && (sl->prev || sl->next || tables_gone)) {
+        roomy_remove(sl);
+        remove_entry(&pvars, lookup(&pvars, sl));
+        free(sl);
+        if (tables_gone && !pvars.used)
+            table_free(&pvars);
+    }
     pthread_mutex_unlock(&pvars.lock);
 }
 
@@ -231,7 +343,8 @@ void lwc_traced_unlock(void)
 
 bool lwc_traced_is_pvar(const void *p)
 {
-    return lookup(&pvars, p) != NULL;
+    size_t slot;
+    return slab_of(p, &slot) != NULL;
 }
 
 void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void *arg)
@@ -250,9 +363,12 @@ void lwc_traced_each_pin(void (*fn)(void *arg, const void *p), void *arg)
 
 void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p), void *arg)
 {
-    for (size_t i = 0; i < pvars.cap; i++)
-        if (pvars.slots[i].key)
-            fn(arg, pvars.slots[i].key);
+    for (size_t i = 0; i < pvars.cap; i++) {
+        const struct pvar_slab *sl = pvars.slots[i].key;
+        for (size_t j = 0; sl && j < SLAB_SLOTS; j++)
+            if (sl->used[j / 64] >> (j % 64) & 1)
+                fn(arg, &sl->pv[j]);
+    }
 }
 
 size_t lwc_traced_npins(void)
@@ -266,6 +382,19 @@ __attribute__((destructor)) static void tables_free(void)
 {
     table_free(&pins);
     table_free(&blocks);
-    table_free(&pvars);
+    pthread_mutex_lock(&pvars.lock);           /* Note [PVar slabs] */
+    for (size_t i = 0; i < pvars.cap;) {
+        struct pvar_slab *sl = (struct pvar_slab *)pvars.slots[i].key;
+        if (!sl || sl->nused) {
+            i++;
+            continue;
+        }
+        roomy_remove(sl);
+        remove_entry(&pvars, &pvars.slots[i]);  /* may move another into slot i */
+        free(sl);
+    }
+    if (!pvars.used)
+        table_free(&pvars);
+    pthread_mutex_unlock(&pvars.lock);
     tables_gone = true;
 }

@@ -52,6 +52,37 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
+/* Note [PVar slabs] in substrate/traced.c: PVars from many slabs, freed in
+ * an order of their own and made again, keep their values apart; a pointer
+ * lwc_pvar_new never returned, or a second free, is refused with a warning,
+ * not freed. */
+START_TEST(test_pvars_many_freed_in_any_order)
+{
+    enum { N = 2000 };
+    static lwc_pvar_t *pv[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++)
+            ck_assert_ptr_nonnull(pv[i] = lwc_pvar_new((lwc_word_t)(i * 3 + round)));
+        for (int i = 0; i < N; i++)
+            ck_assert_uint_eq(lwc_pvar_peek(pv[i]), (lwc_word_t)(i * 3 + round));
+        for (int i = 0; i < N; i += 2)              /* the evens, then the odds */
+            lwc_pvar_free(pv[i]);
+        for (int i = 1; i < N; i += 2)
+            ck_assert_uint_eq(lwc_pvar_peek(pv[i]), (lwc_word_t)(i * 3 + round));
+        for (int i = 1; i < N; i += 2)
+            lwc_pvar_free(pv[i]);
+    }
+    lwc_pvar_t *kept = lwc_pvar_new(7), *gone = lwc_pvar_new(8);
+    lwc_pvar_free(gone);
+    lwc_pvar_free(gone);                            /* twice: refused */
+    lwc_pvar_free((lwc_pvar_t *)((char *)kept + 8));  /* not a PVar's address */
+    static _Alignas(64) char not_made[64];
+    lwc_pvar_free((lwc_pvar_t *)not_made);
+    ck_assert_uint_eq(lwc_pvar_peek(kept), 7);
+    lwc_pvar_free(kept);
+}
+END_TEST
+
 /* GHC stm047: a retry that read nothing can never be woken. */
 static lwc_word_t retry_nothing(lwc_tx_t *tx, void *arg)
 {
@@ -693,6 +724,7 @@ int main(void)
     TCase *tc = tcase_create("basics");
     tcase_add_test(tc, test_read_write_commit);
     tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_pvars_many_freed_in_any_order);
     tcase_add_test(tc, test_retry_nothing_to_wait_for);
     tcase_add_test(tc, test_conflict_reruns_and_defer_runs_once);
     tcase_add_test(tc, test_large_transaction);
