@@ -24,7 +24,7 @@ struct lwc_stack {
     unsigned vg_id;      /* valgrind's id for the registered stack */
     bool   mprotected;   /* the guard is a PROT_NONE mapping (counts against the budget) */
     bool   pooled;       /* default size and kind: goes back to the pool */
-    lwc_stack_kind_t kind;
+    uint8_t kind;        /* lwc_stack_kind_t */
     size_t size;         /* usable bytes asked for, whole pages */
 };
 
@@ -84,6 +84,8 @@ struct lwc_scont {
     lwc_pvar_t       status;          /* Note [Status word]: status and wait token */
     lwc_pvar_t       retry_pv;        /* Note [Retry state] */
     _Atomic int      switching_out;   /* Note [Switching out] in scont.c */
+    _Atomic unsigned masked;          /* lwc_mask depth; written only by the SCont:
+                                       * Note [Delivering errors] in exception.c */
     _Atomic(const lwc_upcalls_t *) up; /* Note [Upcall records] in scont.c */
     _Atomic(void *)  local;
     _Atomic uint64_t id;              /* a reused struct gets a new one: a resume token */
@@ -94,26 +96,26 @@ struct lwc_scont {
     bool             bound_own;       /* created by new_bound: bound for life */
     bool             completed;       /* set by its last switch, read when landing */
     bool             release_on_complete; /* its switch_to_next failed it once */
+    bool             alive;           /* created and not freed: lwc_shutdown frees it
+                                       * (Note [Type-stable SConts] in scont.c) */
+    uint32_t         retry_epoch;
     struct retry_node *retry_nodes;   /* registered while blocked in a retry */
     unsigned         retry_nnodes;
     _Atomic int      refs;
     /* Note [Delivering errors] in exception.c */
     lwc_pvar_t       pending;         /* an error thrown at it, not yet delivered */
     lwc_pvar_t       interrupt;       /* the error that woke it from a wait */
-    _Atomic unsigned masked;          /* lwc_mask depth; written only by the SCont */
     jmp_buf         *exit_point;      /* innermost lwc_scont_run: where lwc_exit lands */
     /* the detector (detect.c) */
     const char      *wait_what;       /* lwc_scont_note_wait: for the deadlock report */
     const void      *wait_obj;
     _Atomic int      host_waits;      /* lwc_host_wait_begin: woken by a deadlock */
     _Atomic int      deadlocked;      /* ... and it was */
-    uint32_t         retry_epoch;
     struct lwc_stack stack;           /* none (map NULL) until it first runs: */
     _Atomic size_t   stack_wanted;    /* ... Note [Stacks on first run] in scont.c */
     /* Note [Type-stable SConts] in scont.c */
     struct lwc_scont *free_next;      /* in a free list, when not alive */
     struct lwc_scont *made_next;      /* every struct ever made */
-    bool             alive;           /* created and not freed: lwc_shutdown frees it */
 #if LWC_ASAN
     void            *asan_fake_stack;
 #endif
