@@ -112,6 +112,7 @@ struct lwc_tx {
     lwc_scont_t     *target;      /* with has_switch: NULL releases the capability */
     lwc_status_t     left_as;     /* with has_switch: the status self takes */
     int              abort_code;  /* 0, or why lwc_tx_abort left the body */
+    lwc_scont_t     *first_run;   /* with gives_stack: the SCont it marked running */
     /* lwc_tx_run's arguments, kept here across the body's first run (Note
      * [The first run] in ptm.c). */
     lwc_tx_fn        run_fn;

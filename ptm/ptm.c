@@ -1154,6 +1154,9 @@ static __attribute__((noinline)) int tx_run_loop(struct lwc_thread *t, lwc_tx_fn
                 lwc_cap_set_releasing(t->cap, true);
             if (__builtin_expect(tx_commit(t, tx), 1)) {
                 tx->active = false;
+                /* Note [Stacks on first run] in scont.c; a switch hands it over itself */
+                if (__builtin_expect(tx->gives_stack, 0) && tx_leaves(tx) == STAYS)
+                    lwc_scont_first_run(tx);
                 if (result)
                     *result = r;
                 if (tx->ndefers)
@@ -1230,6 +1233,8 @@ int lwc_tx_run(lwc_tx_fn fn, void *arg, lwc_word_t *result, bool sleeps_thread)
                 *tx->run_result = r;
             if (switches)
                 return tx_switch_out(tx);
+            if (__builtin_expect(tx->gives_stack, 0))
+                lwc_scont_first_run(tx);        /* Note [Stacks on first run] in scont.c */
             lwc_tx_after_commit(t);
             return LWC_OK;
         }

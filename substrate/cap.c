@@ -293,16 +293,6 @@ static lwc_word_t resume_body(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-/* Mark s running, and give it a stack if it has none (Note [Stacks on first
- * run] in scont.c), for whoever then runs it with a capability. */
-static int resume(lwc_scont_t *s)
-{
-    int err = lwc_tx_run(resume_body, s, NULL, true);
-    if (err == LWC_OK)
-        lwc_scont_give_stack(lwc_thread_peek(), s);
-    return err;
-}
-
 int lwc_cap_start(lwc_scont_t *s)
 {
     if (!s || !atomic_load(&lwc_rt.up))
@@ -310,7 +300,7 @@ int lwc_cap_start(lwc_scont_t *s)
     struct lwc_cap *cap = cap_take_idle();
     if (!cap)
         return LWC_EBUSY;
-    int err = resume(s);
+    int err = lwc_tx_run(resume_body, s, NULL, true);
     if (err != LWC_OK) {
         atomic_store(&cap->busy, CAP_IDLE);
         return err;
@@ -362,7 +352,7 @@ int lwc_eval(lwc_scont_t *s)
     int err;
     struct lwc_cap *cap = cap_take_idle();
     if (cap) {
-        err = resume(s);
+        err = lwc_tx_run(resume_body, s, NULL, true);
         if (err != LWC_OK)
             atomic_store(&cap->busy, CAP_IDLE);
     } else {

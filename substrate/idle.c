@@ -85,8 +85,6 @@ lwc_scont_t *lwc_idle_run(struct lwc_thread *t, struct lwc_cap *cap)
                      (unsigned long long)lwc_scont_id(stopped), lwc_strerror(err));
         next = 0;
     }
-    if (next)
-        lwc_scont_give_stack(t, (lwc_scont_t *)next);
     lwc_scont_unref(stopped);
     return lwc_cap_route(t, cap, (lwc_scont_t *)next);
 }

@@ -25,16 +25,14 @@ struct lwc_stack {
     bool   mprotected;   /* the guard is a PROT_NONE mapping (counts against the budget) */
     bool   pooled;       /* default size and kind: goes back to the pool */
     uint8_t kind;        /* lwc_stack_kind_t */
-    size_t size;         /* usable bytes asked for, whole pages */
 };
 
 int  lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind);
-size_t lwc_stack_round(size_t size);      /* up to whole pages */
-/* Is st a stack of that kind and (rounded) size? */
-static inline bool lwc_stack_fits(const struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
-{
-    return st->map && st->kind == kind && st->size == size;
-}
+/* Note [Stacks on first run] in scont.c: a stack as an SCont asks for it,
+ * in one word, and st made one (kept if it is one already, else given back
+ * and replaced). */
+size_t lwc_stack_wanted(size_t size, lwc_stack_kind_t kind);
+int  lwc_stack_refit(struct lwc_stack *st, size_t wanted);
 void lwc_stack_put(struct lwc_stack *st);
 void lwc_stack_pool_drain(void);
 void lwc_stack_cache_flush(struct lwc_thread *t);
@@ -157,11 +155,12 @@ static inline lwc_word_t status_keep_token(lwc_scont_t *s, lwc_status_t st)
 }
 
 void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s);
-void lwc_scont_give_stack(struct lwc_thread *t, lwc_scont_t *s);
+/* After a commit with gives_stack, before anything else. */
+void lwc_scont_first_run(lwc_tx_t *tx);
 
 /* In tx: s, which must be blocked, runs when tx commits.  One that has never
- * run has no stack yet: one is reserved, and the committing OS thread hands
- * it over with lwc_scont_give_stack (Note [Stacks on first run] in scont.c). */
+ * run has no stack yet: one is reserved, and lwc_tx_run hands it over as the
+ * transaction commits (Note [Stacks on first run] in scont.c). */
 static inline void lwc_scont_mark_running(lwc_tx_t *tx, lwc_scont_t *s)
 {
     lwc_word_t w = lwc_tx_read(tx, &s->status);
@@ -422,8 +421,8 @@ void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p), void *arg);
 /* Room for a PVar the detector knows for one, and back (Note [PVar slabs]
  * in traced.c). */
 lwc_pvar_t *lwc_pvar_alloc(void);
-void lwc_pvar_release(lwc_pvar_t *pv);
 bool lwc_pvar_known(const lwc_pvar_t *pv);   /* made by lwc_pvar_new, not freed */
+void lwc_pvar_release(lwc_pvar_t *pv);       /* one that is known */
 
 /* Note [Allocator slack]
  * ~~~~~~~~~~~~~~~~~~~~~~~

@@ -133,7 +133,7 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         goto nomem;
     if (attr && attr->name && !(s->name = strdup(attr->name)))
         goto nomem;
-    atomic_store_explicit(&s->stack_wanted, lwc_stack_round(size) | kind,  /* Note [Stacks */
+    atomic_store_explicit(&s->stack_wanted, lwc_stack_wanted(size, kind),  /* Note [Stacks */
                           memory_order_relaxed);                           /* on first run] */
     /* Note [Status word]: the token moves on, so no waiter recorded in an
      * earlier life of the struct matches this one. */
@@ -415,10 +415,10 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
  * stack from each to the next (a completed SCont's stack goes back to the
  * OS thread's cache as the next one lands, lwc_land, and the next first run
  * takes it from there).  The size and kind asked for wait in the SCont
- * until then (`stack_wanted`: the size, a whole number of pages, or'ed with
- * the kind).  A doomed body may read them, and the stack's `map`, from an
- * SCont struct being reused for another: both are read and written
- * atomically, and whatever such a body reserves only waits as the spare.
+ * until then, as one word (`stack_wanted`, made by lwc_stack_wanted).  A
+ * doomed body may read it, and the stack's `map`, from an SCont struct
+ * being reused for another: both are read and written atomically, and
+ * whatever such a body reserves only waits as the spare.
  *
  * The stack cannot be handed over inside the transaction that marks the
  * SCont running: on two capabilities two such bodies may run at once for one
@@ -428,36 +428,38 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
  * does) reserves one on its own OS thread (`spare_stack`; LWC_ENOMEM ends
  * the transaction if there is none to be had), and after the commit, which
  * made the SCont this OS thread's alone, the same OS thread hands the spare
- * over and lays out the first frame (lwc_scont_give_stack), before it
- * switches to the SCont or mails it to the OS thread it must run on.  A
- * switch says so in `gives_stack`, which lwc_switch_after_commit tests
- * with its other rare cases.  A body run again, or one that chose another
- * SCont, finds the spare already there; one that never committed leaves it
- * for the next, and lwc_stack_cache_flush gives it back with the OS thread.
+ * over and lays out the first frame (lwc_scont_first_run) before anything
+ * else: a switch just before its swap (lwc_switch_after_commit, with its
+ * other rare cases), any other commit (an idle capability's, lwc_cap_start's)
+ * in lwc_tx_run before the commit's wake-ups and deferred actions run, for
+ * one of those may itself start an SCont (a spawn that starts a capability)
+ * and take the spare; the SCont is mailed to the OS thread it must run on
+ * only after that.  The reservation says so in the transaction
+ * (`gives_stack`, `first_run`): a body marks at most one SCont running.  A body run again, or one that chose another SCont, finds the
+ * spare already there; one that never committed leaves it for the next,
+ * and lwc_stack_cache_flush gives it back with the OS thread.
  *
  * So a switch that first runs an SCont can fail with LWC_ENOMEM, nothing of
  * it committed: a yield returns it, and a completion whose switch_to_next
  * chose such an SCont releases the capability instead (lwc_scont_complete).
  * The detector sees a stackless SCont as its record: no stack to scan, its
  * argument a reference (detect_roots.c). */
-_Static_assert(LWC_STACK_COPY < 4, "a kind fits the two low bits of stack_wanted");
-
 __attribute__((noinline, cold)) void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s)
 {
     struct lwc_thread *t = tx_thread(tx);
-    size_t wanted = atomic_load_explicit(&s->stack_wanted, memory_order_relaxed);
-    size_t size = wanted & ~(size_t)3;
-    lwc_stack_kind_t kind = (lwc_stack_kind_t)(wanted & 3);
-    if (!lwc_stack_fits(&t->spare_stack, size, kind)) {
-        lwc_stack_put(&t->spare_stack);
-        if (lwc_stack_get(&t->spare_stack, size, kind) != LWC_OK)
-            lwc_tx_abort(tx, LWC_ENOMEM);
-    }
+    if (lwc_stack_refit(&t->spare_stack,
+                        atomic_load_explicit(&s->stack_wanted, memory_order_relaxed)) != LWC_OK)
+        lwc_tx_abort(tx, LWC_ENOMEM);
     tx->gives_stack = true;
+    tx->first_run = s;
 }
 
-void lwc_scont_give_stack(struct lwc_thread *t, lwc_scont_t *s)
+/* A function of its own, so that lwc_tx_run's frame never holds the SCont
+ * across a switch (Note [Switch targets]). */
+__attribute__((noinline, cold)) void lwc_scont_first_run(lwc_tx_t *tx)
 {
+    struct lwc_thread *t = tx_thread(tx);
+    lwc_scont_t *s = tx->first_run;
     if (s->stack.map)
         return;
     if (!t->spare_stack.map) {
@@ -468,12 +470,6 @@ void lwc_scont_give_stack(struct lwc_thread *t, lwc_scont_t *s)
     lwc_stack_move(&s->stack, &t->spare_stack);
     lwc_san_stack_fresh(&s->stack);
     lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
-}
-
-/* Not holding the target across a call: Note [Switch targets]. */
-static __attribute__((noinline)) void give_stack_to_target(lwc_tx_t *tx)
-{
-    lwc_scont_give_stack(tx_thread(tx), tx->target);
 }
 
 /* Note [Delivering errors] in exception.c: a switch that blocks self on a data
@@ -661,7 +657,7 @@ struct lwc_thread *switch_after_commit_rare(lwc_tx_t *tx)
     if (tx->to_idle)
         lwc_idle_prepare(t, tx);
     if (tx->gives_stack)
-        give_stack_to_target(tx);
+        lwc_scont_first_run(tx);
     return lwc_swap_to(t, tx->self, tx->target);
 }
 

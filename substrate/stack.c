@@ -361,9 +361,52 @@ static bool pool_take(struct lwc_stack *st, size_t map_size)
     }
 }
 
-size_t lwc_stack_round(size_t size)
+/* The mapping for a stack of `size` usable bytes (whole pages) of `kind`. */
+static size_t map_size_of(size_t size, lwc_stack_kind_t kind)
+{
+    return size + (kind == LWC_STACK_GUARDED ? page() : 0);
+}
+
+static size_t round_to_pages(size_t size)
 {
     return (size + page() - 1) & ~(page() - 1);
+}
+
+/* Note [Stacks on first run] in scont.c: what an SCont asks for, in one
+ * word, the size of the mapping or'ed with the kind (a page is more than 3
+ * bytes, so the kind's two bits are free). */
+_Static_assert(LWC_STACK_COPY < 4, "a kind fits the two low bits of a wanted word");
+
+size_t lwc_stack_wanted(size_t size, lwc_stack_kind_t kind)
+{
+    size_t p = page();
+    return (((size + p - 1) & ~(p - 1)) + (kind == LWC_STACK_GUARDED ? p : 0)) | kind;
+}
+
+int lwc_stack_refit(struct lwc_stack *st, size_t wanted)
+{
+    lwc_stack_kind_t kind = (lwc_stack_kind_t)(wanted & 3);
+    size_t map_size = wanted & ~(size_t)3;
+    if (st->map) {
+        if (st->kind == kind && st->map_size == map_size)
+            return LWC_OK;
+        lwc_stack_put(st);
+    }
+    size_t guard = map_size_of(0, kind);
+    return lwc_stack_get(st, map_size - guard, kind);
+}
+
+/* Put st, not in use, in the pool (Note [Cold stacks]); `release`: its pages
+ * may have been touched, and go back to the kernel if it goes cold. */
+static void pool_give(struct lwc_stack *st, bool release)
+{
+    struct lwc_thread *t = lwc_thread_peek();
+    struct pool_entry *e = entry_of(st);
+    e->st = *st;
+    lwc_stack_set_map(st, NULL);
+    struct pool_entry *spill = lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e);
+    if (spill)
+        cool_entries(spill, release);
 }
 
 /* STACK_BATCH guarded stacks of `size`, in one mapping: the first in *st,
@@ -371,7 +414,7 @@ size_t lwc_stack_round(size_t size)
  * cannot be had. */
 static bool batch_get(struct lwc_stack *st, size_t size)
 {
-    size_t map_size = size + page();
+    size_t map_size = map_size_of(size, LWC_STACK_GUARDED);
     char *m = mmap(NULL, STACK_BATCH * map_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
@@ -380,24 +423,20 @@ static bool batch_get(struct lwc_stack *st, size_t size)
     struct iovec guards[STACK_BATCH];
     for (size_t i = 0; i < STACK_BATCH; i++) {
         b[i] = (struct lwc_stack){ .map = m + i * map_size, .map_size = map_size,
-                                   .pooled = true, .kind = LWC_STACK_GUARDED, .size = size };
+                                   .pooled = true, .kind = LWC_STACK_GUARDED };
         guards[i] = (struct iovec){ b[i].map, page() };
     }
     bool madv = atomic_load_explicit(&madv_guard_works, memory_order_relaxed) &&
                 advise_all(guards, STACK_BATCH, MADV_GUARD_INSTALL) &&
                 madv_guard_faults(&b[0]);
-    struct lwc_thread *t = lwc_thread_peek();
     for (size_t i = 0; i < STACK_BATCH; i++) {
         if (madv)
             b[i].guard = page();
         else
             guard_install(&b[i]);
         lwc_san_stack_register(&b[i]);
-        if (i == 0)
-            continue;
-        struct pool_entry *e = entry_of(&b[i]);
-        e->st = b[i];
-        cool_entries(lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e), false);
+        if (i > 0)
+            pool_give(&b[i], false);        /* untouched: nothing to give back */
     }
     *st = b[0];
     return true;
@@ -405,14 +444,13 @@ static bool batch_get(struct lwc_stack *st, size_t size)
 
 int lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind)
 {
-    size = lwc_stack_round(size);
+    size = round_to_pages(size);
     bool pooled = kind == LWC_STACK_GUARDED && size == default_size;
-    if (pooled && (pool_take(st, size + page()) || batch_get(st, size)))
+    if (pooled && (pool_take(st, map_size_of(size, kind)) || batch_get(st, size)))
         return LWC_OK;
     memset(st, 0, sizeof *st);
     st->kind = kind;
-    st->size = size;
-    st->map_size = size + (kind == LWC_STACK_GUARDED ? page() : 0);
+    st->map_size = map_size_of(size, kind);
     void *m = mmap(NULL, st->map_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
@@ -433,11 +471,7 @@ void lwc_stack_put(struct lwc_stack *st)
         stack_unmap(st);
         return;
     }
-    struct lwc_thread *t = lwc_thread_peek();
-    struct pool_entry *e = entry_of(st);
-    e->st = *st;
-    lwc_stack_set_map(st, NULL);
-    cool_entries(lwc_cache_give(t ? &t->stack_cache : NULL, &depot, LINK, e), true);
+    pool_give(st, true);
 }
 
 void lwc_stack_cache_flush(struct lwc_thread *t)

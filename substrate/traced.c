@@ -302,15 +302,12 @@ bool lwc_pvar_known(const lwc_pvar_t *pv)
     return known;
 }
 
+/* pv is known (lwc_pvar_known): its slab and slot follow from its address. */
 void lwc_pvar_release(lwc_pvar_t *pv)
 {
+    struct pvar_slab *sl = (struct pvar_slab *)((uintptr_t)pv & ~(uintptr_t)(SLAB_BYTES - 1));
+    size_t i = (size_t)(pv - sl->pv);
     pthread_mutex_lock(&pvars.lock);
-    size_t i;
-    struct pvar_slab *sl = slab_of(pv, &i);
-    if (!sl) {
-        pthread_mutex_unlock(&pvars.lock);
-        return;                     /* lwc_pvar_free has said so */
-    }
     sl->used[i / 64] &= ~(1ull << (i % 64));
     sl->nused--;
     if (!sl->roomy)
