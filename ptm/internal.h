@@ -13,9 +13,13 @@
  * they must; the sanitizers intercept longjmp to keep their shadow stacks
  * right, so they get the library's. */
 #if LWC_ASAN || LWC_TSAN
+typedef jmp_buf lwc_jmp_buf;
 #define LWC_SETJMP(jb)  setjmp(jb)
 #define LWC_LONGJMP(jb) longjmp((jb), 1)
 #else
+/* Five words where a jmp_buf is 200 bytes: lwc_scont_run keeps one in
+ * every thread's outermost frame, and a copy SCont saves its frames. */
+typedef void *lwc_jmp_buf[5];
 #define LWC_SETJMP(jb)  __builtin_setjmp((void **)(jb))
 #define LWC_LONGJMP(jb) __builtin_longjmp((void **)(jb), 1)
 #endif
@@ -27,8 +31,10 @@
 #define LWC_TX_ASM 1
 #if defined(__x86_64__)
 #define LWC_TX_JB_WORDS 7           /* ptm/tx_x86_64.S */
+#define LWC_TX_JB_SP    0           /* ... the word that holds the body's stack pointer */
 #else
 #define LWC_TX_JB_WORDS 21          /* ptm/tx_aarch64.S */
+#define LWC_TX_JB_SP    20
 #endif
 #else
 #define LWC_TX_ASM 0
@@ -113,6 +119,7 @@ struct lwc_tx {
     lwc_status_t     left_as;     /* with has_switch: the status self takes */
     int              abort_code;  /* 0, or why lwc_tx_abort left the body */
     lwc_scont_t     *first_run;   /* with gives_stack: the SCont it marked running */
+    struct lwc_cap  *first_cap;   /* ... a copy SCont: the capability it runs on; else NULL */
     /* lwc_tx_run's arguments, kept here across the body's first run (Note
      * [The first run] in ptm.c). */
     lwc_tx_fn        run_fn;
@@ -217,6 +224,10 @@ _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err);
 #define LWC_TX_RERUN    1       /* a read was stale: run the body again */
 #define LWC_TX_RETRY    2       /* lwc_tx_retry */
 #define LWC_TX_DELIVER  3       /* a blocking switch found an error pending for self */
+/* Is everything the running body has read still current?  Always, in place
+ * (Note [In-place transactions]).  For a body that read a word outside PTM
+ * and found it at odds with what it read through it. */
+bool lwc_tx_reads_current(lwc_tx_t *tx);
 /* Give up the running transaction of this thread, if any, committing nothing
  * (lwc_exit). */
 void lwc_tx_abandon(lwc_tx_t *tx);

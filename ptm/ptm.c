@@ -522,6 +522,11 @@ static void undo(lwc_tx_t *tx)
     tx->h.nwrites = 0;
 }
 
+bool lwc_tx_reads_current(lwc_tx_t *tx)
+{
+    return tx->h.in_place || reads_current(tx->reads, tx->nreads, &tx->snapshot);
+}
+
 lwc_word_t lwc_tx_read_slow(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
     struct lwc_tx_write *w = find_write(tx, pv);
@@ -798,9 +803,13 @@ static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
     unsigned n = tx->nreads;
     /* Not on the stack: a node links to the nodes of other waiters on the
      * same PVar, and the detector reads stacks as references (Note [Switch
-     * targets] in substrate/scont.c).  A retry sleeps; a malloc is cheap. */
-    struct retry_node *nodes = n ? malloc(n * sizeof *nodes) : NULL;
-    if (n == 0 || !nodes) {
+     * targets] in substrate/scont.c); and the waiter, which wakers write,
+     * must stay put while a copy SCont's frames are saved away (Note [Copy
+     * stacks] in substrate/copy.c).  A retry sleeps; a malloc is cheap. */
+    struct retry_wait { struct retry_waiter w; struct retry_node nodes[]; } *rw =
+        n ? malloc(sizeof *rw + n * sizeof rw->nodes[0]) : NULL;
+    struct retry_node *nodes = rw ? rw->nodes : NULL;
+    if (n == 0 || !rw) {
         if (tx->direct)
             bias_leave();
         return n == 0 ? LWC_EBLOCKED_CONCDS : LWC_ENOMEM;  /* none: nothing can ever wake it */
@@ -810,12 +819,13 @@ static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
     if (self)
         lwc_scont_load_upcalls(self, &up);
     bool scont_level = !tx->sleeps_thread && up.switch_to_next && up.unblock_thread;
-    struct retry_waiter w = { .scont = scont_level ? self : NULL };
-    atomic_init(&w.state, W_WAITING);
+    struct retry_waiter *w = &rw->w;
+    *w = (struct retry_waiter){ .scont = scont_level ? self : NULL };
+    atomic_init(&w->state, W_WAITING);
     if (scont_level)
-        w.epoch = ++self->retry_epoch;
+        w->epoch = ++self->retry_epoch;
     for (unsigned i = 0; i < n; i++)
-        nodes[i] = (struct retry_node){ .w = &w, .pv = tx->reads[i].pv };
+        nodes[i] = (struct retry_node){ .w = w, .pv = tx->reads[i].pv };
     tx->active = false;
 
     int err = LWC_OK;
@@ -828,18 +838,18 @@ static int tx_wait(struct lwc_thread *t, lwc_tx_t *tx)
         if (scont_level) {
             self->retry_nodes = nodes;          /* for lwc_shutdown's sweep */
             self->retry_nnodes = n;
-            err = lwc_tx_run(retry_block, &w.epoch, NULL, true);
+            err = lwc_tx_run(retry_block, &w->epoch, NULL, true);
             self->retry_nodes = NULL;
         } else {
-            lwc_gc_idle_record(t, tx, &w);  /* Note [Idle in a blocking switch] in detect.c */
-            sleep_thread(t, &w);
+            lwc_gc_idle_record(t, tx, w);   /* Note [Idle in a blocking switch] in detect.c */
+            sleep_thread(t, w);
             lwc_gc_idle_clear(t);
-            if (w.error)
-                err = w.error;              /* the detector found it blocked for good */
+            if (w->error)
+                err = w->error;             /* the detector found it blocked for good */
         }
     }
     waiter_unregister(nodes, n);
-    free(nodes);
+    free(rw);
     /* lwc_shutdown woke us: a runtime thread leaves its SCont where it is. */
     t = lwc_thread_reload();
     if (atomic_load(&lwc_rt.stopping) && t->current &&

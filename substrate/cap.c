@@ -271,12 +271,15 @@ void lwc_cap_set_releasing(struct lwc_cap *cap, bool on)
     atomic_store_explicit(&cap->busy, on ? CAP_RELEASING : CAP_BUSY, memory_order_release);
 }
 
-static struct lwc_cap *cap_take_idle(void)
+/* An idle capability, `only` if not NULL; NULL if there is none. */
+static struct lwc_cap *cap_take_idle(struct lwc_cap *only)
 {
     for (unsigned spin = 0;; spin++) {
         bool releasing = false;
         for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
             int idle = CAP_IDLE;
+            if (only && only != &lwc_rt.caps[i])
+                continue;
             if (atomic_compare_exchange_strong(&lwc_rt.caps[i].busy, &idle, CAP_BUSY))
                 return &lwc_rt.caps[i];
             releasing |= idle == CAP_RELEASING;
@@ -287,9 +290,12 @@ static struct lwc_cap *cap_take_idle(void)
     }
 }
 
+struct resume { lwc_scont_t *s; struct lwc_cap *cap; };
+
 static lwc_word_t resume_body(lwc_tx_t *tx, void *arg)
 {
-    lwc_scont_mark_running(tx, arg);
+    struct resume *r = arg;
+    lwc_scont_mark_running_on(tx, r->s, r->cap);
     return 0;
 }
 
@@ -297,10 +303,10 @@ int lwc_cap_start(lwc_scont_t *s)
 {
     if (!s || !atomic_load(&lwc_rt.up))
         return LWC_EINVAL;
-    struct lwc_cap *cap = cap_take_idle();
+    struct lwc_cap *cap = cap_take_idle(lwc_scont_home(s));   /* Note [Copy stacks] in copy.c */
     if (!cap)
         return LWC_EBUSY;
-    int err = lwc_tx_run(resume_body, s, NULL, true);
+    int err = lwc_tx_run(resume_body, &(struct resume){ s, cap }, NULL, true);
     if (err != LWC_OK) {
         atomic_store(&cap->busy, CAP_IDLE);
         return err;
@@ -342,17 +348,19 @@ int lwc_eval(lwc_scont_t *s)
         return LWC_ENOMEM;
     if (t->current || t->kind != THREAD_FOREIGN)
         return LWC_EINVAL;
+    if (lwc_scont_home(s))
+        return LWC_ESTATE;              /* a copy SCont that has run: Note [Copy stacks] */
     /* s runs only on this OS thread from now on: every switch to it hands the
      * capability here, and the mailbox loop below serves it. */
-    s->bound = t;
+    __atomic_store_n(&s->bound, t, __ATOMIC_RELAXED);   /* lwc_scont_reserve_stack */
     t->kind = THREAD_HOST;
     t->bound_scont = s;
     t->bound_done = false;
     lwc_altstack_enter(t);
     int err;
-    struct lwc_cap *cap = cap_take_idle();
+    struct lwc_cap *cap = cap_take_idle(NULL);
     if (cap) {
-        err = lwc_tx_run(resume_body, s, NULL, true);
+        err = lwc_tx_run(resume_body, &(struct resume){ s, cap }, NULL, true);
         if (err != LWC_OK)
             atomic_store(&cap->busy, CAP_IDLE);
     } else {
@@ -365,11 +373,11 @@ int lwc_eval(lwc_scont_t *s)
         if (!t->bound_done)
             err = LWC_EBUSY;                /* the runtime stopped first */
         else
-            s->bound = NULL;                /* completed: unbound again, for good */
+            __atomic_store_n(&s->bound, NULL, __ATOMIC_RELAXED);  /* completed: unbound */
         if (err == LWC_OK)
             err = deadlock;
     } else {
-        s->bound = NULL;
+        __atomic_store_n(&s->bound, NULL, __ATOMIC_RELAXED);
     }
     lwc_altstack_leave(t);
     t->kind = THREAD_FOREIGN;
@@ -395,6 +403,19 @@ static unsigned env_unsigned(const char *name, unsigned dflt, unsigned max)
     return (unsigned)n;
 }
 
+static lwc_stack_kind_t env_stack_kind(void)
+{
+    static const char *const names[] = { "", "guarded", "plain", "copy" };
+    const char *v = getenv("LWC_STACK_KIND");
+    if (!v || !*v)
+        return LWC_STACK_DEFAULT;
+    for (int k = LWC_STACK_GUARDED; k <= LWC_STACK_COPY; k++)
+        if (strcmp(v, names[k]) == 0)
+            return (lwc_stack_kind_t)k;
+    lwc_warn("ignoring LWC_STACK_KIND=%s (want guarded, plain or copy)", v);
+    return LWC_STACK_DEFAULT;
+}
+
 #define LWC_MAX_CAPS 1024
 
 int lwc_init(const lwc_config_t *cfg)
@@ -409,6 +430,10 @@ int lwc_init(const lwc_config_t *cfg)
     if (stack < 16 * 1024 || stack > ((size_t)1 << 30))
         return LWC_EINVAL;
     lwc_stack_set_default_size(stack);
+    lwc_stack_kind_t kind = cfg && cfg->stack_kind ? cfg->stack_kind : env_stack_kind();
+    if (kind > LWC_STACK_COPY)
+        return LWC_EINVAL;
+    lwc_stack_set_default_kind(kind);
     unsigned idle_gc_ms = cfg && cfg->idle_gc_ms ? cfg->idle_gc_ms
                           : env_unsigned("LWC_IDLE_GC_MS", 0, 1u << 30);
     lwc_rt.idle_gc_ns = (uint64_t)idle_gc_ms * 1000000u;
@@ -459,6 +484,8 @@ void lwc_shutdown(void)
         t = next;
     }
     lwc_scont_free_all();
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++)
+        lwc_copy_stack_free(&lwc_rt.caps[i]);
     lwc_gc_shutdown();
     lwc_overflow_uninstall();
     free(lwc_rt.caps);

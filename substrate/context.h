@@ -41,6 +41,16 @@ static inline __attribute__((always_inline)) lwc_transfer_t lwc_ctx_switch(lwc_c
 static inline void lwc_ctx_saved(lwc_ctx_t *from, lwc_transfer_t t) { from->sp = t.sp; }
 #endif
 
+/* A suspended context's stack pointer, NULL if it has none (never with
+ * ucontext, which copy stacks, its only user, do without: copy.c). */
+#if LWC_CONTEXT_UCONTEXT
+static inline char *lwc_ctx_sp(const lwc_ctx_t *c) { (void)c; return NULL; }
+static inline void lwc_ctx_clear(lwc_ctx_t *c) { (void)c; }
+#else
+static inline char *lwc_ctx_sp(const lwc_ctx_t *c) { return c->sp; }
+static inline void lwc_ctx_clear(lwc_ctx_t *c) { c->sp = NULL; }
+#endif
+
 /* Zero the callee-saved registers the calling function holds nothing live
  * in: the compiler keeps what is live elsewhere.  A switch saves these
  * registers on the suspended stack, and a dead copy of the SCont switched to

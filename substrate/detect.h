@@ -28,6 +28,7 @@ struct sc {
     bool          runs;     /* running, or runnable in a live scheduler */
     bool          stranded; /* runnable in a scheduler nothing reaches (Note [Orphans]) */
     char         *sp;       /* lowest live word of its stack, or NULL */
+    bool          in_buffer; /* a copy SCont's frames, saved: Note [Copy stacks] in copy.c */
     struct retry_waiter *idle_waiter;   /* idles in its blocking switch */
     const char   *kept_by;  /* LWC_GC_DEBUG: what reached it first ... */
     const void   *kept_at;  /* ... and the word, or object, that did */
@@ -109,6 +110,9 @@ void lwc_gc_mark_sc(struct pass *ps, size_t i);
 void lwc_gc_env_live(struct pass *ps, uintptr_t env);
 void lwc_gc_resolve(struct pass *ps, uintptr_t w);
 void lwc_gc_scan(struct pass *ps, const void *lo, const void *hi);
+/* The same, the words into [own_lo, own_hi) skipped: [lo, hi) stands for it. */
+void lwc_gc_scan_as(struct pass *ps, const void *lo, const void *hi,
+                    const void *own_lo, const void *own_hi);
 const char *lwc_gc_stack_top(lwc_scont_t *s);
 void lwc_gc_drain(struct pass *ps);
 void lwc_gc_mark(struct pass *ps);

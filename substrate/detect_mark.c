@@ -268,21 +268,29 @@ void lwc_gc_resolve(struct pass *ps, uintptr_t w)
  * uninitialised stack slots, and words other threads write, so the sanitizers
  * and memcheck are told not to mind. */
 __attribute__((no_sanitize_address, no_sanitize_thread))
-void lwc_gc_scan(struct pass *ps, const void *lo, const void *hi)
+void lwc_gc_scan_as(struct pass *ps, const void *lo, const void *hi,
+                    const void *own_lo, const void *own_hi)
 {
     uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    uintptr_t own = (uintptr_t)own_lo, own_size = (uintptr_t)own_hi - own;
     for (const volatile uintptr_t *p = (const uintptr_t *)a; (const void *)(p + 1) <= hi; p++) {
         uintptr_t w = *p;
-        if (w - (uintptr_t)lo < (uintptr_t)((const char *)hi - (const char *)lo))
+        if (w - own < own_size)
             continue;                   /* into what is being read: a frame link, a local */
         ps->region_at = (const void *)p;
         lwc_gc_resolve(ps, w);
     }
 }
 
+void lwc_gc_scan(struct pass *ps, const void *lo, const void *hi)
+{
+    lwc_gc_scan_as(ps, lo, hi, lo, hi);
+}
+
 const char *lwc_gc_stack_top(lwc_scont_t *s)
 {
-    return lwc_stack_lo(&s->stack) + lwc_stack_usable(&s->stack);
+    const struct lwc_stack *st = lwc_scont_stack(s);
+    return lwc_stack_lo(st) + lwc_stack_usable(st);
 }
 
 static lwc_word_t pvar_value(struct pass *ps, lwc_pvar_t *pv)
@@ -354,8 +362,13 @@ static void visit_scont(struct pass *ps, struct sc *c)
     pvar_waiters(ps, &s->interrupt);
     if (s->stack.map)
         scan_saved_registers(ps, s);
-    if (c->sp)
+    if (c->sp) {
         lwc_gc_scan(ps, c->sp, lwc_gc_stack_top(s));
+    } else if (c->in_buffer) {                  /* Note [Copy stacks] in copy.c */
+        const struct lwc_stack *st = lwc_scont_stack(s);
+        lwc_gc_scan_as(ps, s->saved, s->saved + s->saved_len, lwc_stack_lo(st),
+                       lwc_gc_stack_top(s));
+    }
 }
 
 void lwc_gc_drain(struct pass *ps)

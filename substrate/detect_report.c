@@ -39,7 +39,7 @@ void lwc_gc_debug_report(struct pass *ps)
         }
         fprintf(stderr, "lwc: gc: SCont %llu is %s and reachable, first through %s", id,
                 blocked ? "blocked" : "runnable", c->kept_by);
-        if (c->kept_in && c->kept_in->stack.map)
+        if (c->kept_in && c->kept_in->stack.map)    /* a copy SCont's: somewhere in its frames */
             fprintf(stderr, " (SCont %llu, %td bytes below its stack's top)",
                     (unsigned long long)lwc_scont_id(c->kept_in),
                     lwc_gc_stack_top(c->kept_in) - (const char *)c->kept_at);

@@ -179,8 +179,15 @@ void lwc_gc_gather_sconts(struct pass *ps)
     pthread_mutex_lock(&lwc_rt.lock);
     for (lwc_scont_t *s = lwc_rt.scont_made; s && !ps->nomem; s = s->made_next) {
         /* Completed (its stack given back), or not yet run: Note [Stacks on
-         * first run] in scont.c.  The record is all there is to scan. */
-        bool stackless = !s->stack.map;
+         * first run] in scont.c.  The record is all there is to scan.  A
+         * copy SCont's frames are on the shared stack only while it owns
+         * it, else in its buffer (Note [Copy stacks] in copy.c). */
+        const struct lwc_stack *st = lwc_scont_stack(s);
+        bool stackless = !st, in_buffer = false;
+        if (st && lwc_scont_home(s) && !lwc_copy_in_place(s)) {
+            stackless = true;
+            in_buffer = lwc_ctx_sp(&s->ctx) && s->saved_len;
+        }
         if (!s->alive || (stackless && s->completed))
             continue;
         struct sc *c = lwc_gc_grow(ps->sc, &ps->cap_sc, ps->nsc + 1, sizeof *c, &ps->nomem);
@@ -188,7 +195,8 @@ void lwc_gc_gather_sconts(struct pass *ps)
             break;
         ps->sc = c;
         c = &ps->sc[ps->nsc];
-        *c = (struct sc){ .s = s, .st = status_of(lwc_pvar_load(&s->status)) };
+        *c = (struct sc){ .s = s, .st = status_of(lwc_pvar_load(&s->status)),
+                          .in_buffer = in_buffer && !s->completed };
         struct lwc_cap *cap = parked_on(s);
         struct lwc_thread *t = cap ? cap->park_thread : NULL;
         if (t && t->idle_self == s &&               /* fired: it runs again, a root */
@@ -197,8 +205,8 @@ void lwc_gc_gather_sconts(struct pass *ps)
             if (!t->idle_completing)
                 c->idle_waiter = t->idle_waiter;
         }
-        char *lo = stackless ? NULL : lwc_stack_lo(&s->stack);
-        char *hi = stackless ? NULL : lo + lwc_stack_usable(&s->stack);
+        char *lo = stackless ? NULL : lwc_stack_lo(st);
+        char *hi = stackless ? NULL : lo + lwc_stack_usable(st);
         c->sp = stackless ? NULL : cap ? cap->park_sp : ctx_sp(s);
         if (c->sp < lo || c->sp >= hi)
             c->sp = NULL;

@@ -175,7 +175,7 @@ void lwc_scont_run(void (*fn)(void *), void *arg)
         fn(arg);
         return;
     }
-    jmp_buf here, *outer = s->exit_point;
+    lwc_jmp_buf here, *outer = s->exit_point;
     s->exit_point = &here;
     if (LWC_SETJMP(here) == 0)
         fn(arg);

@@ -103,7 +103,7 @@ struct lwc_scont {
     /* Note [Delivering errors] in exception.c */
     lwc_pvar_t       pending;         /* an error thrown at it, not yet delivered */
     lwc_pvar_t       interrupt;       /* the error that woke it from a wait */
-    jmp_buf         *exit_point;      /* innermost lwc_scont_run: where lwc_exit lands */
+    lwc_jmp_buf     *exit_point;      /* innermost lwc_scont_run: where lwc_exit lands */
     /* the detector (detect.c) */
     const char      *wait_what;       /* lwc_scont_note_wait: for the deadlock report */
     const void      *wait_obj;
@@ -111,6 +111,11 @@ struct lwc_scont {
     _Atomic int      deadlocked;      /* ... and it was */
     struct lwc_stack stack;           /* none (map NULL) until it first runs: */
     _Atomic size_t   stack_wanted;    /* ... Note [Stacks on first run] in scont.c */
+    /* LWC_STACK_COPY, which never has a stack of its own: Note [Copy stacks] in copy.c */
+    _Atomic(struct lwc_cap *) home;   /* its capability, from its first run; else NULL */
+    char            *saved;           /* its frames while another's use the shared stack */
+    uint32_t         saved_len, saved_cap;
+    uint32_t         saved_base;      /* its depth where its last switch's transaction began */
     /* Note [Type-stable SConts] in scont.c */
     struct lwc_scont *free_next;      /* in a free list, when not alive */
     struct lwc_scont *made_next;      /* every struct ever made */
@@ -154,22 +159,60 @@ static inline lwc_word_t status_keep_token(lwc_scont_t *s, lwc_status_t st)
     return with_status(lwc_pvar_load(&s->status), st);
 }
 
-void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s);
+void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap);
 /* After a commit with gives_stack, before anything else. */
 void lwc_scont_first_run(lwc_tx_t *tx);
+/* Lay out s's first frame on [lo, lo + size). */
+void lwc_scont_make_context(lwc_scont_t *s, char *lo, size_t size);
 
-/* In tx: s, which must be blocked, runs when tx commits.  One that has never
- * run has no stack yet: one is reserved, and lwc_tx_run hands it over as the
- * transaction commits (Note [Stacks on first run] in scont.c). */
-static inline void lwc_scont_mark_running(lwc_tx_t *tx, lwc_scont_t *s)
+/* In tx: s, which must be blocked, runs on capability cap (NULL: the one
+ * this OS thread holds) when tx commits.  One that has never run has no
+ * stack yet: one is reserved, and lwc_tx_run hands it over as the
+ * transaction commits (Note [Stacks on first run] in scont.c); a copy SCont
+ * never has one of its own, and runs only on its home (Note [Copy stacks]
+ * in copy.c). */
+static inline void lwc_scont_mark_running_on(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap)
 {
     lwc_word_t w = lwc_tx_read(tx, &s->status);
     if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
         lwc_tx_abort(tx, LWC_ESTATE);
     if (__builtin_expect(!lwc_stack_map(&s->stack), 0))
-        lwc_scont_reserve_stack(tx, s);
+        lwc_scont_reserve_stack(tx, s, cap);
     lwc_tx_write(tx, &s->status, with_status(w, LWC_RUNNING));
 }
+
+static inline void lwc_scont_mark_running(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    lwc_scont_mark_running_on(tx, s, NULL);
+}
+
+/* ---- Copy stacks (copy.c): Note [Copy stacks] ----------------------------- */
+
+static inline struct lwc_cap *lwc_scont_home(const lwc_scont_t *s)
+{
+    return atomic_load_explicit(&s->home, memory_order_relaxed);
+}
+/* In tx: copy SCont s is to run on cap; aborts tx if it cannot. */
+void lwc_copy_claim(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap);
+/* After the commit that first runs copy SCont s on cap. */
+void lwc_copy_first_run(lwc_scont_t *s, struct lwc_cap *cap);
+/* In tx: self, a copy SCont, switches out: room to save its frames, or abort. */
+void lwc_copy_reserve(lwc_tx_t *tx, lwc_scont_t *self);
+/* lwc_swap_to's switch to t->current, a copy SCont, from t->prev_ctx. */
+lwc_transfer_t lwc_copy_switch(struct lwc_thread *t);
+/* A copy SCont completed (landing) or is freed: its frames are dead. */
+void lwc_copy_forget(lwc_scont_t *s);
+void lwc_copy_stack_free(struct lwc_cap *cap);
+/* The stack s runs on: its own, or its home's shared one; NULL if none. */
+const struct lwc_stack *lwc_scont_stack(const lwc_scont_t *s);
+/* Where a suspended copy SCont's frames are now: in place on the shared
+ * stack, or at *saved (len bytes, standing for [hi - len, hi)). */
+bool lwc_copy_in_place(const lwc_scont_t *s);
+extern lwc_stack_kind_t lwc_default_stack_kind;    /* never LWC_STACK_DEFAULT */
+void lwc_stack_set_default_kind(lwc_stack_kind_t kind);
+size_t lwc_copy_stack_size(void);   /* the largest stack_size a copy SCont may ask for */
+/* Copy stacks need the assembly switch's stack pointer in hand (context.h). */
+#define LWC_COPY_STACKS (!LWC_CONTEXT_UCONTEXT)
 
 void lwc_scont_unref(lwc_scont_t *s);
 void lwc_scont_ref(lwc_scont_t *s);
@@ -231,6 +274,7 @@ struct lwc_cap {
     lwc_scont_t      *idle_for;   /* the SCont that stopped (a reference), or NULL */
     lwc_status_t      idle_why;   /* ... the status it stopped with */
     lwc_upcalls_t     idle_up;    /* ... and its upcalls then */
+    struct lwc_copy_stack *copy;  /* its shared stack, once a copy SCont ran: copy.c */
 };
 
 enum { CAP_IDLE, CAP_BUSY, CAP_RELEASING };

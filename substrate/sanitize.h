@@ -83,8 +83,9 @@ static inline void lwc_san_switch_begin(struct lwc_thread *t, lwc_scont_t *from,
     (void)t; (void)from; (void)to; (void)dying;
 #if LWC_ASAN
     void **save = dying ? NULL : from ? &from->asan_fake_stack : &t->asan_fake_stack;
-    if (to)
-        __sanitizer_start_switch_fiber(save, lwc_stack_lo(&to->stack), lwc_stack_usable(&to->stack));
+    const struct lwc_stack *st = to ? lwc_scont_stack(to) : NULL;   /* a copy SCont's is shared */
+    if (st)
+        __sanitizer_start_switch_fiber(save, lwc_stack_lo(st), lwc_stack_usable(st));
     else
         __sanitizer_start_switch_fiber(save, t->native_lo, t->native_size);
 #endif

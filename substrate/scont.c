@@ -81,7 +81,7 @@ static lwc_scont_t *scont_alloc(void)
     atomic_store_explicit(&s->switching_out, 0, memory_order_relaxed);
     atomic_store_explicit(&s->local, NULL, memory_order_relaxed);
     s->name = NULL;
-    s->bound = NULL;
+    __atomic_store_n(&s->bound, NULL, __ATOMIC_RELAXED);    /* lwc_scont_reserve_stack */
     s->bound_own = s->completed = s->release_on_complete = false;
     s->retry_nodes = NULL;
     s->retry_nnodes = 0;
@@ -93,6 +93,7 @@ static lwc_scont_t *scont_alloc(void)
     atomic_store_explicit(&s->deadlocked, 0, memory_order_relaxed);
     s->retry_epoch = 0;
     lwc_stack_move(&s->stack, &(struct lwc_stack){ 0 });    /* none: it has not run */
+    atomic_store_explicit(&s->home, NULL, memory_order_relaxed);
     s->free_next = NULL;
     return s;
 }
@@ -113,13 +114,18 @@ void lwc_scont_cache_flush(struct lwc_thread *t)
 static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
                                  const lwc_scont_attr_t *attr, bool bound)
 {
-    lwc_stack_kind_t kind = attr ? attr->stack_kind : LWC_STACK_GUARDED;
-    if (!fn || !atomic_load(&lwc_rt.up) ||
-        (kind != LWC_STACK_GUARDED && kind != LWC_STACK_PLAIN)) {
+    lwc_stack_kind_t kind = attr && attr->stack_kind ? attr->stack_kind : lwc_default_stack_kind;
+    size_t size = attr && attr->stack_size ? attr->stack_size : lwc_stack_default_size();
+    if (__builtin_expect(kind == LWC_STACK_COPY, 0)) {
+        if (bound || !LWC_COPY_STACKS)
+            kind = LWC_STACK_GUARDED;   /* a stack of its own: Note [Copy stacks] in copy.c */
+        else if (size > lwc_copy_stack_size())
+            kind = LWC_STACK_DEFAULT;   /* refused below */
+    }
+    if (!fn || !atomic_load(&lwc_rt.up) || (unsigned)kind - LWC_STACK_GUARDED > 2) {
         errno = EINVAL;
         return NULL;
     }
-    size_t size = attr && attr->stack_size ? attr->stack_size : lwc_stack_default_size();
     /* Its upcalls: those given, else its creator's (the same record). */
     struct lwc_thread *t = lwc_thread_peek();
     const lwc_upcalls_t *up = &no_upcalls.u;
@@ -151,7 +157,9 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
     lwc_san_scont_new(s);
     if (bound) {
         s->bound_own = true;
-        if (!(s->bound = lwc_thread_new_bound(s))) {
+        struct lwc_thread *own = lwc_thread_new_bound(s);
+        __atomic_store_n(&s->bound, own, __ATOMIC_RELAXED);
+        if (!own) {
             lwc_san_scont_free(s);
             goto nomem;
         }
@@ -181,6 +189,8 @@ static void scont_free(lwc_scont_t *s)
 {
     if (s->stack.map)
         lwc_stack_put(&s->stack);
+    if (lwc_scont_home(s))
+        lwc_copy_forget(s);
     lwc_san_scont_free(s);
     free(s->name);
     s->name = NULL;
@@ -224,8 +234,10 @@ __attribute__((destructor)) static void scont_pool_drain(void)
 {
     for (lwc_scont_t *s = lwc_rt.scont_made, *next; s; s = next) {
         next = s->made_next;
-        if (s->alive)
-            free(s->name);              /* never freed: the runtime was not shut down */
+        if (s->alive) {                 /* never freed: the runtime was not shut down */
+            free(s->name);
+            free(s->saved);
+        }
         free(s);
     }
     lwc_rt.scont_made = NULL;
@@ -252,6 +264,12 @@ const char *lwc_scont_name(const lwc_scont_t *s)
 int lwc_scont_is_bound(const lwc_scont_t *s)
 {
     return s && s->bound_own;
+}
+
+unsigned lwc_scont_home_cap(const lwc_scont_t *s)
+{
+    struct lwc_cap *home = s ? lwc_scont_home(s) : NULL;
+    return home ? home->id : (unsigned)-1;
 }
 
 lwc_status_t lwc_scont_status(lwc_tx_t *tx, lwc_scont_t *s)
@@ -444,14 +462,24 @@ static struct lwc_thread *tx_thread(lwc_tx_t *tx)
  * chose such an SCont releases the capability instead (lwc_scont_complete).
  * The detector sees a stackless SCont as its record: no stack to scan, its
  * argument a reference (detect_roots.c). */
-__attribute__((noinline, cold)) void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s)
+__attribute__((noinline, cold))
+void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap)
 {
     struct lwc_thread *t = tx_thread(tx);
-    if (lwc_stack_refit(&t->spare_stack,
-                        atomic_load_explicit(&s->stack_wanted, memory_order_relaxed)) != LWC_OK)
+    size_t wanted = atomic_load_explicit(&s->stack_wanted, memory_order_relaxed);
+    if ((wanted & 3) == LWC_STACK_COPY) {              /* Note [Copy stacks] in copy.c */
+        /* A doomed body may read a struct being reused: atomic. */
+        if (!__atomic_load_n(&s->bound, __ATOMIC_RELAXED)) {
+            lwc_copy_claim(tx, s, cap ? cap : t->cap);
+            return;
+        }
+        wanted = lwc_stack_wanted(wanted & ~(size_t)3, LWC_STACK_GUARDED);   /* lwc_eval'd */
+    }
+    if (lwc_stack_refit(&t->spare_stack, wanted) != LWC_OK)
         lwc_tx_abort(tx, LWC_ENOMEM);
     tx->gives_stack = true;
     tx->first_run = s;
+    tx->first_cap = NULL;
 }
 
 /* A function of its own, so that lwc_tx_run's frame never holds the SCont
@@ -460,6 +488,10 @@ __attribute__((noinline, cold)) void lwc_scont_first_run(lwc_tx_t *tx)
 {
     struct lwc_thread *t = tx_thread(tx);
     lwc_scont_t *s = tx->first_run;
+    if (tx->first_cap) {
+        lwc_copy_first_run(s, tx->first_cap);
+        return;
+    }
     if (s->stack.map)
         return;
     if (!t->spare_stack.map) {
@@ -469,7 +501,12 @@ __attribute__((noinline, cold)) void lwc_scont_first_run(lwc_tx_t *tx)
     }
     lwc_stack_move(&s->stack, &t->spare_stack);
     lwc_san_stack_fresh(&s->stack);
-    lwc_ctx_make(&s->ctx, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack), scont_entry, s);
+    lwc_scont_make_context(s, lwc_stack_lo(&s->stack), lwc_stack_usable(&s->stack));
+}
+
+void lwc_scont_make_context(lwc_scont_t *s, char *lo, size_t size)
+{
+    lwc_ctx_make(&s->ctx, lo, size, scont_entry, s);
 }
 
 /* Note [Delivering errors] in exception.c: a switch that blocks self on a data
@@ -489,6 +526,8 @@ void switch_statuses(lwc_tx_t *tx, lwc_scont_t *self, lwc_scont_t *target, lwc_s
 {
     if (target)
         lwc_scont_mark_running(tx, target);
+    if (__builtin_expect(lwc_scont_home(self) != NULL, 0) && self_status != LWC_COMPLETED)
+        lwc_copy_reserve(tx, self);                 /* Note [Copy stacks] in copy.c */
     lwc_tx_write(tx, &self->status, status_keep_token(self, self_status));
     tx->left_as = self_status;
     tx->has_switch = true;
@@ -713,7 +752,10 @@ struct lwc_thread *lwc_swap_to(struct lwc_thread *t, lwc_scont_t *from, lwc_scon
         if (atomic_load_explicit(&to->switching_out, memory_order_acquire))
             wait_switched_out(t);
         lwc_san_switch_begin(t, from, t->current, dying);
-        tr = lwc_ctx_switch(from_ctx, &t->current->ctx, t);
+        if (__builtin_expect(lwc_scont_home(t->current) != NULL, 0))
+            tr = lwc_copy_switch(t);                /* Note [Copy stacks] in copy.c */
+        else
+            tr = lwc_ctx_switch(from_ctx, &t->current->ctx, t);
     } else {
         if (t->request == REQ_NONE) {
             t->request = to ? REQ_HANDOFF : REQ_RELEASE;
@@ -744,7 +786,10 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr)
         if (prev->completed) {
             if (prev == t->bound_scont)
                 t->bound_done = true;
-            lwc_stack_put(&prev->stack);
+            if (lwc_scont_home(prev))
+                lwc_copy_forget(prev);
+            else
+                lwc_stack_put(&prev->stack);
             lwc_scont_unref(prev);
         } else {
             atomic_store_explicit(&prev->switching_out, 0, memory_order_release);

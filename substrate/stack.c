@@ -534,9 +534,10 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc)
 {
     struct lwc_thread *t = lwc_thread_peek();
     lwc_scont_t *s = t ? t->current : NULL;
-    uintptr_t addr = (uintptr_t)si->si_addr, lo = s ? (uintptr_t)s->stack.map : 0;
+    const struct lwc_stack *st = s ? lwc_scont_stack(s) : NULL;    /* a copy SCont's is shared */
+    uintptr_t addr = (uintptr_t)si->si_addr, lo = st ? (uintptr_t)st->map : 0;
     /* The guard page, or a frame that jumped a little past it. */
-    if (s && s->stack.guard && addr + 65536 >= lo && addr < lo + s->stack.guard) {
+    if (st && st->guard && addr + 65536 >= lo && addr < lo + st->guard) {
         char buf[64];
         say("lwc: stack overflow in SCont ", 29);
         say(buf, fmt_u64(buf, atomic_load_explicit(&s->id, memory_order_relaxed)));
@@ -546,7 +547,7 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc)
             say(")", 1);
         }
         say(": its stack of ", 15);
-        say(buf, fmt_u64(buf, lwc_stack_usable(&s->stack)));
+        say(buf, fmt_u64(buf, lwc_stack_usable(st)));
         say(" bytes is too small\n", 20);
         signal(SIGABRT, SIG_DFL);
         abort();

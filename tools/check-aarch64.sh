@@ -32,5 +32,5 @@ export LWC_TEST_LIGHT=1                 # emulated: the stress loops run small
 # check:arm64), so qemu takes the dynamic loader from / as well.  Taking it from
 # /usr/$triplet (libc6-arm64-cross) pairs one build's ld.so with another's libc.so:
 # their private interface differs, and the first pthread_create loops forever.
-make -j"$(nproc)" check TESTS="tests/unit/ptm tests/unit/scont tests/unit/cap tests/unit/stack" \
+make -j"$(nproc)" check TESTS="tests/unit/ptm tests/unit/scont tests/unit/cap tests/unit/stack tests/generic/copy-rr tests/generic/copy-ws" \
     LOG_COMPILER="timeout 600 qemu-aarch64 -L /"

@@ -21,6 +21,9 @@ typedef struct lwc_config {
      * use in lwc_alloc memory or pins (<lwc/detect.h>).  0: $LWC_IDLE_GC_MS,
      * else off. */
     unsigned idle_gc_ms;
+    /* The kind of stack an SCont gets when its attr names none: 0 (DEFAULT):
+     * $LWC_STACK_KIND ("guarded", "plain" or "copy"), else guarded. */
+    lwc_stack_kind_t stack_kind;
 } lwc_config_t;
 
 /* Start the runtime (cfg NULL = defaults).  LWC_EBUSY if it is already running,

@@ -14,16 +14,22 @@
 extern "C" {
 #endif
 
+/* Which stack an SCont runs on (README, Stacks).  A copy SCont runs on its
+ * capability's shared stack and keeps only the part it uses while others
+ * run there; once it has run, it runs on that capability only
+ * (lwc_scont_home_cap), and a pointer into its stack is valid only while it
+ * runs.  A bound SCont always has a stack of its own: COPY means GUARDED. */
 typedef enum lwc_stack_kind {
-    LWC_STACK_GUARDED = 0,  /* mmap'd, with a guard page below it (default) */
+    LWC_STACK_DEFAULT = 0,  /* the runtime's default (lwc_config_t.stack_kind): GUARDED unless set */
+    LWC_STACK_GUARDED,      /* mmap'd, with a guard page below it */
     LWC_STACK_PLAIN,        /* mmap'd, no guard page */
-    LWC_STACK_COPY          /* shared per-capability stack (not available yet: EINVAL) */
+    LWC_STACK_COPY          /* the capability's shared stack, its used part saved on switch-out */
 } lwc_stack_kind_t;
 
 typedef struct lwc_upcalls lwc_upcalls_t;      /* below, under Upcalls */
 
-/* All-zero (or NULL) means defaults: the runtime's stack size, a guarded
- * stack, no name, the creator's upcalls. */
+/* All-zero (or NULL) means defaults: the runtime's stack size and kind, no
+ * name, the creator's upcalls. */
 typedef struct lwc_scont_attr {
     size_t           stack_size;  /* bytes; rounded up to whole pages */
     lwc_stack_kind_t stack_kind;
@@ -36,7 +42,8 @@ typedef struct lwc_scont_attr {
  * SCont): a scheduler that names its own here saves an lwc_scont_set_upcalls,
  * which is an atomic read-modify-write.  The caller owns
  * one handle, dropped with lwc_scont_release.  Returns NULL with errno set: EINVAL
- * (fn NULL, bad attr, lwc_init not called), ENOMEM. */
+ * (fn NULL, bad attr, a copy SCont's stack_size above the shared stack's,
+ * lwc_init not called), ENOMEM. */
 LWC_API lwc_scont_t *lwc_scont_new(void (*fn)(void *), void *arg, const lwc_scont_attr_t *attr);
 /* The same, but the SCont always runs on an OS thread of its own: the capability
  * is handed over between OS threads at every switch to or from it. */
@@ -48,6 +55,12 @@ LWC_API lwc_scont_t *lwc_scont_self(void);              /* NULL outside an SCont
 LWC_API uint64_t     lwc_scont_id(const lwc_scont_t *s);  /* unique, from 1; 0 for NULL */
 LWC_API const char  *lwc_scont_name(const lwc_scont_t *s);/* "" when it has none */
 LWC_API int          lwc_scont_is_bound(const lwc_scont_t *s);
+/* The capability s must run on: a copy SCont's (LWC_STACK_COPY) once it has
+ * run, for its frames live at its capability's shared stack's addresses.
+ * -1u for any other SCont (it may run on any capability).  A scheduler with
+ * several capabilities runs such an SCont on that one only; switching to it
+ * elsewhere fails with LWC_ESTATE, nothing committed. */
+LWC_API unsigned     lwc_scont_home_cap(const lwc_scont_t *s);
 /* Transactional read of s's status; with tx NULL, one atomic read. */
 LWC_API lwc_status_t lwc_scont_status(lwc_tx_t *tx, lwc_scont_t *s);
 LWC_API void         lwc_scont_set_local(lwc_scont_t *s, void *p);  /* scheduler-local state */
@@ -64,10 +77,12 @@ typedef lwc_scont_t *(*lwc_switch_fn)(lwc_tx_t *tx, lwc_scont_t *self, void *arg
 
 /* Run fn as one transaction and switch as it commits.  Returns when this SCont is
  * next resumed: LWC_OK, or the error delivered to it while suspended; LWC_ESTATE at
- * once if the target was not resumable (running, completed or resumed already), in
- * which case nothing of the transaction is committed; LWC_ENOMEM at once, nothing
- * committed, if the target has never run and no stack can be had for it (an SCont
- * takes its stack when it first runs); LWC_EINVAL outside an SCont. */
+ * once if the target was not resumable (running, completed or resumed already, or
+ * a copy SCont whose home is another capability), in which case nothing of the
+ * transaction is committed; LWC_ENOMEM at once, nothing committed, if the target
+ * has never run and no stack can be had for it (an SCont takes its stack when it
+ * first runs), or this is a copy SCont and no room to save its stack can be
+ * had; LWC_EINVAL outside an SCont. */
 LWC_API int  lwc_switch(lwc_switch_fn fn, void *arg);
 /* Inside any transaction run by an SCont: switch to target when tx commits, the
  * current SCont taking self_status.  A target that is not resumable abandons the

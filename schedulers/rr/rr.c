@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "../common/home.h"
 #include "../common/thread.h"
 #include "rr.h"
 
@@ -26,6 +27,7 @@ struct lwc_rr {
     struct sched_live live;
     lwc_pvar_t *caps;           /* capabilities working for rr: Note [rr capabilities] */
     lwc_pvar_t *closing;        /* RR_OPEN, RR_CLOSING (when idle) or RR_DRAIN (when nothing runs) */
+    struct sched_homes homes;   /* Note [Threads with a home] in ../common/home.h */
     unsigned    max_caps;
 };
 
@@ -37,9 +39,14 @@ static void push(lwc_tx_t *tx, lwc_rr_t *rr, struct sched_thread *t)
     fifo_push(tx, rr->head, rr->tail, t);
 }
 
+/* The next thread for this capability: Note [Threads with a home]. */
 static struct sched_thread *pop(lwc_tx_t *tx, lwc_rr_t *rr)
 {
-    return fifo_pop(tx, rr->head, rr->tail);
+    if (__builtin_expect(!rr->homes.n, 1))
+        return fifo_pop(tx, rr->head, rr->tail);
+    unsigned here = lwc_cap_self();
+    struct sched_thread *t = sched_home_pop(tx, &rr->homes, here);
+    return t ? t : sched_pop_here(tx, &rr->homes, rr->head, rr->tail, here);
 }
 
 /* ---- upcalls ------------------------------------------------------------------------ */
@@ -163,7 +170,12 @@ static lwc_scont_t *yield_body(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_s
 {
     lwc_rr_t *rr = arg;
     *st = LWC_BLOCKED_ON_SCHED;
-    struct sched_thread *next = fifo_rotate(tx, rr->head, rr->tail, lwc_scont_get_local(self));
+    struct sched_thread *next;
+    if (__builtin_expect(!rr->homes.n, 1)) {
+        next = fifo_rotate(tx, rr->head, rr->tail, lwc_scont_get_local(self));
+    } else if ((next = pop(tx, rr))) {
+        push(tx, rr, lwc_scont_get_local(self));
+    }
     return next ? thread_scont(next) : self;    /* nobody else: carry on */
 }
 
@@ -192,7 +204,8 @@ lwc_rr_t *lwc_rr_new(unsigned max_caps)
     rr->live.quiet = lwc_pvar_new(0);
     rr->caps = lwc_pvar_new(0);
     rr->closing = lwc_pvar_new(RR_OPEN);
-    if (rr->head && rr->tail && rr->live.quiet && rr->caps && rr->closing)
+    if (rr->head && rr->tail && rr->live.quiet && rr->caps && rr->closing &&
+        sched_homes_init(&rr->homes))
         return rr;
     lwc_rr_free_memory(rr);
 nomem:
@@ -244,6 +257,7 @@ void lwc_rr_free_memory(lwc_rr_t *rr)
     lwc_pvar_free(rr->live.quiet);
     lwc_pvar_free(rr->caps);
     lwc_pvar_free(rr->closing);
+    sched_homes_free(&rr->homes);
     free(rr);
 }
 

@@ -37,6 +37,7 @@
 #define LWC_WS_DEQUE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -140,8 +141,13 @@ static inline void *deque_take(struct deque *d)
     return x;
 }
 
-/* Any thread: the oldest element, NULL if empty, DEQUE_ABORT on a lost race. */
-static inline void *deque_steal(struct deque *d)
+/* Any thread: the oldest element, NULL if empty, DEQUE_ABORT on a lost race;
+ * with `ok`, only an element it accepts: NULL (as if empty) if the oldest is
+ * not one.  The element is read before the CAS takes it, so `ok` may see one
+ * that another took meanwhile, or NULL from a slot of a grown array that was
+ * never copied (the CAS then fails): it must be safe to call on NULL and on
+ * any element ever pushed. */
+static inline void *deque_steal_if(struct deque *d, bool (*ok)(void *x, void *arg), void *arg)
 {
     int64_t t = atomic_load_explicit(&d->top, DEQUE_ORDER(memory_order_acquire));
     DEQUE_FENCE(memory_order_seq_cst);
@@ -150,10 +156,18 @@ static inline void *deque_steal(struct deque *d)
         return NULL;
     struct deque_array *a = atomic_load_explicit(&d->array, DEQUE_ORDER(memory_order_acquire));
     void *x = atomic_load_explicit(&a->slot[t & (a->size - 1)], DEQUE_ORDER(memory_order_relaxed));
+    if (ok && !ok(x, arg))
+        return NULL;
     if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
             DEQUE_ORDER(memory_order_seq_cst), DEQUE_ORDER(memory_order_relaxed)))
         return DEQUE_ABORT;
     return x;
+}
+
+/* Any thread: the oldest element, NULL if empty, DEQUE_ABORT on a lost race. */
+static inline void *deque_steal(struct deque *d)
+{
+    return deque_steal_if(d, NULL, NULL);
 }
 
 /* Any thread, a hint: does the deque look non-empty? */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/home.h"
 #include "../common/thread.h"
 #include "deque.h"
 #include "ws.h"
@@ -157,6 +158,7 @@ struct lwc_ws {
     _Atomic unsigned   nsleeping;
     unsigned           max_caps, nslots;
     struct ws_worker  *workers;     /* one per capability of the runtime */
+    struct sched_homes homes;       /* Note [Threads with a home] in ../common/home.h */
     bool               watched;     /* in `instances`: Note [The hand-off slot] */
 };
 
@@ -168,9 +170,17 @@ static void shared_push(lwc_tx_t *tx, lwc_ws_t *ws, struct sched_thread *t)
     fifo_push(tx, ws->head, ws->tail, t);
 }
 
-static struct sched_thread *shared_pop(lwc_tx_t *tx, lwc_ws_t *ws)
+static struct sched_thread *shared_pop(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_worker *w)
 {
-    return fifo_pop(tx, ws->head, ws->tail);
+    if (__builtin_expect(!ws->homes.n, 1))
+        return fifo_pop(tx, ws->head, ws->tail);
+    return sched_pop_here(tx, &ws->homes, ws->head, ws->tail, (unsigned)(w - ws->workers));
+}
+
+/* May capability `thief` take x from another's deque or slot? */
+static bool stealable(void *x, void *thief)
+{
+    return !x || !sched_away(x, (unsigned)(uintptr_t)thief);   /* NULL: the CAS will fail */
 }
 
 /* ---- finding work ---------------------------------------------------------------- */
@@ -193,24 +203,26 @@ static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
         return NULL;
     for (unsigned i = 0; i < n; i++) {
         unsigned v = next_random(w) % n;
-        void *x = v == me ? NULL : deque_steal(&ws->workers[v].dq);
+        void *x = v == me ? NULL : deque_steal_if(&ws->workers[v].dq, stealable,
+                                                  (void *)(uintptr_t)me);
         if (x && x != DEQUE_ABORT)
             return x;
     }
     for (unsigned v = 0; sweep && v < n; v++) {
         void *x;
-        while (v != me && (x = deque_steal(&ws->workers[v].dq)) != NULL)
+        while (v != me && (x = deque_steal_if(&ws->workers[v].dq, stealable,
+                                              (void *)(uintptr_t)me)) != NULL)
             if (x != DEQUE_ABORT)
                 return x;
     }
     for (unsigned v = 0; v < n; v++) {         /* Note [The hand-off slot] */
         struct ws_worker *o = &ws->workers[v];
+        struct sched_thread *t;
         if (v != me && atomic_load_explicit(&o->handoff_ripe, memory_order_relaxed) &&
-            atomic_load_explicit(&o->handoff, memory_order_relaxed)) {
-            struct sched_thread *t = atomic_exchange(&o->handoff, NULL);
-            if (t)
-                return t;
-        }
+            (t = atomic_load_explicit(&o->handoff, memory_order_relaxed)) &&
+            stealable(t, (void *)(uintptr_t)me) &&
+            atomic_compare_exchange_strong(&o->handoff, &t, NULL))
+            return t;
     }
     return NULL;
 }
@@ -234,13 +246,16 @@ static void stash_clear(void *w)
 static struct sched_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_worker *w, bool sweep)
 {
     struct sched_thread *t;
+    if (__builtin_expect(ws->homes.n != 0, 0) && !w->stash &&
+        (t = sched_home_pop(tx, &ws->homes, (unsigned)(w - ws->workers))))
+        return t;                               /* Note [Threads with a home] */
     if (!w->stash && ++w->ticks % FAIR_TURN == 0) {    /* Note [Fair turns] */
         bool queued = RD(ws->head) != 0;
         if (queued || w->ticks % TOP_TURN == 0) {
             void *x = deque_steal(&w->dq);      /* the oldest of our own */
             w->stash = x == DEQUE_ABORT ? NULL : x;
         }
-        if (queued && (!w->stash || w->stash->round == w->round) && (t = shared_pop(tx, ws))) {
+        if (queued && (!w->stash || w->stash->round == w->round) && (t = shared_pop(tx, ws, w))) {
             w->round++;                         /* a re-run may count twice: harmless */
             return t;
         }
@@ -250,7 +265,7 @@ static struct sched_thread *find_work(lwc_tx_t *tx, lwc_ws_t *ws, struct ws_work
     if (!w->stash)
         w->stash = deque_take(&w->dq);
     if (!w->stash) {
-        if ((t = shared_pop(tx, ws)))
+        if ((t = shared_pop(tx, ws, w)))
             return t;
         w->stash = steal(ws, w, sweep);
     }
@@ -474,6 +489,10 @@ static void ws_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
     struct sched_thread *t = sched_thread_of(s, ws);
     if (!t)
         return;
+    if (__builtin_expect(ws->homes.n != 0, 0) && sched_away(t, lwc_cap_self())) {
+        sched_send_home(tx, &ws->homes, t);     /* Note [Threads with a home] */
+        return;
+    }
     if (lwc_ws_self() == ws && worker_here(ws)) {
         /* An id, not a pointer: the detector would read that as a reference. */
         atomic_store_explicit(&t->waker, lwc_scont_id(lwc_scont_self()), memory_order_relaxed);
@@ -655,7 +674,7 @@ lwc_ws_t *lwc_ws_new(unsigned ncaps)
     ws->wake = lwc_pvar_new(0);
     ws->live.quiet = lwc_pvar_new(0);
     if (made == n && ws->head && ws->tail && ws->caps && ws->closing && ws->wake &&
-        ws->live.quiet) {
+        ws->live.quiet && sched_homes_init(&ws->homes)) {
         if (n > 1)
             handoff_watch_add(ws);
         return ws;
@@ -719,6 +738,7 @@ void lwc_ws_free_memory(lwc_ws_t *ws)
     lwc_pvar_free(ws->closing);
     lwc_pvar_free(ws->wake);
     lwc_pvar_free(ws->live.quiet);
+    sched_homes_free(&ws->homes);
     free(ws);
 }
 

@@ -20,12 +20,47 @@ static void teardown(void)
     lwc_shutdown();
 }
 
+/* lwc_config_t.stack_kind is the default kind: an SCont made with no attr
+ * is a copy SCont, homed where it first runs. */
+static atomic_uint home_seen = -1u, cap_seen = -2u;
+static atomic_int copy_done;
+
+static void note_home(void *arg)
+{
+    (void)arg;
+    atomic_store(&home_seen, lwc_scont_home_cap(lwc_scont_self()));
+    atomic_store(&cap_seen, lwc_cap_self());
+    atomic_store(&copy_done, 1);
+}
+
+START_TEST(test_default_stack_kind)
+{
+    lwc_config_t cfg = { .ncaps = 2, .stack_kind = LWC_STACK_COPY };
+    ck_assert_int_eq(lwc_init(&cfg), LWC_OK);
+    atomic_store(&copy_done, 0);
+    lwc_scont_t *s = lwc_scont_new(note_home, NULL, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(lwc_scont_home_cap(s), -1u);
+    ck_assert_int_eq(lwc_cap_start(s), LWC_OK);
+    while (!atomic_load(&copy_done))
+        sched_yield();
+    if (!LWC_CONTEXT_UCONTEXT) {                /* else copy stacks are guarded ones */
+        ck_assert_uint_lt(atomic_load(&home_seen), 2);
+        ck_assert_uint_eq(atomic_load(&home_seen), atomic_load(&cap_seen));
+    }
+    lwc_scont_release(s);
+    lwc_shutdown();
+}
+END_TEST
+
 START_TEST(test_init_config)
 {
     lwc_config_t too_many = { .ncaps = 5000 };
     ck_assert_int_eq(lwc_init(&too_many), LWC_EINVAL);
     lwc_config_t tiny_stack = { .ncaps = 1, .stack_size = 100 };
     ck_assert_int_eq(lwc_init(&tiny_stack), LWC_EINVAL);
+    lwc_config_t bad_kind = { .ncaps = 1, .stack_kind = (lwc_stack_kind_t)9 };
+    ck_assert_int_eq(lwc_init(&bad_kind), LWC_EINVAL);
     ck_assert_uint_eq(lwc_cap_count(), 0);
 
     setenv("LWC_CAPS", "2", 1);
@@ -594,6 +629,7 @@ int main(void)
     Suite *s = suite_create("cap");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_init_config);
+    tcase_add_test(tc, test_default_stack_kind);
     suite_add_tcase(s, tc);
     tc = tcase_create("two capabilities");
     tcase_set_timeout(tc, 600);

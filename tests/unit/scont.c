@@ -61,8 +61,22 @@ START_TEST(test_new_defaults_and_errors)
     errno = 0;
     ck_assert_ptr_null(lwc_scont_new(NULL, NULL, NULL));
     ck_assert_int_eq(errno, EINVAL);
+    /* A copy SCont has no home until it runs; one bigger than the shared
+     * stack cannot be; a bound one gets a stack of its own. */
     lwc_scont_attr_t copy = { .stack_kind = LWC_STACK_COPY };
-    ck_assert_ptr_null(lwc_scont_new(nothing, NULL, &copy));
+    lwc_scont_t *c = lwc_scont_new(nothing, NULL, &copy);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(lwc_scont_home_cap(c), (unsigned)-1);
+    ck_assert_uint_eq(lwc_scont_home_cap(a), (unsigned)-1);
+    lwc_scont_release(c);
+    ck_assert_ptr_nonnull(c = lwc_scont_new_bound(nothing, NULL, &copy));
+    lwc_scont_release(c);
+    copy.stack_size = (size_t)64 << 20;
+    errno = 0;
+    if (!LWC_CONTEXT_UCONTEXT) {                /* else COPY means GUARDED */
+        ck_assert_ptr_null(lwc_scont_new(nothing, NULL, &copy));
+        ck_assert_int_eq(errno, EINVAL);
+    }
     lwc_scont_attr_t weird = { .stack_kind = (lwc_stack_kind_t)77 };
     ck_assert_ptr_null(lwc_scont_new(nothing, NULL, &weird));
     lwc_scont_release(a);
