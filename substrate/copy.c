@@ -48,6 +48,17 @@
  * the landing side records the copier's stack pointer instead, ready for
  * next time.  A completed owner's frames are dead: nothing is saved.
  *
+ * Two invariants carry this without a lock.  A copy SCont that runs owns
+ * its shared stack (it was restored, or was the owner already), so a
+ * switch from a copy SCont is a switch from the shared stack
+ * (lwc_copy_switch asks just that).  And only whoever holds capability c
+ * touches c's shared stack, its owner field, its copier and the buffers of
+ * the SConts homed there: the body that creates the stack runs on the
+ * holder (lwc_copy_claim; lwc_cap_start took the capability idle first),
+ * the copies run on the holder's OS thread between commit and landing,
+ * and a suspended copy SCont's buffer is grown only by its own switch-out.
+ * The detector reads them with the world stopped.
+ *
  * Saving happens after a commit, and a commit cannot fail.  So the switch
  * that suspends a copy SCont makes room for its frames in its transaction
  * (lwc_copy_reserve: the depth it runs at plus COPY_SLACK, which is more
@@ -193,12 +204,13 @@ void lwc_copy_reserve(lwc_tx_t *tx, lwc_scont_t *self)
 {
     struct lwc_copy_stack *cs = lwc_scont_home(self)->copy;
     size_t depth = (size_t)(cs->hi - (char *)__builtin_frame_address(0));
-    size_t need = depth + COPY_SLACK;
 #if LWC_TX_ASM
     char *body = tx->jb[LWC_TX_JB_SP];
     if (body > cs->lo && body <= cs->hi)
         depth = (size_t)(cs->hi - body);
-    need = depth + atomic_load_explicit(&swap_below, memory_order_relaxed);
+    size_t need = depth + atomic_load_explicit(&swap_below, memory_order_relaxed);
+#else
+    size_t need = depth + COPY_SLACK;
 #endif
     self->saved_base = (uint32_t)depth;
     if (!saved_room(self, need))

@@ -196,7 +196,7 @@ void lwc_gc_gather_sconts(struct pass *ps)
         ps->sc = c;
         c = &ps->sc[ps->nsc];
         *c = (struct sc){ .s = s, .st = status_of(lwc_pvar_load(&s->status)),
-                          .in_buffer = in_buffer && !s->completed };
+                          .in_buffer = in_buffer };
         struct lwc_cap *cap = parked_on(s);
         struct lwc_thread *t = cap ? cap->park_thread : NULL;
         if (t && t->idle_self == s &&               /* fired: it runs again, a root */

@@ -185,12 +185,20 @@ lwc_scont_t *lwc_scont_new_bound(void (*fn)(void *), void *arg, const lwc_scont_
     return scont_create(fn, arg, attr, true);
 }
 
+/* s's frames are dead (it completed, or is freed): its stack goes back,
+ * its own or, for a copy SCont, its saved frames and its claim on the
+ * shared one. */
+static void scont_drop_stack(lwc_scont_t *s)
+{
+    if (__builtin_expect(lwc_scont_home(s) != NULL, 0))
+        lwc_copy_forget(s);
+    else
+        lwc_stack_put(&s->stack);
+}
+
 static void scont_free(lwc_scont_t *s)
 {
-    if (s->stack.map)
-        lwc_stack_put(&s->stack);
-    if (lwc_scont_home(s))
-        lwc_copy_forget(s);
+    scont_drop_stack(s);
     lwc_san_scont_free(s);
     free(s->name);
     s->name = NULL;
@@ -786,10 +794,7 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr)
         if (prev->completed) {
             if (prev == t->bound_scont)
                 t->bound_done = true;
-            if (lwc_scont_home(prev))
-                lwc_copy_forget(prev);
-            else
-                lwc_stack_put(&prev->stack);
+            scont_drop_stack(prev);
             lwc_scont_unref(prev);
         } else {
             atomic_store_explicit(&prev->switching_out, 0, memory_order_release);
