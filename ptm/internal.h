@@ -44,16 +44,28 @@ struct lwc_thread;
 
 /* Note [PVar layout]
  * ~~~~~~~~~~~~~~~~~~
- * A PVar is its value and nothing else on the hot path: transactions are
- * validated by value against the global commit sequence (Note [Opacity] in
- * ptm.c), so there is no per-PVar lock or version.  `waiters` lists the
- * transactions asleep in lwc_tx_retry that read this PVar; `wlock` guards that
- * list only. */
-struct lwc_pvar {
-    _Atomic lwc_word_t        value;
-    struct retry_node *_Atomic waiters;
-    _Atomic uint32_t          wlock;
-};
+ * A PVar is two words, <lwc/ptm.h>'s struct lwc_pvar, so that modules can
+ * embed them.  It is its value and nothing else on the hot path:
+ * transactions are validated by value against the global commit sequence
+ * (Note [Opacity] in ptm.c), so there is no per-PVar lock or version.  The
+ * second word lists the transactions asleep in lwc_tx_retry that read this
+ * PVar, and its low bit is the lock that guards that list (retry nodes are
+ * word-aligned).  A committer that reads the word nonzero takes the slow way
+ * and looks under the lock (Note [Retry wake-up]); so does one that finds the
+ * lock held on an empty list, which costs it a look and nothing more.  The
+ * fields are plain in the public header, and every access here is atomic,
+ * through these two. */
+static inline _Atomic lwc_word_t *lwc_pvar_value_word(lwc_pvar_t *pv)
+{
+    return (_Atomic lwc_word_t *)&pv->value;
+}
+
+static inline _Atomic uintptr_t *lwc_pvar_waiter_word(lwc_pvar_t *pv)
+{
+    return (_Atomic uintptr_t *)&pv->waiters;
+}
+
+#define LWC_PVAR_LOCKED ((uintptr_t)1)
 
 /* Note [Retry wake-up] in ptm.c.  A waiter is an OS thread asleep in a retry
  * (scont NULL) or an SCont blocked in one; each PVar it read lists one node. */
@@ -157,7 +169,7 @@ extern struct lwc_commit lwc_commit;
 
 static inline uint64_t lwc_bloom_bit(const lwc_pvar_t *pv)
 {
-    return (uint64_t)1 << (((uintptr_t)pv >> 5) & 63);
+    return (uint64_t)1 << (((uintptr_t)pv >> 4) & 63);
 }
 
 /* Read and write inside a running transaction.  The fast paths are inline and
@@ -171,10 +183,10 @@ void lwc_tx_write_slow(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v);
 static inline lwc_word_t lwc_tx_read(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
     if (__builtin_expect(tx->h.in_place, 1))
-        return atomic_load_explicit(&pv->value, memory_order_acquire);
+        return atomic_load_explicit(lwc_pvar_value_word(pv), memory_order_acquire);
     if (__builtin_expect(!(tx->bloom & lwc_bloom_bit(pv)), 1)) {
         /* Note [Opacity] in ptm.c: the value, then the sequence. */
-        lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
+        lwc_word_t v = atomic_load_explicit(lwc_pvar_value_word(pv), memory_order_acquire);
         if (__builtin_expect(tx->nreads < tx->cap_reads &&
                              atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed) ==
                              tx->snapshot, 1)) {
@@ -208,11 +220,9 @@ static inline void lwc_tx_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v)
  * (its own status), and for hints that a transaction then checks. */
 static inline lwc_word_t lwc_pvar_load(lwc_pvar_t *pv)
 {
-    return atomic_load_explicit(&pv->value, memory_order_acquire);
+    return atomic_load_explicit(lwc_pvar_value_word(pv), memory_order_acquire);
 }
 
-/* Initialise a PVar that lives inside another object (SCont status ...). */
-void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init);
 
 void lwc_tx_init(lwc_tx_t *tx);
 void lwc_tx_destroy(lwc_tx_t *tx);
@@ -256,8 +266,13 @@ void lwc_retry_interrupt(struct lwc_thread *t);
 void lwc_retry_nudge(struct lwc_thread *t);
 /* The commit sequence once nothing publishes and nobody holds the bias. */
 uint64_t lwc_ptm_quiet_seq(void);
-/* Guard a PVar's waiter list (the detector walks it). */
+/* Guard a PVar's waiter list (the detector walks it), and its first node. */
 void lwc_pvar_wlock(lwc_pvar_t *pv);
 void lwc_pvar_wunlock(lwc_pvar_t *pv);
+static inline struct retry_node *lwc_pvar_first_waiter(lwc_pvar_t *pv)
+{
+    uintptr_t w = atomic_load_explicit(lwc_pvar_waiter_word(pv), memory_order_relaxed);
+    return (struct retry_node *)(w & ~LWC_PVAR_LOCKED);
+}
 
 #endif

@@ -265,9 +265,8 @@ void lwc_ptm_thread_gone(const struct lwc_thread *t)
 
 void lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init)
 {
-    atomic_init(&pv->value, init);
-    atomic_init(&pv->waiters, NULL);
-    atomic_init(&pv->wlock, 0);
+    atomic_init(lwc_pvar_value_word(pv), init);
+    atomic_init(lwc_pvar_waiter_word(pv), 0);
 }
 
 lwc_pvar_t *lwc_pvar_new(lwc_word_t init)
@@ -278,16 +277,23 @@ lwc_pvar_t *lwc_pvar_new(lwc_word_t init)
     return pv;
 }
 
-/* Each PVar's wlock guards its waiter list. */
+/* The low bit of a PVar's waiter word guards its list: Note [PVar layout]. */
 static void wlock(lwc_pvar_t *pv)
 {
-    for (unsigned i = 0; atomic_exchange_explicit(&pv->wlock, 1, memory_order_acquire); i++)
+    for (unsigned i = 0; atomic_fetch_or_explicit(lwc_pvar_waiter_word(pv), LWC_PVAR_LOCKED,
+                                                  memory_order_acquire) & LWC_PVAR_LOCKED; i++)
         lwc_spin_step(i);
 }
 
 static void wunlock(lwc_pvar_t *pv)
 {
-    atomic_store_explicit(&pv->wlock, 0, memory_order_release);
+    atomic_fetch_and_explicit(lwc_pvar_waiter_word(pv), ~LWC_PVAR_LOCKED, memory_order_release);
+}
+
+/* The list's first node; the lock held. */
+static void set_first_waiter(lwc_pvar_t *pv, struct retry_node *n, memory_order mo)
+{
+    atomic_store_explicit(lwc_pvar_waiter_word(pv), (uintptr_t)n | LWC_PVAR_LOCKED, mo);
 }
 
 void lwc_pvar_wlock(lwc_pvar_t *pv)   { wlock(pv); }
@@ -318,13 +324,21 @@ void lwc_pvar_free(lwc_pvar_t *pv)
     lwc_pvar_release(pv);
 }
 
+void lwc_pvar_fini(lwc_pvar_t *pv)
+{
+    if (!pv)
+        return;
+    wlock(pv);
+    wunlock(pv);
+}
+
 /* Note [In-place transactions]: a value is committed once the epoch that was
  * even before it was loaded is the same after. */
 lwc_word_t lwc_pvar_peek(lwc_pvar_t *pv)
 {
     for (unsigned i = 0;; i++) {
         uint64_t e = atomic_load_explicit(&lwc_commit.epoch, memory_order_acquire);
-        lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
+        lwc_word_t v = atomic_load_explicit(lwc_pvar_value_word(pv), memory_order_acquire);
         if (!(e & 1) && atomic_load_explicit(&lwc_commit.epoch, memory_order_relaxed) == e)
             return v;
         struct lwc_thread *t = lwc_thread_peek();
@@ -421,7 +435,7 @@ static bool reads_current(const struct tx_read *reads, unsigned n, uint64_t *at)
     for (;;) {
         uint64_t s = stable_seq();
         unsigned i = 0;
-        while (i < n && atomic_load_explicit(&reads[i].pv->value, memory_order_acquire) ==
+        while (i < n && atomic_load_explicit(lwc_pvar_value_word(reads[i].pv), memory_order_acquire) ==
                         reads[i].val)
             i++;
         if (i < n)
@@ -517,7 +531,7 @@ static void undo_make_room(lwc_tx_t *tx)
 static void undo(lwc_tx_t *tx)
 {
     for (unsigned i = tx->h.nwrites; i-- > 0;)
-        atomic_store_explicit(&tx->h.writes[i].pv->value, tx->h.writes[i].val,
+        atomic_store_explicit(lwc_pvar_value_word(tx->h.writes[i].pv), tx->h.writes[i].val,
                               memory_order_relaxed);
     tx->h.nwrites = 0;
 }
@@ -533,7 +547,7 @@ lwc_word_t lwc_tx_read_slow(lwc_tx_t *tx, lwc_pvar_t *pv)
     if (w)
         return w->val;
     for (;;) {
-        lwc_word_t v = atomic_load_explicit(&pv->value, memory_order_acquire);
+        lwc_word_t v = atomic_load_explicit(lwc_pvar_value_word(pv), memory_order_acquire);
         if (atomic_load_explicit(&lwc_commit.seq, memory_order_relaxed) == tx->snapshot) {
             if (tx->nreads == tx->cap_reads)
                 tx->reads = grow(tx, tx->reads, tx->inline_reads, &tx->cap_reads,
@@ -659,8 +673,7 @@ static void queue_wake(struct lwc_thread *t, lwc_scont_t *s, uint32_t epoch)
  * in publish (Note [Freeing a PVar]): fire every waiter on pv. */
 static void pvar_fire(struct lwc_thread *t, lwc_pvar_t *pv)
 {
-    for (struct retry_node *n = atomic_load_explicit(&pv->waiters, memory_order_relaxed);
-         n; n = n->next) {
+    for (struct retry_node *n = lwc_pvar_first_waiter(pv); n; n = n->next) {
         struct retry_waiter *w = n->w;
         uint32_t old = atomic_exchange(&w->state, W_FIRED);
         if (old == W_FIRED)
@@ -679,12 +692,12 @@ static void waiter_register(struct retry_node *nodes, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         lwc_pvar_t *pv = nodes[i].pv;
         wlock(pv);
-        struct retry_node *head = atomic_load_explicit(&pv->waiters, memory_order_relaxed);
+        struct retry_node *head = lwc_pvar_first_waiter(pv);
         nodes[i].prev = NULL;
         nodes[i].next = head;
         if (head)
             head->prev = &nodes[i];
-        atomic_store(&pv->waiters, &nodes[i]);      /* seq_cst: Note [Retry wake-up] */
+        set_first_waiter(pv, &nodes[i], memory_order_seq_cst);     /* Note [Retry wake-up] */
         wunlock(pv);
     }
 }
@@ -697,7 +710,7 @@ static void waiter_unregister(struct retry_node *nodes, unsigned n)
         if (nodes[i].prev)
             nodes[i].prev->next = nodes[i].next;
         else
-            atomic_store_explicit(&pv->waiters, nodes[i].next, memory_order_relaxed);
+            set_first_waiter(pv, nodes[i].next, memory_order_relaxed);
         if (nodes[i].next)
             nodes[i].next->prev = nodes[i].prev;
         wunlock(pv);
@@ -893,12 +906,12 @@ static __attribute__((noinline)) unsigned publish_waited(lwc_tx_t *tx, unsigned 
     unsigned nfire = 0;
     for (; i < tx->h.nwrites; i++) {
         struct lwc_tx_write w = tx->h.writes[i];
-        if (atomic_load(&w.pv->waiters) != NULL) {      /* seq_cst: Note [Retry wake-up] */
+        if (atomic_load(lwc_pvar_waiter_word(w.pv)) != 0) {      /* seq_cst: Note [Retry wake-up] */
             wlock(w.pv);
             tx->h.writes[i] = tx->h.writes[nfire];
             tx->h.writes[nfire++] = w;
         }
-        atomic_store_explicit(&w.pv->value, w.val, memory_order_release);
+        atomic_store_explicit(lwc_pvar_value_word(w.pv), w.val, memory_order_release);
     }
     return nfire;
 }
@@ -911,7 +924,7 @@ static __attribute__((noinline)) unsigned in_place_waited(lwc_tx_t *tx)
     unsigned nfire = 0;
     for (unsigned i = 0; i < tx->h.nwrites; i++) {
         struct lwc_tx_write w = tx->h.writes[i];
-        if (atomic_load(&w.pv->waiters) == NULL)        /* seq_cst: Note [Retry wake-up] */
+        if (atomic_load(lwc_pvar_waiter_word(w.pv)) == 0)        /* seq_cst: Note [Retry wake-up] */
             continue;
         unsigned j = 0;
         while (j < nfire && tx->h.writes[j].pv != w.pv)
@@ -963,9 +976,9 @@ static inline unsigned publish(lwc_tx_t *tx)
     raise_switching_out(tx);
     const struct lwc_tx_write *w = tx->h.writes, *end = w + tx->h.nwrites;
     for (; w < end; w++) {
-        if (__builtin_expect(atomic_load(&w->pv->waiters) != NULL, 0))  /* seq_cst: Note [Retry wake-up] */
+        if (__builtin_expect(atomic_load(lwc_pvar_waiter_word(w->pv)) != 0, 0))  /* seq_cst: Note [Retry wake-up] */
             return publish_waited(tx, (unsigned)(w - tx->h.writes));
-        atomic_store_explicit(&w->pv->value, w->val, memory_order_release);
+        atomic_store_explicit(lwc_pvar_value_word(w->pv), w->val, memory_order_release);
     }
     return 0;
 }
@@ -1065,9 +1078,7 @@ static __attribute__((noinline)) void stash_defers(struct lwc_thread *t, lwc_tx_
  * apart.  Under the sanitizers, which must see the
  * frames go, and with ucontext, lwc_tx_call is C with a setjmp. */
 _Static_assert(offsetof(struct lwc_tx, h) == 0, "<lwc/ptm.h>: the head comes first");
-_Static_assert(offsetof(struct lwc_pvar, value) == offsetof(struct lwc_pvar_head, value) &&
-               offsetof(struct lwc_pvar, waiters) == offsetof(struct lwc_pvar_head, waiters),
-               "<lwc/ptm.h>: a PVar begins as its head says");
+_Static_assert(sizeof(struct lwc_pvar) == 2 * sizeof(void *), "Note [PVar layout]");
 #if LWC_TX_ASM
 _Static_assert(offsetof(struct lwc_tx, jb) == LWC_TX_JB_OFFSET, "ptm/tx_*.S: where the buffer is");
 #else

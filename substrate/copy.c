@@ -177,7 +177,7 @@ static bool saved_room(lwc_scont_t *s, size_t n)
 {
     if (n <= s->saved_cap)
         return true;
-    size_t cap = (n + 63) & ~(size_t)63;
+    size_t cap = (n + 15) & ~(size_t)15;    /* what malloc would round it to */
     char *p = realloc(s->saved, cap);
     if (!p)
         return false;

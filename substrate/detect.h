@@ -40,7 +40,11 @@ struct item { uint8_t kind; void *p; };
 
 /* A runnable SCont and the env of its scheduler: Note [Orphans] in
  * detect_wake.c. */
-struct env_ref { uintptr_t env; uint32_t index; bool live; };
+struct env_ref { uintptr_t env; uint32_t index; bool live; };     /* env first */
+
+/* An SCont blocked in a retry that read the PVar at pv: Note [PVars inside
+ * other memory] in detect_mark.c. */
+struct retry_edge { uintptr_t pv; uint32_t index; };     /* pv first: first_at_least */
 
 /* Memory scanned as a root: the program's static data, plain threads' stacks. */
 struct range { uintptr_t lo, hi; };
@@ -58,6 +62,8 @@ struct pass {
     size_t       nwork, cap_work;
     struct lwc_tx_write *overlay;   /* the writes of blocking switches that idle */
     size_t       noverlay, cap_overlay;
+    struct retry_edge *edges;   /* sorted by pv */
+    size_t       nedges, cap_edges;
     struct env_ref *envs;       /* sorted by env: Note [Orphans] */
     size_t       nenv, cap_env;
     uintptr_t    env_lo, env_hi;    /* no env lies outside */
@@ -125,6 +131,7 @@ bool lwc_gc_cap_upcalls(struct lwc_cap *cap, lwc_upcalls_t *u);
 void lwc_gc_gather_sconts(struct pass *ps);
 void lwc_gc_gather_overlay(struct pass *ps);
 void lwc_gc_sort_envs(struct pass *ps);
+void lwc_gc_sort_edges(struct pass *ps);
 void lwc_gc_envs_inside_roots(struct pass *ps);
 void lwc_gc_find_stranded(struct pass *ps);
 void lwc_gc_scan_thread_stack(struct pass *ps, const void *lo, const void *hi);

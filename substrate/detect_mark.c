@@ -135,9 +135,10 @@ void lwc_gc_filter_add(struct pass *ps, uintptr_t lo, uintptr_t hi)
     }
 }
 
-static void filter_pvar(void *arg, const void *p)
+static void filter_pvar(void *arg, const void *p, size_t n)
 {
     struct pass *ps = arg;
+    (void)n;
     uintptr_t a = (uintptr_t)p;
     lwc_gc_filter_add(ps, a, a + sizeof(lwc_pvar_t));
     if (a < ps->min)
@@ -202,18 +203,26 @@ void lwc_gc_mark_sc(struct pass *ps, size_t i)
     push(ps, OBJ_SCONT, &ps->sc[i]);
 }
 
-/* The first of the runnable SConts whose scheduler's env is env, or nenv. */
-static size_t env_find(const struct pass *ps, uintptr_t env)
+/* The first of n records, sorted by a key that is their first word, whose
+ * key is at least key (n if none). */
+static size_t first_at_least(const void *records, size_t n, size_t size, uintptr_t key)
 {
-    size_t lo = 0, hi = ps->nenv;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (ps->envs[mid].env < env)
+        if (*(const uintptr_t *)((const char *)records + mid * size) < key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < ps->nenv && ps->envs[lo].env == env ? lo : ps->nenv;
+    return lo;
+}
+
+/* The first of the runnable SConts whose scheduler's env is env, or nenv. */
+static size_t env_find(const struct pass *ps, uintptr_t env)
+{
+    size_t k = first_at_least(ps->envs, ps->nenv, sizeof *ps->envs, env);
+    return k < ps->nenv && ps->envs[k].env == env ? k : ps->nenv;
 }
 
 /* The scheduler whose env is env can still run its threads: mark them. */
@@ -264,6 +273,28 @@ void lwc_gc_resolve(struct pass *ps, uintptr_t w)
     }
 }
 
+/* Note [PVars inside other memory]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A PVar that lwc_pvar_new made is known by its address (Note [Slabs]
+ * in traced.c), and a word pointing at it leads to its value and to the
+ * SConts retrying on it (visit_pvar).  One that lives inside other memory
+ * (lwc_pvar_init: an MVar's, a scheduler node's, an SCont's own) is not: a
+ * word pointing at it leads to the memory around it, whose scan reads the
+ * value like any other word.  What that scan cannot read is who retries on
+ * it, for the retry nodes live in malloc'd memory.  So the pass turns the
+ * retry nodes of every SCont blocked in a retry into edges, sorted by the
+ * PVar's address, and every scan of a range marks the SConts whose PVars lie
+ * in it: whatever reaches the memory reaches the PVar, and a write to it
+ * would wake them. */
+static void mark_retrying_in(struct pass *ps, uintptr_t lo, uintptr_t hi)
+{
+    size_t a = first_at_least(ps->edges, ps->nedges, sizeof *ps->edges, lo);
+    for (; a < ps->nedges && ps->edges[a].pv < hi; a++) {
+        ps->region_word = ps->edges[a].pv;          /* for LWC_GC_DEBUG */
+        lwc_gc_mark_sc(ps, ps->edges[a].index);
+    }
+}
+
 /* Every aligned word of [lo, hi).  The words are whatever the memory holds:
  * uninitialised stack slots, and words other threads write, so the sanitizers
  * and memcheck are told not to mind. */
@@ -280,6 +311,8 @@ void lwc_gc_scan_as(struct pass *ps, const void *lo, const void *hi,
         ps->region_at = (const void *)p;
         lwc_gc_resolve(ps, w);
     }
+    if (ps->nedges)
+        mark_retrying_in(ps, (uintptr_t)lo, (uintptr_t)hi);
 }
 
 void lwc_gc_scan(struct pass *ps, const void *lo, const void *hi)
@@ -305,7 +338,7 @@ static lwc_word_t pvar_value(struct pass *ps, lwc_pvar_t *pv)
 static void pvar_waiters(struct pass *ps, lwc_pvar_t *pv)
 {
     lwc_pvar_wlock(pv);
-    for (struct retry_node *n = atomic_load(&pv->waiters); n; n = n->next)
+    for (struct retry_node *n = lwc_pvar_first_waiter(pv); n; n = n->next)
         if (n->w->scont)
             lwc_gc_resolve(ps, (uintptr_t)n->w->scont);
     lwc_pvar_wunlock(pv);
@@ -419,6 +452,7 @@ void lwc_gc_mark(struct pass *ps)
     }
     lwc_traced_each_pvar(filter_pvar, ps);
     lwc_gc_sort_envs(ps);
+    lwc_gc_sort_edges(ps);
     ps->region = "running";
     ps->region_scont = NULL;
     for (size_t i = 0; i < ps->nsc; i++) {

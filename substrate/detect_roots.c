@@ -111,6 +111,7 @@ void lwc_gc_pass_free(struct pass *ps)
     free(ps->work);
     free(ps->overlay);
     free(ps->envs);
+    free(ps->edges);
     free(ps->root_mem);
     memset(ps, 0, sizeof *ps);
 }
@@ -174,10 +175,36 @@ static bool add_env_ref(struct pass *ps, lwc_scont_t *s)
 }
 
 /* What each SCont is, as the pass sees it. */
+/* The SCont being gathered, ps->nsc, retries on nodes' PVars. */
+static void add_retry_edges(struct pass *ps, const struct retry_node *nodes, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct retry_edge *e = lwc_gc_grow(ps->edges, &ps->cap_edges, ps->nedges + 1, sizeof *e,
+                                           &ps->nomem);
+        if (!e)
+            return;
+        ps->edges = e;
+        e[ps->nedges++] = (struct retry_edge){ (uintptr_t)nodes[i].pv, (uint32_t)ps->nsc };
+    }
+}
+
+static int edge_cmp(const void *a, const void *b)
+{
+    uintptr_t x = ((const struct retry_edge *)a)->pv, y = ((const struct retry_edge *)b)->pv;
+    return x < y ? -1 : x > y;
+}
+
+void lwc_gc_sort_edges(struct pass *ps)
+{
+    if (ps->nedges > 1)
+        qsort(ps->edges, ps->nedges, sizeof *ps->edges, edge_cmp);
+}
+
 void lwc_gc_gather_sconts(struct pass *ps)
 {
     pthread_mutex_lock(&lwc_rt.lock);
-    for (lwc_scont_t *s = lwc_rt.scont_made; s && !ps->nomem; s = s->made_next) {
+    for (struct scont_batch *b = lwc_rt.scont_batches; b && !ps->nomem; b = b->next)
+    for (lwc_scont_t *s = b->s; s < b->s + b->used && !ps->nomem; s++) {
         /* Completed (its stack given back), or not yet run: Note [Stacks on
          * first run] in scont.c.  The record is all there is to scan.  A
          * copy SCont's frames are on the shared stack only while it owns
@@ -217,6 +244,8 @@ void lwc_gc_gather_sconts(struct pass *ps)
         else if (c->st == LWC_BLOCKED_ON_CONCDS && s->retry_nodes && !c->idle_waiter &&
                  atomic_load(&s->retry_nodes[0].w->state) == W_FIRED)
             c->root = true;                         /* woken, the wake-up in flight */
+        else if (c->st == LWC_BLOCKED_ON_CONCDS && s->retry_nodes && !c->idle_waiter)
+            add_retry_edges(ps, s->retry_nodes, s->retry_nnodes);
         lwc_gc_add_obj(ps, (uintptr_t)s, (uintptr_t)(s + 1), OBJ_SCONT, (uint32_t)ps->nsc);
         /* Below sp lie only dead frames: a word pointing there refers to
          * nothing (and under valgrind, where stacks sit low, an integer

@@ -29,10 +29,12 @@ struct lwc_stack {
 
 int  lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind);
 /* Note [Stacks on first run] in scont.c: a stack as an SCont asks for it,
- * in one word, and st made one (kept if it is one already, else given back
- * and replaced). */
-size_t lwc_stack_wanted(size_t size, lwc_stack_kind_t kind);
-int  lwc_stack_refit(struct lwc_stack *st, size_t wanted);
+ * in 32 bits (the mapping's size in 4 KiB units, and the kind; 0 if it is
+ * too big to say so), its size, and st made one (kept if it is one already,
+ * else given back and replaced). */
+uint32_t lwc_stack_wanted(size_t size, lwc_stack_kind_t kind);
+size_t lwc_stack_wanted_size(uint32_t wanted);
+int  lwc_stack_refit(struct lwc_stack *st, uint32_t wanted);
 void lwc_stack_put(struct lwc_stack *st);
 void lwc_stack_pool_drain(void);
 void lwc_stack_cache_flush(struct lwc_thread *t);
@@ -77,6 +79,42 @@ static inline size_t lwc_stack_usable(const struct lwc_stack *st) { return st->m
  * Anything else that resumes an SCont blocked in a retry must first move
  * retry_pv off 2*epoch+1, or a late waker could unblock it from a later wait. */
 
+/* Note [What a blocked thread costs]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * What a thread blocked in lwc_mvar_take, on an MVar of its own, costs on
+ * rr (64-bit, no sanitizers), every byte, beside its frames (issue 18 asked
+ * for 512 at most):
+ *
+ *   its SCont, this struct, made SCONT_BATCH at a time (no malloc
+ *   header or slack of its own: Note [Type-stable SConts] in scont.c)   256
+ *     ctx 8; status, retry_pv, pending, interrupt, PVars of 16: 64;
+ *     switching_out, masked 8; up, local, id 24; fn (free_next), arg,
+ *     name, bound, retry_nodes 40; retry_epoch, retry_nnodes, refs,
+ *     stack_wanted 16; exit_point, wait_what, wait_obj 24; host_waits,
+ *     deadlocked 8; stack 32; home, saved 16; saved_len, saved_cap,
+ *     saved_base 12; four flags 4
+ *   its scheduler node (struct sched_thread, schedulers/common/thread.h),
+ *   a 64-byte lwc_alloc slot (Note [Slabs] in traced.c)                  64
+ *     next PVar 16; sched, s, fn, arg 32; round 4 and 4 of padding;
+ *     waker 8
+ *   the MVar (schedulers/mvar/mvar.c), an 80-byte slot                   80
+ *     five PVars: state (full, and the generation), value, head, tail,
+ *     readers
+ *   its waiter node (struct waiter, mvar.c), a 64-byte slot              64
+ *     next, value, served PVars 48; who, wait 16
+ *                                                                       ---
+ *                                                                       464
+ *
+ * The PVars live inside the objects (lwc_pvar_init; Note [PVars inside
+ * other memory] in detect_mark.c): separate ones cost a pointer each beside
+ * the PVar, 14 of them per thread.  Beyond the 464: each node's slot in its
+ * pool's free array (8 bytes, three pools: schedulers/common/pool.h), the
+ * slabs' bitmaps (a bit per 16 bytes), and the frames.  A copy SCont
+ * (LWC_STACK_COPY) keeps the used part of its stack, 528 bytes for this
+ * taker on x86-64, in a malloc chunk of 544; one with a stack of its own
+ * keeps the pages it touched, one at least, 4 KiB.  So a million such
+ * threads take 1040 bytes each with copy stacks (992 MiB peak RSS, the
+ * program in tools/threads.c) and more than 4 KiB each with the default. */
 struct lwc_scont {
     lwc_ctx_t        ctx;
     lwc_pvar_t       status;          /* Note [Status word]: status and wait token */
@@ -87,19 +125,19 @@ struct lwc_scont {
     _Atomic(const lwc_upcalls_t *) up; /* Note [Upcall records] in scont.c */
     _Atomic(void *)  local;
     _Atomic uint64_t id;              /* a reused struct gets a new one: a resume token */
-    void           (*fn)(void *);
+    union {
+        void       (*fn)(void *);     /* while alive */
+        struct lwc_scont *free_next;  /* in a free list: Note [Type-stable SConts] */
+    };
     void            *arg;
     char            *name;
     struct lwc_thread *bound;         /* the OS thread it must run on, or NULL */
-    bool             bound_own;       /* created by new_bound: bound for life */
-    bool             completed;       /* set by its last switch, read when landing */
-    bool             release_on_complete; /* its switch_to_next failed it once */
-    bool             alive;           /* created and not freed: lwc_shutdown frees it
-                                       * (Note [Type-stable SConts] in scont.c) */
-    uint32_t         retry_epoch;
     struct retry_node *retry_nodes;   /* registered while blocked in a retry */
+    uint32_t         retry_epoch;
     unsigned         retry_nnodes;
     _Atomic int      refs;
+    _Atomic uint32_t stack_wanted;    /* until its first run: Note [Stacks on first
+                                       * run] in scont.c */
     /* Note [Delivering errors] in exception.c */
     lwc_pvar_t       pending;         /* an error thrown at it, not yet delivered */
     lwc_pvar_t       interrupt;       /* the error that woke it from a wait */
@@ -109,22 +147,36 @@ struct lwc_scont {
     const void      *wait_obj;
     _Atomic int      host_waits;      /* lwc_host_wait_begin: woken by a deadlock */
     _Atomic int      deadlocked;      /* ... and it was */
-    struct lwc_stack stack;           /* none (map NULL) until it first runs: */
-    _Atomic size_t   stack_wanted;    /* ... Note [Stacks on first run] in scont.c */
+    struct lwc_stack stack;           /* none (map NULL) until it first runs */
     /* LWC_STACK_COPY, which never has a stack of its own: Note [Copy stacks] in copy.c */
     _Atomic(struct lwc_cap *) home;   /* its capability, from its first run; else NULL */
     char            *saved;           /* its frames while another's use the shared stack */
     uint32_t         saved_len, saved_cap;
     uint32_t         saved_base;      /* its depth where its last switch's transaction began */
-    /* Note [Type-stable SConts] in scont.c */
-    struct lwc_scont *free_next;      /* in a free list, when not alive */
-    struct lwc_scont *made_next;      /* every struct ever made */
+    bool             bound_own;       /* created by new_bound: bound for life */
+    bool             completed;       /* set by its last switch, read when landing */
+    bool             release_on_complete; /* its switch_to_next failed it once */
+    bool             alive;           /* created and not freed: lwc_shutdown frees it
+                                       * (Note [Type-stable SConts] in scont.c) */
 #if LWC_ASAN
     void            *asan_fake_stack;
 #endif
 #if LWC_TSAN
     void            *tsan_fiber;
 #endif
+};
+
+#if UINTPTR_MAX == UINT64_MAX && !LWC_CONTEXT_UCONTEXT && !LWC_ASAN && !LWC_TSAN
+_Static_assert(sizeof(struct lwc_scont) == 256, "Note [What a blocked thread costs]");
+#endif
+
+/* SCont structs are made in batches: Note [Type-stable SConts] in scont.c. */
+#define SCONT_BATCH 64
+
+struct scont_batch {
+    struct scont_batch *next;
+    unsigned            used;       /* handed out; the rest are zero */
+    lwc_scont_t         s[SCONT_BATCH];
 };
 
 /* Note [Status word]
@@ -354,7 +406,7 @@ struct lwc_runtime {
     struct lwc_cap    *caps;
     pthread_mutex_t    lock;        /* threads list, SCont structs */
     struct lwc_thread *threads;
-    lwc_scont_t       *scont_made;     /* Note [Type-stable SConts] */
+    struct scont_batch *scont_batches; /* Note [Type-stable SConts] */
     struct lwc_thread *foreign;        /* plain OS threads with a record */
     struct lwc_depot   scont_depot;    /* free SCont structs */
 };
@@ -461,8 +513,8 @@ bool lwc_traced_is_pvar(const void *p);
 void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void *arg);
 void lwc_traced_each_pin(void (*fn)(void *arg, const void *p), void *arg);
 size_t lwc_traced_npins(void);
-void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p), void *arg);
-/* Room for a PVar the detector knows for one, and back (Note [PVar slabs]
+void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p, size_t n), void *arg);
+/* Room for a PVar the detector knows for one, and back (Note [Slabs]
  * in traced.c). */
 lwc_pvar_t *lwc_pvar_alloc(void);
 bool lwc_pvar_known(const lwc_pvar_t *pv);   /* made by lwc_pvar_new, not freed */

@@ -44,21 +44,31 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
  * it queued for (lwc_unblock_waiter, Note [Waiter nodes] in
  * schedulers/mvar/mvar.c).
  *
- * Every struct ever made is on the `made_next` chain, pushed once when it is
- * calloc'd, and `alive` marks those in use: lwc_shutdown walks the chain to
- * free the live ones, and the exit destructor frees them all.  So creating and
- * freeing an SCont touches no shared list.  Free structs wait in a cache per
- * OS thread in front of lwc_rt.scont_depot (cache.h). */
+ * Structs are made SCONT_BATCH at a time, in batches on one list
+ * (lwc_rt.scont_batches), and `alive` marks those in use: lwc_shutdown and
+ * the detector walk the batches (lwc_scont_each_made), and the exit
+ * destructor frees them all.  A batch costs no malloc header and no link per
+ * struct, which is 16 of the bytes a blocked thread costs (Note [What a
+ * blocked thread costs] in internal.h).  Creating and freeing an SCont touches
+ * no shared list: free structs wait in a cache per OS thread in front of
+ * lwc_rt.scont_depot (cache.h), and only a struct never used before takes
+ * lwc_rt.lock. */
 #define SCONT_LINK offsetof(struct lwc_scont, free_next)
 
 static lwc_scont_t *scont_make(void)
 {
-    lwc_scont_t *s = calloc(1, sizeof *s + LWC_MALLOC_SLACK);    /* Note [Allocator slack] */
-    if (!s)
-        return NULL;
+    lwc_scont_t *s = NULL;
     pthread_mutex_lock(&lwc_rt.lock);
-    s->made_next = lwc_rt.scont_made;
-    lwc_rt.scont_made = s;
+    struct scont_batch *b = lwc_rt.scont_batches;
+    if (!b || b->used == SCONT_BATCH) {
+        b = calloc(1, sizeof *b + LWC_MALLOC_SLACK);       /* Note [Allocator slack] */
+        if (b) {
+            b->next = lwc_rt.scont_batches;
+            lwc_rt.scont_batches = b;
+        }
+    }
+    if (b)
+        s = &b->s[b->used++];
     pthread_mutex_unlock(&lwc_rt.lock);
     return s;
 }
@@ -77,7 +87,7 @@ static lwc_scont_t *scont_alloc(void)
     lwc_scont_t *s = lwc_cache_take(t ? &t->scont_cache : NULL, &lwc_rt.scont_depot, SCONT_LINK);
     if (!s)
         return scont_make();
-    atomic_store_explicit(&s->retry_pv.value, 0, memory_order_relaxed);
+    atomic_store_explicit(lwc_pvar_value_word(&s->retry_pv), 0, memory_order_relaxed);
     atomic_store_explicit(&s->switching_out, 0, memory_order_relaxed);
     atomic_store_explicit(&s->local, NULL, memory_order_relaxed);
     s->name = NULL;
@@ -94,7 +104,6 @@ static lwc_scont_t *scont_alloc(void)
     s->retry_epoch = 0;
     lwc_stack_move(&s->stack, &(struct lwc_stack){ 0 });    /* none: it has not run */
     atomic_store_explicit(&s->home, NULL, memory_order_relaxed);
-    s->free_next = NULL;
     return s;
 }
 
@@ -122,7 +131,8 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         else if (size > lwc_copy_stack_size())
             kind = LWC_STACK_DEFAULT;   /* refused below */
     }
-    if (!fn || !atomic_load(&lwc_rt.up) || (unsigned)kind - LWC_STACK_GUARDED > 2) {
+    uint32_t wanted = lwc_stack_wanted(size, kind);
+    if (!fn || !atomic_load(&lwc_rt.up) || (unsigned)kind - LWC_STACK_GUARDED > 2 || !wanted) {
         errno = EINVAL;
         return NULL;
     }
@@ -139,11 +149,11 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
         goto nomem;
     if (attr && attr->name && !(s->name = strdup(attr->name)))
         goto nomem;
-    atomic_store_explicit(&s->stack_wanted, lwc_stack_wanted(size, kind),  /* Note [Stacks */
-                          memory_order_relaxed);                           /* on first run] */
+    atomic_store_explicit(&s->stack_wanted, wanted, memory_order_relaxed); /* Note [Stacks on
+                                                                            * first run] */
     /* Note [Status word]: the token moves on, so no waiter recorded in an
      * earlier life of the struct matches this one. */
-    lwc_word_t w = atomic_load_explicit(&s->status.value, memory_order_relaxed);
+    lwc_word_t w = atomic_load_explicit(lwc_pvar_value_word(&s->status), memory_order_relaxed);
     lwc_pvar_init(&s->status, with_status(w + (1u << STATUS_BITS), LWC_BLOCKED_ON_SCHED));
     lwc_pvar_init(&s->retry_pv, 0);
     lwc_pvar_init(&s->pending, 0);
@@ -226,13 +236,15 @@ void lwc_scont_release(lwc_scont_t *s)
 /* Called by lwc_shutdown once every runtime thread has stopped. */
 void lwc_scont_free_all(void)
 {
-    for (lwc_scont_t *s = lwc_rt.scont_made; s; s = s->made_next) {
-        if (!s->alive)
-            continue;
-        if (s->retry_nodes)
-            lwc_retry_forget(s->retry_nodes, s->retry_nnodes);
-        scont_free(s);
-    }
+    for (struct scont_batch *b = lwc_rt.scont_batches; b; b = b->next)
+        for (unsigned i = 0; i < b->used; i++) {
+            lwc_scont_t *s = &b->s[i];
+            if (!s->alive)
+                continue;
+            if (s->retry_nodes)
+                lwc_retry_forget(s->retry_nodes, s->retry_nnodes);
+            scont_free(s);
+        }
 }
 
 /* The structs themselves outlive the runtime (Note [Type-stable SConts]): a
@@ -240,15 +252,16 @@ void lwc_scont_free_all(void)
  * the MVar that thread is gone.  They go back to malloc at exit only. */
 __attribute__((destructor)) static void scont_pool_drain(void)
 {
-    for (lwc_scont_t *s = lwc_rt.scont_made, *next; s; s = next) {
-        next = s->made_next;
-        if (s->alive) {                 /* never freed: the runtime was not shut down */
-            free(s->name);
-            free(s->saved);
-        }
-        free(s);
+    for (struct scont_batch *b = lwc_rt.scont_batches, *next; b; b = next) {
+        next = b->next;
+        for (unsigned i = 0; i < b->used; i++)
+            if (b->s[i].alive) {        /* never freed: the runtime was not shut down */
+                free(b->s[i].name);
+                free(b->s[i].saved);
+            }
+        free(b);
     }
-    lwc_rt.scont_made = NULL;
+    lwc_rt.scont_batches = NULL;
     lwc_rt.scont_depot.head = NULL;
     lwc_rt.scont_depot.n = 0;
 }
@@ -474,14 +487,14 @@ __attribute__((noinline, cold))
 void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap)
 {
     struct lwc_thread *t = tx_thread(tx);
-    size_t wanted = atomic_load_explicit(&s->stack_wanted, memory_order_relaxed);
+    uint32_t wanted = atomic_load_explicit(&s->stack_wanted, memory_order_relaxed);
     if ((wanted & 3) == LWC_STACK_COPY) {              /* Note [Copy stacks] in copy.c */
         /* A doomed body may read a struct being reused: atomic. */
         if (!__atomic_load_n(&s->bound, __ATOMIC_RELAXED)) {
             lwc_copy_claim(tx, s, cap ? cap : t->cap);
             return;
         }
-        wanted = lwc_stack_wanted(wanted & ~(size_t)3, LWC_STACK_GUARDED);   /* lwc_eval'd */
+        wanted = lwc_stack_wanted(lwc_stack_wanted_size(wanted), LWC_STACK_GUARDED); /* lwc_eval'd */
     }
     if (lwc_stack_refit(&t->spare_stack, wanted) != LWC_OK)
         lwc_tx_abort(tx, LWC_ENOMEM);

@@ -377,16 +377,26 @@ static size_t round_to_pages(size_t size)
  * bytes, so the kind's two bits are free). */
 _Static_assert(LWC_STACK_COPY < 4, "a kind fits the two low bits of a wanted word");
 
-size_t lwc_stack_wanted(size_t size, lwc_stack_kind_t kind)
+#define WANTED_UNIT 4096         /* a page divides every mapping's size */
+
+uint32_t lwc_stack_wanted(size_t size, lwc_stack_kind_t kind)
 {
     size_t p = page();
-    return (((size + p - 1) & ~(p - 1)) + (kind == LWC_STACK_GUARDED ? p : 0)) | kind;
+    if (size > ((size_t)UINT32_MAX >> 2) * WANTED_UNIT - 2 * p)
+        return 0;
+    size_t map_size = ((size + p - 1) & ~(p - 1)) + (kind == LWC_STACK_GUARDED ? p : 0);
+    return (uint32_t)(map_size / WANTED_UNIT) << 2 | (uint32_t)kind;
 }
 
-int lwc_stack_refit(struct lwc_stack *st, size_t wanted)
+size_t lwc_stack_wanted_size(uint32_t wanted)
+{
+    return (size_t)(wanted >> 2) * WANTED_UNIT;
+}
+
+int lwc_stack_refit(struct lwc_stack *st, uint32_t wanted)
 {
     lwc_stack_kind_t kind = (lwc_stack_kind_t)(wanted & 3);
-    size_t map_size = wanted & ~(size_t)3;
+    size_t map_size = lwc_stack_wanted_size(wanted);
     if (st->map) {
         if (st->kind == kind && st->map_size == map_size)
             return LWC_OK;

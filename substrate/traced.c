@@ -38,7 +38,6 @@ struct table {
 
 static struct table pins = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 static struct table blocks = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
-static struct table pvars = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };  /* slabs: below */
 
 static size_t home_of(const struct table *t, const void *key)
 {
@@ -109,13 +108,201 @@ static void table_free(struct table *t)
     t->cap = t->used = 0;
 }
 
+/* ---- slabs ----------------------------------------------------------------------- */
+
+/* Note [Slabs]
+ * ~~~~~~~~~~~~
+ * The detector must know some objects by their address: every PVar
+ * lwc_pvar_new makes (a word holding its address is an edge to its value)
+ * and every lwc_alloc block (a word pointing into it is an edge to its
+ * contents).  Each used to be a malloc of its own with an entry of its own
+ * in a table: 24 bytes of PVar cost about 80 with the allocator's header and
+ * the table kept at most half full; a 56-byte scheduler node cost 120.  A
+ * million blocked threads own three blocks and fourteen PVars each, so the
+ * bookkeeping outweighed the objects.
+ *
+ * So small objects are carved from slabs of SLAB_BYTES, aligned to their
+ * size, one set of slabs per object size (PVars; lwc_alloc blocks of up to
+ * SLAB_OBJ_MAX bytes in steps of 16), with a bitmap of the slots in use; the
+ * tables record slabs, not objects.  An object's slab is its address rounded
+ * down, so freeing one finds its slot without a search, and the detector's
+ * question (is this word a PVar?  which block holds it?) is one lookup of
+ * the slab, a division and a bit.  Slabs with a free slot are on their set's
+ * list; one that empties is given back unless it is the only one with room.
+ * Everything is under the table's mutex, taken once per object made or
+ * freed, as before.  The slots end a word short of the slab's end: Note
+ * [Allocator slack] in internal.h.
+ *
+ * At exit the slabs nobody uses are freed.  Those still in use stay, with
+ * their table, for the destructors that free their objects later (the MVar
+ * pool's runs after this file's); each slab goes as it empties, and the
+ * table with the last one.  The price: an object a program never frees keeps
+ * its slab reachable from the table, and valgrind counts it as still
+ * reachable where it reported a malloc'd one as lost. */
+#define SLAB_BYTES   16384
+#define SLAB_WORDS   16                  /* bitmap words: a slot is 16 bytes or more */
+#define SLAB_OBJ_MAX 256
+
+struct slab {
+    struct slab     *prev, *next;        /* on its set's `roomy` while a slot is free */
+    struct slab_set *set;
+    uint32_t         nused;
+    bool             roomy;
+    uint64_t         used[SLAB_WORDS];
+    _Alignas(16) char obj[];
+};
+
+/* The slabs of one object size, and the table that knows them. */
+struct slab_set {
+    struct table *table;
+    struct slab  *roomy;
+    uint32_t      size, slots;
+};
+
+#define SLAB_SET(table, size) \
+    { &(table), NULL, (size), (uint32_t)((SLAB_BYTES - sizeof(struct slab) - sizeof(void *)) / (size)) }
+_Static_assert((SLAB_BYTES - sizeof(struct slab)) / 16 <= 64 * SLAB_WORDS,
+               "the bitmap covers every slot");
+
+static struct table pvar_slabs = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static struct table block_slabs = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static struct slab_set pvar_set = SLAB_SET(pvar_slabs, sizeof(lwc_pvar_t));
+static struct slab_set block_sets[SLAB_OBJ_MAX / 16] = {
+    SLAB_SET(block_slabs, 16),  SLAB_SET(block_slabs, 32),  SLAB_SET(block_slabs, 48),
+    SLAB_SET(block_slabs, 64),  SLAB_SET(block_slabs, 80),  SLAB_SET(block_slabs, 96),
+    SLAB_SET(block_slabs, 112), SLAB_SET(block_slabs, 128), SLAB_SET(block_slabs, 144),
+    SLAB_SET(block_slabs, 160), SLAB_SET(block_slabs, 176), SLAB_SET(block_slabs, 192),
+    SLAB_SET(block_slabs, 208), SLAB_SET(block_slabs, 224), SLAB_SET(block_slabs, 240),
+    SLAB_SET(block_slabs, 256),
+};
+
+static bool tables_gone;     /* after the exit destructor: see tables_free */
+
+static void roomy_add(struct slab *sl)
+{
+    struct slab_set *set = sl->set;
+    sl->prev = NULL;
+    sl->next = set->roomy;
+    if (set->roomy)
+        set->roomy->prev = sl;
+    set->roomy = sl;
+    sl->roomy = true;
+}
+
+static void roomy_remove(struct slab *sl)
+{
+    if (sl->prev)
+        sl->prev->next = sl->next;
+    else
+        sl->set->roomy = sl->next;
+    if (sl->next)
+        sl->next->prev = sl->prev;
+    sl->roomy = false;
+}
+
+/* A slot of set, not zeroed; NULL when out of memory.  Under its table's lock. */
+static void *slab_take(struct slab_set *set)
+{
+    struct slab *sl = set->roomy;
+    if (!sl) {
+        if (!(sl = aligned_alloc(SLAB_BYTES, SLAB_BYTES)) || !insert(set->table, sl)) {
+            free(sl);
+            return NULL;
+        }
+        memset(sl, 0, sizeof *sl);
+        sl->set = set;
+        roomy_add(sl);
+    }
+    size_t w = 0;
+    while (sl->used[w] == ~0ull)
+        w++;
+    size_t i = 64 * w + (size_t)__builtin_ctzll(~sl->used[w]);
+    sl->used[w] |= 1ull << (i % 64);
+    if (++sl->nused == set->slots)
+        roomy_remove(sl);
+    return sl->obj + i * set->size;
+}
+
+/* The slab of table that holds p, and p's slot, if p is the start of an object in
+ * use there (or, with inside, any address in one); else NULL.  Under the lock. */
+static struct slab *slab_of(struct table *table, const void *p, bool inside, size_t *slot)
+{
+    struct slab *sl = (struct slab *)((uintptr_t)p & ~(uintptr_t)(SLAB_BYTES - 1));
+    if (!lookup(table, sl) || (const char *)p < sl->obj)
+        return NULL;
+    size_t off = (size_t)((const char *)p - sl->obj);
+    size_t i = off / sl->set->size;
+    if ((!inside && off % sl->set->size) || i >= sl->set->slots ||
+        !(sl->used[i / 64] >> (i % 64) & 1))
+        return NULL;
+    *slot = i;
+    return sl;
+}
+
+/* Give slot i of sl back; under its table's lock. */
+static void slab_release(struct slab *sl, size_t i)
+{
+    struct table *table = sl->set->table;
+    sl->used[i / 64] &= ~(1ull << (i % 64));
+    sl->nused--;
+    if (!sl->roomy)
+        roomy_add(sl);
+    if (sl->nused == 0 && (sl->prev || sl->next || tables_gone)) {
+        roomy_remove(sl);
+        remove_entry(table, lookup(table, sl));
+        free(sl);
+        if (tables_gone && !table->used)
+            table_free(table);
+    }
+}
+
+/* Every object in use in the slabs of table. */
+static void slab_each(struct table *table, void (*fn)(void *arg, const void *p, size_t n),
+                      void *arg)
+{
+    for (size_t i = 0; i < table->cap; i++) {
+        const struct slab *sl = table->slots[i].key;
+        for (size_t j = 0; sl && j < sl->set->slots; j++)
+            if (sl->used[j / 64] >> (j % 64) & 1)
+                fn(arg, sl->obj + j * sl->set->size, sl->set->size);
+    }
+}
+
+/* At exit: free the slabs of table nobody uses (Note [Slabs]). */
+static void slab_free_unused(struct table *table)
+{
+    pthread_mutex_lock(&table->lock);
+    for (size_t i = 0; i < table->cap;) {
+        struct slab *sl = (struct slab *)table->slots[i].key;
+        if (!sl || sl->nused) {
+            i++;
+            continue;
+        }
+        roomy_remove(sl);
+        remove_entry(table, &table->slots[i]);  /* may move another into slot i */
+        free(sl);
+    }
+    if (!table->used)
+        table_free(table);
+    pthread_mutex_unlock(&table->lock);
+}
+
 /* ---- traced memory ---------------------------------------------------------------- */
 
 void *lwc_alloc(size_t n)
 {
+    if (n <= SLAB_OBJ_MAX) {                /* Note [Slabs] */
+        struct slab_set *set = &block_sets[n ? (n - 1) / 16 : 0];
+        pthread_mutex_lock(&block_slabs.lock);
+        void *p = slab_take(set);
+        pthread_mutex_unlock(&block_slabs.lock);
+        if (p)
+            memset(p, 0, set->size);        /* Note [Traced memory and pins] */
+        return p;
+    }
     if (n > PTRDIFF_MAX - LWC_MALLOC_SLACK)   /* no object can be that big */
         return NULL;
-    void *p = calloc(1, (n ? n : 1) + LWC_MALLOC_SLACK);   /* Note [Allocator slack] */
+    void *p = calloc(1, n + LWC_MALLOC_SLACK);   /* Note [Allocator slack] */
     if (!p)
         return NULL;
     pthread_mutex_lock(&blocks.lock);
@@ -130,11 +317,17 @@ void *lwc_alloc(size_t n)
     return p;
 }
 
-static bool tables_gone;     /* after the exit destructor: see tables_free */
-
 void lwc_free(void *p)
 {
     if (!p)
+        return;
+    size_t slot;
+    pthread_mutex_lock(&block_slabs.lock);
+    struct slab *sl = block_slabs.cap ? slab_of(&block_slabs, p, false, &slot) : NULL;
+    if (sl)
+        slab_release(sl, slot);
+    pthread_mutex_unlock(&block_slabs.lock);
+    if (sl)
         return;
     if (tables_gone) {
         free(p);                /* another destructor gives its blocks back */
@@ -195,145 +388,46 @@ unsigned lwc_pin_count(const void *obj)
 
 /* ---- PVars ---------------------------------------------------------------------- */
 
-/* Note [PVar slabs]
- * ~~~~~~~~~~~~~~~~~
- * A word that holds a PVar's address is an edge to its value only if the
- * detector knows the address for a PVar's, so every PVar lwc_pvar_new makes
- * is recorded.  Each used to be a malloc of its own and an entry of its own
- * in a table: 24 bytes of PVar cost about 80 with the allocator's header and
- * the table kept at most half full, and making a million MVars (six PVars
- * each) spent a fifth of its time inserting into that table.  So PVars are
- * carved from slabs of one page, aligned to a page, with a bitmap of the
- * slots in use; the table records slabs, not PVars.  A PVar's slab is its
- * address rounded down to the page, so freeing one finds its slot without a
- * search, and the detector's question (is this word a PVar?) is one lookup
- * of the slab, a division and a bit.  Slabs with a free slot are on a list;
- * one that empties is given back unless it is the only one with room.
- * Everything is under the table's mutex, taken once per PVar made or freed,
- * as before.
- *
- * At exit the slabs nobody uses are freed.  Those still in use stay, with
- * the table, for the destructors that free their PVars later (the MVar
- * pool's runs after this file's); each slab goes as it empties, and the
- * table with the last one.  The price: a PVar a program never frees keeps
- * its slab reachable from the table, and valgrind counts it as still
- * reachable where it reported a malloc'd PVar as lost. */
-#define SLAB_BYTES 4096
-#define SLAB_WORDS 3
-
-struct pvar_slab {
-    struct pvar_slab *prev, *next;  /* on `roomy` while a slot is free */
-    uint32_t          nused;
-    bool              roomy;
-    uint64_t          used[SLAB_WORDS];
-    lwc_pvar_t        pv[];
-};
-
-#define SLAB_SLOTS ((SLAB_BYTES - sizeof(struct pvar_slab)) / sizeof(lwc_pvar_t))
-_Static_assert(SLAB_SLOTS <= 64 * SLAB_WORDS, "the bitmap covers every slot");
-
-static struct pvar_slab *roomy;     /* slabs with a free slot; under pvars.lock */
-
-static void roomy_add(struct pvar_slab *sl)
-{
-    sl->prev = NULL;
-    sl->next = roomy;
-    if (roomy)
-        roomy->prev = sl;
-    roomy = sl;
-    sl->roomy = true;
-}
-
-static void roomy_remove(struct pvar_slab *sl)
-{
-    if (sl->prev)
-        sl->prev->next = sl->next;
-    else
-        roomy = sl->next;
-    if (sl->next)
-        sl->next->prev = sl->prev;
-    sl->roomy = false;
-}
-
-/* The slab and slot of p if p is a PVar in use, else NULL.  Under pvars.lock. */
-static struct pvar_slab *slab_of(const void *p, size_t *slot)
-{
-    struct pvar_slab *sl = (struct pvar_slab *)((uintptr_t)p & ~(uintptr_t)(SLAB_BYTES - 1));
-    if (!lookup(&pvars, sl) || (const char *)p < (const char *)sl->pv)
-        return NULL;
-    size_t off = (size_t)((const char *)p - (const char *)sl->pv);
-    size_t i = off / sizeof(lwc_pvar_t);
-    if (off % sizeof(lwc_pvar_t) || i >= SLAB_SLOTS || !(sl->used[i / 64] >> (i % 64) & 1))
-        return NULL;
-    *slot = i;
-    return sl;
-}
-
 lwc_pvar_t *lwc_pvar_alloc(void)
 {
-    pthread_mutex_lock(&pvars.lock);
-    struct pvar_slab *sl = roomy;
-    if (!sl) {
-        if (!(sl = aligned_alloc(SLAB_BYTES, SLAB_BYTES)) || !insert(&pvars, sl)) {
-            pthread_mutex_unlock(&pvars.lock);
-            free(sl);
-            return NULL;
-        }
-        memset(sl, 0, sizeof *sl);
-        roomy_add(sl);
-    }
-    size_t w = 0;
-    while (sl->used[w] == ~0ull)
-        w++;
-    size_t i = 64 * w + (size_t)__builtin_ctzll(~sl->used[w]);
-    sl->used[w] |= 1ull << (i % 64);
-    if (++sl->nused == SLAB_SLOTS)
-        roomy_remove(sl);
-    pthread_mutex_unlock(&pvars.lock);
-    return &sl->pv[i];
+    pthread_mutex_lock(&pvar_slabs.lock);
+    lwc_pvar_t *pv = slab_take(&pvar_set);
+    pthread_mutex_unlock(&pvar_slabs.lock);
+    return pv;
 }
 
 bool lwc_pvar_known(const lwc_pvar_t *pv)
 {
     size_t slot;
-    pthread_mutex_lock(&pvars.lock);
-    bool known = slab_of(pv, &slot) != NULL;
-    pthread_mutex_unlock(&pvars.lock);
+    pthread_mutex_lock(&pvar_slabs.lock);
+    bool known = slab_of(&pvar_slabs, pv, false, &slot) != NULL;
+    pthread_mutex_unlock(&pvar_slabs.lock);
     return known;
 }
 
 /* pv is known (lwc_pvar_known): its slab and slot follow from its address. */
 void lwc_pvar_release(lwc_pvar_t *pv)
 {
-    struct pvar_slab *sl = (struct pvar_slab *)((uintptr_t)pv & ~(uintptr_t)(SLAB_BYTES - 1));
-    size_t i = (size_t)(pv - sl->pv);
-    pthread_mutex_lock(&pvars.lock);
-    sl->used[i / 64] &= ~(1ull << (i % 64));
-    sl->nused--;
-    if (!sl->roomy)
-        roomy_add(sl);
-    if (sl->nused == 0 && (sl->prev || sl->next || tables_gone)) {
-        roomy_remove(sl);
-        remove_entry(&pvars, lookup(&pvars, sl));
-        free(sl);
-        if (tables_gone && !pvars.used)
-            table_free(&pvars);
-    }
-    pthread_mutex_unlock(&pvars.lock);
+    struct slab *sl = (struct slab *)((uintptr_t)pv & ~(uintptr_t)(SLAB_BYTES - 1));
+    pthread_mutex_lock(&pvar_slabs.lock);
+    slab_release(sl, (size_t)((char *)pv - sl->obj) / sizeof *pv);
+    pthread_mutex_unlock(&pvar_slabs.lock);
 }
 
-/* ---- for the detector: the three tables, held still while it scans ---------------- */
+/* ---- for the detector: the tables, held still while it scans ---------------------- */
 
 void lwc_traced_lock(void)
 {
     pthread_mutex_lock(&pins.lock);
     pthread_mutex_lock(&blocks.lock);
-    pthread_mutex_lock(&pvars.lock);
+    pthread_mutex_lock(&block_slabs.lock);
+    pthread_mutex_lock(&pvar_slabs.lock);
 }
 
 void lwc_traced_unlock(void)
 {
-    pthread_mutex_unlock(&pvars.lock);
+    pthread_mutex_unlock(&pvar_slabs.lock);
+    pthread_mutex_unlock(&block_slabs.lock);
     pthread_mutex_unlock(&blocks.lock);
     pthread_mutex_unlock(&pins.lock);
 }
@@ -341,7 +435,7 @@ void lwc_traced_unlock(void)
 bool lwc_traced_is_pvar(const void *p)
 {
     size_t slot;
-    return slab_of(p, &slot) != NULL;
+    return pvar_slabs.cap && slab_of(&pvar_slabs, p, false, &slot) != NULL;
 }
 
 void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void *arg)
@@ -349,6 +443,7 @@ void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void 
     for (size_t i = 0; i < blocks.cap; i++)
         if (blocks.slots[i].key)
             fn(arg, blocks.slots[i].key, blocks.slots[i].value);
+    slab_each(&block_slabs, fn, arg);
 }
 
 void lwc_traced_each_pin(void (*fn)(void *arg, const void *p), void *arg)
@@ -358,14 +453,9 @@ void lwc_traced_each_pin(void (*fn)(void *arg, const void *p), void *arg)
             fn(arg, pins.slots[i].key);
 }
 
-void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p), void *arg)
+void lwc_traced_each_pvar(void (*fn)(void *arg, const void *p, size_t n), void *arg)
 {
-    for (size_t i = 0; i < pvars.cap; i++) {
-        const struct pvar_slab *sl = pvars.slots[i].key;
-        for (size_t j = 0; sl && j < SLAB_SLOTS; j++)
-            if (sl->used[j / 64] >> (j % 64) & 1)
-                fn(arg, &sl->pv[j]);
-    }
+    slab_each(&pvar_slabs, fn, arg);
 }
 
 size_t lwc_traced_npins(void)
@@ -374,24 +464,12 @@ size_t lwc_traced_npins(void)
 }
 
 /* Blocks still allocated at exit are the program's leak, reported as such by
- * valgrind; the tables themselves are ours. */
+ * valgrind when they are big ones (Note [Slabs]); the tables are ours. */
 __attribute__((destructor)) static void tables_free(void)
 {
     table_free(&pins);
     table_free(&blocks);
-    pthread_mutex_lock(&pvars.lock);           /* Note [PVar slabs] */
-    for (size_t i = 0; i < pvars.cap;) {
-        struct pvar_slab *sl = (struct pvar_slab *)pvars.slots[i].key;
-        if (!sl || sl->nused) {
-            i++;
-            continue;
-        }
-        roomy_remove(sl);
-        remove_entry(&pvars, &pvars.slots[i]);  /* may move another into slot i */
-        free(sl);
-    }
-    if (!pvars.used)
-        table_free(&pvars);
-    pthread_mutex_unlock(&pvars.lock);
+    slab_free_unused(&pvar_slabs);
+    slab_free_unused(&block_slabs);
     tables_gone = true;
 }

@@ -30,6 +30,19 @@ LWC_API lwc_pvar_t *lwc_pvar_new(lwc_word_t init);
 /* The caller guarantees no transaction still uses pv.  NULL is ignored. */
 LWC_API void        lwc_pvar_free(lwc_pvar_t *pv);
 
+/* A PVar can also live inside a struct of yours, which saves a pointer and an
+ * allocation per PVar: lwc_pvar_init makes one in place (or LWC_PVAR_INIT in
+ * an initializer; memory whose bytes are all zero, as from lwc_alloc or
+ * calloc, already holds a PVar whose value is 0), lwc_pvar_fini ends it
+ * (with the guarantee lwc_pvar_free asks for), and lwc_pvar_free refuses it.
+ * The blocked-forever detector sees such a PVar wherever it scans the memory
+ * around it: an lwc_alloc block, static data, a stack (README.md, "Threads
+ * blocked forever").  The fields are private. */
+struct lwc_pvar { lwc_word_t value; uintptr_t waiters; };
+#define LWC_PVAR_INIT(v) { (lwc_word_t)(v), 0 }
+LWC_API void        lwc_pvar_init(lwc_pvar_t *pv, lwc_word_t init);
+LWC_API void        lwc_pvar_fini(lwc_pvar_t *pv);
+
 /* Read or write pv in tx.  With tx NULL: lwc_pvar_peek, or a transaction of
  * one write (writePVarIO).  Inline below; the functions stay exported. */
 LWC_API lwc_word_t  lwc_pvar_read(lwc_tx_t *tx, lwc_pvar_t *pv);
@@ -39,12 +52,11 @@ LWC_API void        lwc_pvar_write(lwc_tx_t *tx, lwc_pvar_t *pv, lwc_word_t v);
 LWC_API lwc_word_t  lwc_pvar_peek(lwc_pvar_t *pv);
 
 /* The inline fast paths of lwc_pvar_read and lwc_pvar_write (Note [In-place
- * transactions] in ptm/ptm.c).  They read the two structs below, the first
- * words of a PVar and of a transaction; everything else in them is private,
- * and these may change between releases of the library (its version says so).
- * Define LWC_PTM_NO_INLINE before including this header to call the exported
+ * transactions] in ptm/ptm.c).  They read a PVar and the struct below, the
+ * first words of a transaction; everything else in it is private, and both
+ * may change between releases of the library (its version says so).  Define
+ * LWC_PTM_NO_INLINE before including this header to call the exported
  * functions instead. */
-struct lwc_pvar_head { lwc_word_t value; void *waiters; };
 struct lwc_tx_write { lwc_pvar_t *pv; lwc_word_t val; };
 struct lwc_tx_head {
     struct lwc_tx_write *writes;    /* in place: the value each write replaced;
@@ -60,15 +72,14 @@ struct lwc_tx_head {
  * library's own write paths call it too. */
 static inline void lwc_tx_store_in_place(struct lwc_tx_head *h, lwc_pvar_t *pv, lwc_word_t v)
 {
-    struct lwc_pvar_head *p = (struct lwc_pvar_head *)pv;
-    lwc_word_t old = __atomic_load_n(&p->value, __ATOMIC_RELAXED);
-    uintptr_t waiters = (uintptr_t)__atomic_load_n(&p->waiters, __ATOMIC_RELAXED);
+    lwc_word_t old = __atomic_load_n(&pv->value, __ATOMIC_RELAXED);
+    uintptr_t waiters = __atomic_load_n(&pv->waiters, __ATOMIC_RELAXED);
     unsigned n = h->nwrites;
     h->writes[n].pv = pv;
     h->writes[n].val = old;
     h->nwrites = n + 1;
     h->waited |= waiters;
-    __atomic_store_n(&p->value, v, __ATOMIC_RELEASE);
+    __atomic_store_n(&pv->value, v, __ATOMIC_RELEASE);
 }
 #endif
 
@@ -76,7 +87,7 @@ static inline void lwc_tx_store_in_place(struct lwc_tx_head *h, lwc_pvar_t *pv, 
 static inline lwc_word_t lwc_pvar_read_inline(lwc_tx_t *tx, lwc_pvar_t *pv)
 {
     if (__builtin_expect(tx && ((struct lwc_tx_head *)tx)->in_place, 1))
-        return __atomic_load_n(&((struct lwc_pvar_head *)pv)->value, __ATOMIC_ACQUIRE);
+        return __atomic_load_n(&pv->value, __ATOMIC_ACQUIRE);
     return (lwc_pvar_read)(tx, pv);
 }
 

@@ -1,13 +1,13 @@
 /* A FIFO of nodes in PVars, for the modules under schedulers/: rr's run queue,
  * ws's shared queue, an MVar's waiters.  A node is any struct whose first
- * member is its `lwc_pvar_t *next`; the queue is a head and a tail PVar that
+ * member is its PVar `lwc_pvar_t next`; the queue is a head and a tail PVar that
  * the owner keeps.  Nodes must be type-stable (pool.h). */
 #ifndef LWC_SCHEDULERS_FIFO_H
 #define LWC_SCHEDULERS_FIFO_H
 
 #include <lwc/lwc.h>
 
-struct fifo_node { lwc_pvar_t *next; };
+struct fifo_node { lwc_pvar_t next; };
 
 /* Note [No stale links]
  * ~~~~~~~~~~~~~~~~~~~~~
@@ -25,7 +25,7 @@ static inline void fifo_push(lwc_tx_t *tx, lwc_pvar_t *head, lwc_pvar_t *tail, v
 {
     struct fifo_node *n = node;
     struct fifo_node *last = (struct fifo_node *)lwc_pvar_read(tx, tail);
-    lwc_pvar_write(tx, last ? last->next : head, (lwc_word_t)n);
+    lwc_pvar_write(tx, last ? &last->next : head, (lwc_word_t)n);
     lwc_pvar_write(tx, tail, (lwc_word_t)n);
 }
 
@@ -34,12 +34,12 @@ static inline void *fifo_pop(lwc_tx_t *tx, lwc_pvar_t *head, lwc_pvar_t *tail)
 {
     struct fifo_node *n = (struct fifo_node *)lwc_pvar_read(tx, head);
     if (n) {
-        lwc_word_t next = lwc_pvar_read(tx, n->next);
+        lwc_word_t next = lwc_pvar_read(tx, &n->next);
         lwc_pvar_write(tx, head, next);
         if (!next)
             lwc_pvar_write(tx, tail, 0);
         else
-            lwc_pvar_write(tx, n->next, 0);     /* Note [No stale links] */
+            lwc_pvar_write(tx, &n->next, 0);     /* Note [No stale links] */
     }
     return n;
 }
@@ -53,14 +53,14 @@ static inline void *fifo_rotate(lwc_tx_t *tx, lwc_pvar_t *head, lwc_pvar_t *tail
     struct fifo_node *n = (struct fifo_node *)lwc_pvar_read(tx, head);
     if (!n)
         return NULL;
-    struct fifo_node *next = (struct fifo_node *)lwc_pvar_read(tx, n->next);
+    struct fifo_node *next = (struct fifo_node *)lwc_pvar_read(tx, &n->next);
     if (!next) {
         lwc_pvar_write(tx, head, (lwc_word_t)node);
         lwc_pvar_write(tx, tail, (lwc_word_t)node);
         return n;
     }
     lwc_pvar_write(tx, head, (lwc_word_t)next);
-    lwc_pvar_write(tx, n->next, 0);             /* Note [No stale links] */
+    lwc_pvar_write(tx, &n->next, 0);             /* Note [No stale links] */
     fifo_push(tx, head, tail, node);
     return n;
 }

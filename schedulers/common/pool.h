@@ -9,10 +9,14 @@
  * on memory malloc has reused.  So a node, with the PVars it owns, goes back to
  * its module's pool and never to malloc while the process runs.
  *
- * The pool also keeps every node it has handed out in a second array, `all`:
- * a node whose thread never finishes (blocked when lwc_main returned, freed by
- * lwc_shutdown) never comes back to the free list, and the destructor that
- * gives the pool back at exit must still find it, or leak checkers report it.
+ * An untraced pool also keeps every node it has handed out in a second
+ * array, `all`: a node whose thread never finishes (blocked when lwc_main
+ * returned, freed by lwc_shutdown) never comes back to the free list, and
+ * the destructor that gives the pool back at exit must still find it, or
+ * leak checkers report it.  A traced pool's nodes are small lwc_alloc blocks,
+ * which stay in the substrate's slabs, still reachable, until they are freed
+ * (Note [Slabs] in substrate/traced.c): a million blocked threads keep three
+ * million nodes, and `all` cost 8 bytes of each.
  * The pool is a free array under a mutex, and in front of it a cache per OS
  * thread (Note [Pool caches]): nodes are taken once per blocking call or
  * spawn, and a mutex there cost a ring hop 7%.
@@ -39,8 +43,8 @@
 struct lwc_pool {
     pthread_mutex_t lock;
     void          **free;       /* nodes given back */
-    void          **all;        /* every node made, for lwc_pool_destroy_all */
-    size_t          nfree, nall, cap;   /* both arrays have room for cap nodes */
+    void          **all;        /* untraced: every node made, for lwc_pool_destroy_all */
+    size_t          nfree, nall, cap;   /* nall made; the arrays have room for cap */
     size_t          size;
     bool            traced;     /* nodes from lwc_alloc: Note [Pools and the detector] */
     unsigned        slot;       /* its cache in lwc_pool_caches */
@@ -110,7 +114,7 @@ static inline bool lwc_pool_attach(struct lwc_pool *p, struct lwc_pool_cache *c)
     return true;
 }
 
-/* Room for one more node in both arrays; with the lock held. */
+/* Room for one more node in the arrays; with the lock held. */
 static inline bool lwc_pool_room(struct lwc_pool *p)
 {
     if (p->nall < p->cap)
@@ -119,10 +123,14 @@ static inline bool lwc_pool_room(struct lwc_pool *p)
     void **f = realloc(p->free, cap * sizeof *f);
     if (f)
         p->free = f;
-    void **a = f ? realloc(p->all, cap * sizeof *a) : NULL;
-    if (!a)
+    if (f && !p->traced) {
+        void **a = realloc(p->all, cap * sizeof *a);
+        if (!a)
+            return false;
+        p->all = a;
+    }
+    if (!f)
         return false;
-    p->all = a;
     p->cap = cap;
     return true;
 }
@@ -145,8 +153,10 @@ static __attribute__((noinline, unused)) void *lwc_pool_take_slow(struct lwc_poo
         return NULL;
     pthread_mutex_lock(&p->lock);
     bool ok = lwc_pool_room(p);
+    if (ok && p->all)
+        p->all[p->nall] = n;
     if (ok)
-        p->all[p->nall++] = n;
+        p->nall++;
     pthread_mutex_unlock(&p->lock);
     if (!ok) {
         if (p->traced)
@@ -158,21 +168,15 @@ static __attribute__((noinline, unused)) void *lwc_pool_take_slow(struct lwc_poo
     return n;
 }
 
-/* A node from the pool, or a new zeroed one; NULL when out of memory.  The
- * caller creates the PVars a node lacks (a new one, or one whose creation
- * failed before it was given back). */
+/* A node from the pool, or a new zeroed one; NULL when out of memory.  A
+ * node's PVars live in it (a new one's zero bytes are PVars holding 0:
+ * <lwc/ptm.h>), and go back to the pool with it. */
 static inline void *lwc_pool_take(struct lwc_pool *p)
 {
     struct lwc_pool_cache *c = lwc_pool_cache(p);
     if (__builtin_expect(c->n != 0, 1))
         return c->node[--c->n];
     return lwc_pool_take_slow(p, c);
-}
-
-/* Create the PVar *pv unless the node has it already. */
-static inline bool lwc_pool_pvar(lwc_pvar_t **pv)
-{
-    return *pv || (*pv = lwc_pvar_new(0)) != NULL;
 }
 
 static __attribute__((noinline, unused)) void lwc_pool_give_slow(struct lwc_pool *p,
@@ -197,16 +201,15 @@ static inline void lwc_pool_give(struct lwc_pool *p, void *n)
         lwc_pool_give_slow(p, c, n);
 }
 
-/* At exit: every node the pool ever made, given back or not, to destroy (which
- * frees the node's PVars), then back to the allocator. */
+/* At exit: every node an untraced pool ever made, given back or not, to
+ * destroy (if any: it frees what the node owns), then back to malloc.  A
+ * traced pool's nodes stay where they are (Note [Type-stable nodes]). */
 static inline void lwc_pool_destroy_all(struct lwc_pool *p, void (*destroy)(void *))
 {
-    for (size_t i = 0; i < p->nall; i++) {
-        destroy(p->all[i]);
-        if (p->traced)
-            lwc_free(p->all[i]);
-        else
-            free(p->all[i]);
+    for (size_t i = 0; p->all && i < p->nall; i++) {
+        if (destroy)
+            destroy(p->all[i]);
+        free(p->all[i]);
     }
     free(p->free);
     free(p->all);

@@ -17,7 +17,7 @@
  * `next` is never rewritten, the other two are atomic, so even such a read is
  * no data race.  Use thread_sched and thread_scont. */
 struct sched_thread {
-    lwc_pvar_t  *next;              /* first: a fifo_node */
+    lwc_pvar_t   next;              /* first: a fifo_node */
     _Atomic(void *) sched;          /* the instance */
     _Atomic(lwc_scont_t *) s;
     void       (*fn)(void *);
@@ -25,6 +25,8 @@ struct sched_thread {
     unsigned     round;             /* ws: Note [Fair turns] in ../ws/ws.c */
     _Atomic uint64_t waker;         /* ws: Note [The hand-off slot] in ../ws/ws.c */
 };
+_Static_assert(sizeof(struct sched_thread) <= 64,
+               "Note [What a blocked thread costs] in substrate/internal.h");
 
 static inline void *thread_sched(struct sched_thread *t)
 {
@@ -38,27 +40,17 @@ static inline lwc_scont_t *thread_scont(struct sched_thread *t)
 
 static struct lwc_pool thread_pool = LWC_POOL_INIT(struct sched_thread, true, 0);
 
-static void sched_thread_destroy(void *node)
-{
-    struct sched_thread *t = node;
-    lwc_pvar_free(t->next);
-}
-
 __attribute__((destructor)) static void sched_thread_pool_drain(void)
 {
-    lwc_pool_destroy_all(&thread_pool, sched_thread_destroy);
+    lwc_pool_destroy_all(&thread_pool, NULL);
 }
 
-/* A node of `sched` for fn(arg), with its PVar; NULL when out of memory. */
+/* A node of `sched` for fn(arg); NULL when out of memory. */
 static inline struct sched_thread *sched_node_take(void *sched, void (*fn)(void *), void *arg)
 {
     struct sched_thread *t = lwc_pool_take(&thread_pool);
     if (!t)
         return NULL;
-    if (!lwc_pool_pvar(&t->next)) {
-        lwc_pool_give(&thread_pool, t);
-        return NULL;
-    }
     atomic_store_explicit(&t->sched, sched, memory_order_relaxed);
     t->fn = fn;
     t->arg = arg;

@@ -38,7 +38,7 @@
  * lwc_main run or by lwc_shutdown, as MVar waiters are dropped (Note [Waiter
  * nodes] in ../mvar/mvar.c). */
 struct timer {
-    lwc_pvar_t  *fired;       /* the last generation fired */
+    lwc_pvar_t   fired;       /* the last generation fired */
     uint64_t     gen;         /* this use of the node */
     uint64_t     deadline, seq;
     lwc_scont_t *s;
@@ -57,15 +57,9 @@ static struct timer  **heap;
 static size_t          heap_len, heap_cap;
 static uint64_t        next_seq;
 
-static void timer_destroy(void *node)
-{
-    struct timer *tm = node;
-    lwc_pvar_free(tm->fired);
-}
-
 __attribute__((destructor)) static void timers_drain(void)
 {
-    lwc_pool_destroy_all(&pool, timer_destroy);
+    lwc_pool_destroy_all(&pool, NULL);
     free(heap);
     heap = NULL;
     heap_len = heap_cap = 0;
@@ -167,7 +161,7 @@ static uint64_t timers_poll(void *arg, uint64_t now)
         while (n < FIRE_BATCH && heap_len && heap[0]->deadline <= now) {
             struct timer *tm = heap[0];
             heap_remove(0);
-            batch[n++] = (struct firing){ tm->fired, tm->gen, tm->token, tm->s };
+            batch[n++] = (struct firing){ &tm->fired, tm->gen, tm->token, tm->s };
         }
         uint64_t next = heap_len ? heap[0]->deadline : LWC_NEVER;
         pthread_mutex_unlock(&heap_lock);
@@ -187,7 +181,7 @@ static uint64_t timers_poll(void *arg, uint64_t now)
 static lwc_word_t block_body(lwc_tx_t *tx, void *arg)
 {
     struct timer *tm = arg;
-    if (lwc_pvar_read(tx, tm->fired) != tm->gen)
+    if (lwc_pvar_read(tx, &tm->fired) != tm->gen)
         lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
     return 0;
 }
@@ -195,8 +189,8 @@ static lwc_word_t block_body(lwc_tx_t *tx, void *arg)
 static lwc_word_t settle_body(lwc_tx_t *tx, void *arg)
 {
     struct timer *tm = arg;
-    if (lwc_pvar_read(tx, tm->fired) < tm->gen)
-        lwc_pvar_write(tx, tm->fired, tm->gen);
+    if (lwc_pvar_read(tx, &tm->fired) < tm->gen)
+        lwc_pvar_write(tx, &tm->fired, tm->gen);
     return 0;
 }
 
@@ -242,10 +236,6 @@ int lwc_sleep_until(uint64_t deadline)
     struct timer *tm = lwc_pool_take(&pool);
     if (!tm)
         return LWC_ENOMEM;
-    if (!lwc_pool_pvar(&tm->fired)) {
-        lwc_pool_give(&pool, tm);
-        return LWC_ENOMEM;
-    }
     tm->gen++;
     tm->deadline = deadline;
     tm->s = self;
@@ -267,7 +257,7 @@ int lwc_sleep_until(uint64_t deadline)
     int err = lwc_atomically(block_body, tm, NULL);
     if (deadline != LWC_NEVER)
         lwc_unpin(self);
-    if (err != LWC_OK || lwc_pvar_peek(tm->fired) != tm->gen)
+    if (err != LWC_OK || lwc_pvar_peek(&tm->fired) != tm->gen)
         timer_cancel(tm);
     lwc_pool_give(&pool, tm);
     return err;

@@ -20,14 +20,20 @@
  * and an OS thread that waits reads the MVar in its retry, which
  * lwc_mvar_free wakes like any writer would.  So an MVar is type-stable (it goes back to
  * a pool with its PVars, Note [Type-stable nodes] in ../common/pool.h), and
- * free moves `gen` on: an operation that finds `gen` no longer the one it began
- * with returns LWC_EBLOCKED_CONCDS, as a linked waiter gets from free. */
+ * free moves its generation on: an operation that finds the generation no
+ * longer the one it began with returns LWC_EBLOCKED_CONCDS, as a linked
+ * waiter gets from free.  The generation shares a PVar with the full flag,
+ * which every operation reads with it: an MVar is 80 bytes. */
 struct lwc_mvar {
-    lwc_pvar_t *full, *value;
-    lwc_pvar_t *head, *tail;    /* waiting takers, or waiting putters: FIFO */
-    lwc_pvar_t *readers;        /* waiting readers, all served by the next put */
-    lwc_pvar_t *gen;            /* moved on by each free */
+    lwc_pvar_t state;           /* FULL, and the generation above it */
+    lwc_pvar_t value;
+    lwc_pvar_t head, tail;      /* waiting takers, or waiting putters: FIFO */
+    lwc_pvar_t readers;         /* waiting readers, all served by the next put */
 };
+
+#define FULL ((lwc_word_t)1)
+_Static_assert(sizeof(struct lwc_mvar) == 5 * sizeof(lwc_pvar_t),
+               "Note [What a blocked thread costs] in substrate/internal.h");
 
 /* Note [Waiter nodes]
  * ~~~~~~~~~~~~~~~~~~~
@@ -54,9 +60,10 @@ struct lwc_mvar {
  * the next operation or lwc_mvar_free to drop.
  *
  * Only what a server writes is a PVar: `next`, `value` (what a taker or
- * reader is given) and `served`.  What the waiter says about itself (its
- * thread, its wait token, a putter's offer) is stored in plain fields while
- * the node is unlinked, and the commit that links it publishes them.  A
+ * reader is given; a putter's offer, which the putter writes as it links the
+ * node, so that a node is 64 bytes) and `served`.  What the waiter says about
+ * itself (its thread, its wait token) is stored in plain fields while the
+ * node is unlinked, and the commit that links it publishes them.  A
  * server reads them only after it has read `served` in its transaction
  * (wake_waiter).  Validation is by value, so the link alone does not tell
  * one wait of a node from the next: a server that found the node at the
@@ -76,36 +83,23 @@ enum { KIND_TAKE, KIND_READ, KIND_PUT };
 enum { SERVED = 1, FREED = 2 };
 
 struct waiter {
-    lwc_pvar_t *next, *value, *served;  /* next first: a fifo_node */
+    lwc_pvar_t next, value, served;     /* next first: a fifo_node */
     _Atomic(lwc_scont_t *) who;         /* NULL: an OS thread, which sleeps on `served` */
     _Atomic lwc_word_t wait;            /* who's wait token as it linked the node */
-    _Atomic lwc_word_t offer;           /* a putter's value */
 };
+_Static_assert(sizeof(struct waiter) == 3 * sizeof(lwc_pvar_t) + 2 * sizeof(void *),
+               "Note [What a blocked thread costs] in substrate/internal.h");
 
 /* Traced: an MVar reaches its waiters, and a waiter its thread, through these
  * nodes (Note [Pools and the detector] in ../common/pool.h). */
 static struct lwc_pool pool = LWC_POOL_INIT(struct waiter, true, 0);
 static struct lwc_pool mvar_pool = LWC_POOL_INIT(struct lwc_mvar, true, 1);
 
-static void waiter_destroy(void *node)
-{
-    struct waiter *w = node;
-    lwc_pvar_free(w->next);
-    lwc_pvar_free(w->value);
-    lwc_pvar_free(w->served);
-}
-
-/* A node with its PVars, `next` 0; op_body fills in the rest before linking it. */
+/* A node, `next` 0; op_body fills in the rest before linking it.  Its PVars
+ * live in it, and a new node's zero bytes are PVars holding 0 (<lwc/ptm.h>). */
 static struct waiter *waiter_get(void)
 {
-    struct waiter *w = lwc_pool_take(&pool);
-    if (!w)
-        return NULL;
-    if (!lwc_pool_pvar(&w->next) || !lwc_pool_pvar(&w->value) || !lwc_pool_pvar(&w->served)) {
-        lwc_pool_give(&pool, w);
-        return NULL;
-    }
-    return w;
+    return lwc_pool_take(&pool);
 }
 
 static void waiter_put(struct waiter *w)
@@ -113,21 +107,10 @@ static void waiter_put(struct waiter *w)
     lwc_pool_give(&pool, w);
 }
 
-static void mvar_destroy(void *node)
-{
-    lwc_mvar_t *mv = node;
-    lwc_pvar_free(mv->full);
-    lwc_pvar_free(mv->value);
-    lwc_pvar_free(mv->head);
-    lwc_pvar_free(mv->tail);
-    lwc_pvar_free(mv->readers);
-    lwc_pvar_free(mv->gen);
-}
-
 __attribute__((destructor)) static void pool_drain(void)
 {
-    lwc_pool_destroy_all(&pool, waiter_destroy);
-    lwc_pool_destroy_all(&mvar_pool, mvar_destroy);
+    lwc_pool_destroy_all(&pool, NULL);
+    lwc_pool_destroy_all(&mvar_pool, NULL);
 }
 
 /* ---- the queues, inside a transaction ------------------------------------------ */
@@ -145,7 +128,7 @@ static void waiter_put_later(void *w)
  * state is written.  A node whose wait is over goes back to the pool. */
 static bool wake_waiter(lwc_tx_t *tx, struct waiter *w)
 {
-    RD(w->served);              /* Note [Waiter nodes]: which wait of the node's */
+    RD(&w->served);              /* Note [Waiter nodes]: which wait of the node's */
     lwc_scont_t *s = atomic_load_explicit(&w->who, memory_order_relaxed);
     if (!s || lwc_unblock_waiter(tx, s, atomic_load_explicit(&w->wait, memory_order_relaxed)))
         return true;
@@ -158,7 +141,7 @@ static bool wake_waiter(lwc_tx_t *tx, struct waiter *w)
 static struct waiter *queue_pop(lwc_tx_t *tx, lwc_mvar_t *mv)
 {
     for (;;) {
-        struct waiter *w = fifo_pop(tx, mv->head, mv->tail);
+        struct waiter *w = fifo_pop(tx, &mv->head, &mv->tail);
         if (!w || wake_waiter(tx, w))
             return w;
     }
@@ -167,46 +150,56 @@ static struct waiter *queue_pop(lwc_tx_t *tx, lwc_mvar_t *mv)
 /* Give a woken waiter its outcome: how, and for a taker or reader, what. */
 static void serve(lwc_tx_t *tx, struct waiter *w, lwc_word_t how)
 {
-    WR(w->served, RD(w->served) + how);
+    WR(&w->served, RD(&w->served) + how);
 }
 
 static void serve_value(lwc_tx_t *tx, struct waiter *w, lwc_word_t v)
 {
-    WR(w->value, v);
+    WR(&w->value, v);
     serve(tx, w, SERVED);
 }
 
 /* The next reader on the list from r, r unlinked (Note [No stale links]). */
 static struct waiter *reader_unlink(lwc_tx_t *tx, struct waiter *r)
 {
-    struct waiter *next = (struct waiter *)RD(r->next);
+    struct waiter *next = (struct waiter *)RD(&r->next);
     if (next)
-        WR(r->next, 0);
+        WR(&r->next, 0);
     return next;
+}
+
+static bool is_full(lwc_tx_t *tx, lwc_mvar_t *mv)
+{
+    return RD(&mv->state) & FULL;
+}
+
+static void set_full(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t full)
+{
+    WR(&mv->state, (RD(&mv->state) & ~FULL) | full);
 }
 
 static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
 {
-    if (!RD(mv->full))
+    if (!is_full(tx, mv))
         return false;
-    *out = RD(mv->value);
+    *out = RD(&mv->value);
     struct waiter *putter = queue_pop(tx, mv);   /* while full, only putters wait */
     if (putter) {
-        WR(mv->value, atomic_load_explicit(&putter->offer, memory_order_relaxed));
+        WR(&mv->value, RD(&putter->value));
         serve(tx, putter, SERVED);
     } else {
-        WR(mv->full, 0);
+        set_full(tx, mv, 0);
     }
     return true;
 }
 
 static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
 {
-    if (RD(mv->full))
+    if (is_full(tx, mv))
         return false;
-    struct waiter *r = (struct waiter *)RD(mv->readers);
+    struct waiter *r = (struct waiter *)RD(&mv->readers);
     if (r) {
-        WR(mv->readers, 0);
+        WR(&mv->readers, 0);
         for (struct waiter *next; r; r = next) {
             next = reader_unlink(tx, r);
             if (wake_waiter(tx, r))
@@ -217,17 +210,17 @@ static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
     if (taker) {
         serve_value(tx, taker, v);
     } else {
-        WR(mv->full, 1);
-        WR(mv->value, v);
+        set_full(tx, mv, FULL);
+        WR(&mv->value, v);
     }
     return true;
 }
 
 static bool read_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
 {
-    if (!RD(mv->full))
+    if (!is_full(tx, mv))
         return false;
-    *out = RD(mv->value);
+    *out = RD(&mv->value);
     return true;
 }
 
@@ -263,7 +256,7 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
 {
     struct op *op = arg;
     op->waited = false;
-    lwc_word_t gen = RD(op->mv->gen);
+    lwc_word_t gen = RD(&op->mv->state) >> 1;
     if (!op->gen_known) {
         op->gen = gen;
         op->gen_known = true;
@@ -280,17 +273,18 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
     lwc_scont_t *self = lwc_scont_self();
     op->self = has_scheduler(self) ? self : NULL;
     struct waiter *w = op->w;
-    op->served = RD(w->served);
+    op->served = RD(&w->served);
     atomic_store_explicit(&w->who, op->self, memory_order_relaxed);
     atomic_store_explicit(&w->wait, lwc_scont_wait_token(tx, op->self), memory_order_relaxed);
-    atomic_store_explicit(&w->offer, op->v, memory_order_relaxed);
+    if (op->kind == KIND_PUT)
+        WR(&w->value, op->v);
     if (op->kind == KIND_READ) {
-        lwc_word_t first = RD(op->mv->readers);
+        lwc_word_t first = RD(&op->mv->readers);
         if (first)
-            WR(w->next, first);
-        WR(op->mv->readers, w);
+            WR(&w->next, first);
+        WR(&op->mv->readers, w);
     } else {
-        fifo_push(tx, op->mv->head, op->mv->tail, w);
+        fifo_push(tx, &op->mv->head, &op->mv->tail, w);
     }
     if (op->self) {
         lwc_scont_note_wait(op->self, "MVar", op->mv);
@@ -304,7 +298,7 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
 static lwc_word_t wait_served(lwc_tx_t *tx, void *arg)
 {
     struct op *op = arg;
-    if (RD(op->w->served) == op->served)
+    if (RD(&op->w->served) == op->served)
         lwc_tx_retry(tx);
     return 0;
 }
@@ -328,10 +322,10 @@ static int run_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
     }
     if (op.waited) {
         /* Served: the serving commit came before our resumption. */
-        if (lwc_pvar_peek(op.w->served) - op.served == FREED)
+        if (lwc_pvar_peek(&op.w->served) - op.served == FREED)
             err = LWC_EBLOCKED_CONCDS;
         else if (kind != KIND_PUT)
-            op.v = lwc_pvar_peek(op.w->value);
+            op.v = lwc_pvar_peek(&op.w->value);
     }
     if (op.w)
         waiter_put(op.w);
@@ -397,8 +391,8 @@ static lwc_word_t reset_body(lwc_tx_t *tx, void *arg)
 {
     lwc_word_t *a = arg;                        /* { mv, full, value } */
     lwc_mvar_t *mv = (lwc_mvar_t *)a[0];
-    WR(mv->full, a[1]);
-    WR(mv->value, a[2]);
+    set_full(tx, mv, a[1]);
+    WR(&mv->value, a[2]);
     return 0;
 }
 
@@ -409,9 +403,7 @@ static lwc_mvar_t *mvar_new(lwc_word_t full, lwc_word_t v)
         return NULL;
     /* New, or from the pool, where free left the queues empty. */
     lwc_word_t a[3] = { (lwc_word_t)mv, full, v };
-    if (!lwc_pool_pvar(&mv->full) || !lwc_pool_pvar(&mv->value) || !lwc_pool_pvar(&mv->head) ||
-        !lwc_pool_pvar(&mv->tail) || !lwc_pool_pvar(&mv->readers) || !lwc_pool_pvar(&mv->gen) ||
-        lwc_atomically(reset_body, a, NULL) != LWC_OK) {
+    if (lwc_atomically(reset_body, a, NULL) != LWC_OK) {
         lwc_pool_give(&mvar_pool, mv);
         return NULL;
     }
@@ -426,14 +418,13 @@ static lwc_word_t free_body(lwc_tx_t *tx, void *arg)
     lwc_mvar_t *mv = arg;
     for (struct waiter *w; (w = queue_pop(tx, mv));)
         serve(tx, w, FREED);
-    for (struct waiter *r = (struct waiter *)RD(mv->readers), *next; r; r = next) {
+    for (struct waiter *r = (struct waiter *)RD(&mv->readers), *next; r; r = next) {
         next = reader_unlink(tx, r);
         if (wake_waiter(tx, r))
             serve(tx, r, FREED);
     }
-    WR(mv->readers, 0);
-    WR(mv->full, 0);
-    WR(mv->gen, RD(mv->gen) + 1);              /* Note [Freeing an MVar] */
+    WR(&mv->readers, 0);
+    WR(&mv->state, ((RD(&mv->state) >> 1) + 1) << 1);   /* empty: Note [Freeing an MVar] */
     return 0;
 }
 

@@ -499,6 +499,93 @@ START_TEST(test_gc_from_plain_thread)
 }
 END_TEST
 
+/* ---- PVars inside other memory ------------------------------------------------------------
+ * Note [PVars inside other memory] in substrate/detect_mark.c: a thread that
+ * retries on a PVar embedded in an lwc_alloc block, or in static data, is
+ * reachable as long as that memory is, though nothing but the PVar's waiter
+ * list leads to the thread; and found blocked for good once nothing reaches
+ * the block.  Main keeps no reference to the retrying threads. */
+
+struct embedded { long before; lwc_pvar_t pv; long after; };
+static struct embedded *embedded_block;          /* a root: the block is reachable */
+static struct embedded embedded_static;
+static atomic_int embedded_started, embedded_ok, embedded_lost;
+
+static lwc_word_t wait_set(lwc_tx_t *tx, void *pv)
+{
+    if (!lwc_pvar_read(tx, pv))
+        lwc_tx_retry(tx);
+    return 0;
+}
+
+static void embedded_retrier(void *pv)
+{
+    atomic_fetch_add(&embedded_started, 1);
+    int err = lwc_atomically(wait_set, pv, NULL);
+    atomic_fetch_add(err == LWC_OK ? &embedded_ok : &embedded_lost, 1);
+}
+
+/* Retries on a PVar in a block only its own stack knows. */
+static void embedded_alone(void *arg)
+{
+    (void)arg;
+    struct embedded *e = lwc_alloc(sizeof *e);
+    lwc_pvar_init(&e->pv, 0);
+    embedded_retrier(&e->pv);
+    lwc_pvar_fini(&e->pv);
+    lwc_free(e);
+}
+
+static lwc_word_t set_both(lwc_tx_t *tx, void *arg)
+{
+    (void)arg;
+    lwc_pvar_write(tx, &embedded_block->pv, 1);
+    lwc_pvar_write(tx, &embedded_static.pv, 1);
+    return 0;
+}
+
+static void pvars_inside(void *arg)
+{
+    (void)arg;
+    embedded_block = lwc_alloc(sizeof *embedded_block);
+    ck_assert_ptr_nonnull(embedded_block);
+    lwc_pvar_init(&embedded_block->pv, 0);
+    lwc_pvar_init(&embedded_static.pv, 0);
+    ck_assert_int_eq(lwc_spawn(embedded_retrier, &embedded_block->pv), LWC_OK);
+    ck_assert_int_eq(lwc_spawn(embedded_retrier, &embedded_static.pv), LWC_OK);
+    ck_assert_int_eq(lwc_spawn(embedded_alone, NULL), LWC_OK);
+    while (atomic_load(&embedded_started) < 3)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    while (!atomic_load(&embedded_lost)) {          /* embedded_alone, once it has blocked */
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+        ck_assert_int_ge(lwc_gc(), 0);
+    }
+    for (int i = 0; i < 5; i++) {                   /* and never the other two */
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+        ck_assert_int_eq(lwc_gc(), 0);
+    }
+    ck_assert_int_eq(atomic_load(&embedded_ok), 0);
+    ck_assert_int_eq(lwc_atomically(set_both, NULL, NULL), LWC_OK);
+    while (atomic_load(&embedded_ok) + atomic_load(&embedded_lost) < 3)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    ck_assert_int_eq(atomic_load(&embedded_ok), 2);
+    ck_assert_int_eq(atomic_load(&embedded_lost), 1);
+    lwc_pvar_fini(&embedded_block->pv);
+    lwc_pvar_fini(&embedded_static.pv);
+    lwc_free(embedded_block);
+    embedded_block = NULL;
+}
+
+START_TEST(test_pvars_inside)
+{
+    use_caps(_i);
+    atomic_store(&embedded_started, 0);
+    atomic_store(&embedded_ok, 0);
+    atomic_store(&embedded_lost, 0);
+    ck_assert_int_eq(lwc_main(pvars_inside, NULL), LWC_OK);
+}
+END_TEST
+
 /* ---- bad input ---------------------------------------------------------------------------------- */
 
 static lwc_word_t gc_inside(lwc_tx_t *tx, void *arg)
@@ -555,6 +642,7 @@ int main(void)
     add_case(s, "racing", test_passes_racing_wakeups, SLOW_TOOL() ? 4 : 16);
     add_case(s, "pin", test_pin_released_while_waiting, 2);
     add_case(s, "idle_timer", test_idle_timer, 2);
+    add_case(s, "pvars_inside", test_pvars_inside, 2);
     add_case(s, "bad_input", test_bad_input, 2);
     return run_suite(s);
 }

@@ -52,7 +52,7 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
-/* Note [PVar slabs] in substrate/traced.c: PVars from many slabs, freed in
+/* Note [Slabs] in substrate/traced.c: PVars from many slabs, freed in
  * an order of their own and made again, keep their values apart; a pointer
  * lwc_pvar_new never returned, or a second free, is refused with a warning,
  * not freed. */
@@ -80,6 +80,51 @@ START_TEST(test_pvars_many_freed_in_any_order)
     lwc_pvar_free((lwc_pvar_t *)not_made);
     ck_assert_uint_eq(lwc_pvar_peek(kept), 7);
     lwc_pvar_free(kept);
+}
+END_TEST
+
+/* A PVar inside a struct of the caller's (lwc_pvar_init): transactions read
+ * and write it like any other, a retry on it is woken by a write from
+ * another OS thread, and lwc_pvar_free refuses it. */
+struct embedding { char before; lwc_pvar_t pv; lwc_pvar_t second; char after; };
+
+static lwc_word_t wait_embedded(lwc_tx_t *tx, void *arg)
+{
+    struct embedding *e = arg;
+    lwc_word_t v = lwc_pvar_read(tx, &e->pv);
+    if (!v)
+        lwc_tx_retry(tx);
+    lwc_pvar_write(tx, &e->second, v + 1);
+    return v;
+}
+
+static void *set_embedded(void *arg)
+{
+    struct embedding *e = arg;
+    lwc_pvar_write(NULL, &e->pv, 41);
+    return NULL;
+}
+
+START_TEST(test_pvar_embedded)
+{
+    struct embedding e = { .before = 'b', .after = 'a' };
+    lwc_pvar_init(&e.pv, 0);
+    lwc_pvar_init(&e.second, 5);
+    ck_assert_uint_eq(lwc_pvar_peek(&e.second), 5);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, set_embedded, &e), 0);
+    lwc_word_t r = 0;
+    ck_assert_int_eq(lwc_atomically(wait_embedded, &e, &r), LWC_OK);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_uint_eq(r, 41);
+    ck_assert_uint_eq(lwc_pvar_peek(&e.second), 42);
+    ck_assert_int_eq(e.before, 'b');
+    ck_assert_int_eq(e.after, 'a');
+    lwc_pvar_free(&e.pv);                           /* not lwc_pvar_new's: refused */
+    ck_assert_uint_eq(lwc_pvar_peek(&e.pv), 41);
+    lwc_pvar_fini(&e.pv);
+    lwc_pvar_fini(&e.second);
+    lwc_pvar_fini(NULL);
 }
 END_TEST
 
@@ -725,6 +770,7 @@ int main(void)
     tcase_add_test(tc, test_read_write_commit);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_pvars_many_freed_in_any_order);
+    tcase_add_test(tc, test_pvar_embedded);
     tcase_add_test(tc, test_retry_nothing_to_wait_for);
     tcase_add_test(tc, test_conflict_reruns_and_defer_runs_once);
     tcase_add_test(tc, test_large_transaction);
