@@ -1118,7 +1118,7 @@ static __attribute__((noinline)) int tx_aborted(struct lwc_thread *t, lwc_tx_t *
         return TX_AGAIN;
     }
     if (code == LWC_TX_DELIVER)
-        return lwc_scont_take(t->current, true);
+        return lwc_scont_take(t->current, LWC_TAKE_AT_BLOCK);
     if (code == LWC_TX_RETRY) {
         int err = tx_wait(t, tx);
         return err == LWC_OK ? TX_WAITED : err;

@@ -48,9 +48,29 @@
  * (ptm.c): to the runtime it is running, and sees a throw once that retry
  * wakes and the SCont reaches its next switch point. */
 
+/* Note [Two masks]
+ * ~~~~~~~~~~~~~~~~
+ * `masked` counts the masks an SCont has on, of both kinds, in its low 16
+ * bits, and the uninterruptible ones again above them.  Any mask defers a
+ * pending error at the switch points that do not block (a yield, a blocking
+ * call that need not wait: lwc_scont_take); only an uninterruptible one
+ * keeps an error from a thread that blocks (throw_body wakes it, and
+ * deliver_instead_of_blocking in scont.c hands a pending error to a switch
+ * about to block).  GHC's rules: `mask` is interruptible at blocking
+ * operations, `uninterruptibleMask` nowhere.  The SCont alone writes the
+ * word; throwers read it in their transaction, and a change of it races
+ * with a throw only as a switch point would (the unmask then delivers). */
+#define MASK_ONE            1u
+#define MASK_UNINTERRUPTIBLE (1u << 16)
+
 static bool masked(lwc_scont_t *s)
 {
-    return atomic_load_explicit(&s->masked, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&s->masked, memory_order_relaxed) & (MASK_UNINTERRUPTIBLE - 1);
+}
+
+bool lwc_scont_masked_uninterruptibly(lwc_scont_t *s)
+{
+    return atomic_load_explicit(&s->masked, memory_order_relaxed) >= MASK_UNINTERRUPTIBLE;
 }
 
 static lwc_word_t error_word(int err)
@@ -79,8 +99,8 @@ static lwc_word_t throw_body(lwc_tx_t *tx, void *arg)
     lwc_scont_t *s = th->s;
     if (lwc_scont_id(s) != th->id || lwc_scont_status(tx, s) == LWC_COMPLETED)
         return error_word(LWC_ESTATE);
-    if (!masked(s) && lwc_scont_interrupt(tx, s, th->err))
-        return LWC_OK;
+    if (!lwc_scont_masked_uninterruptibly(s) && lwc_scont_interrupt(tx, s, th->err))
+        return LWC_OK;                          /* Note [Two masks] */
     lwc_word_t p = lwc_tx_read(tx, &s->pending);
     if (p && th->err != LWC_EKILLED)
         return p == error_word(th->err) ? LWC_OK : error_word(LWC_EBUSY);
@@ -107,7 +127,7 @@ int lwc_kill(lwc_scont_t *s)
 
 /* ---- delivery ---------------------------------------------------------------- */
 
-struct take { lwc_scont_t *s; bool pending_too; };
+struct take { lwc_scont_t *s; enum lwc_take_pending pending; };
 
 static lwc_word_t take_body(lwc_tx_t *tx, void *arg)
 {
@@ -117,7 +137,9 @@ static lwc_word_t take_body(lwc_tx_t *tx, void *arg)
         lwc_tx_write(tx, &tk->s->interrupt, 0);
         return e;
     }
-    if (!tk->pending_too || masked(tk->s))
+    if (tk->pending == LWC_TAKE_NO_PENDING ||
+        (tk->pending == LWC_TAKE_UNLESS_MASKED ? masked(tk->s)
+                                               : lwc_scont_masked_uninterruptibly(tk->s)))
         return 0;
     e = lwc_tx_read(tx, &tk->s->pending);
     if (e)
@@ -125,9 +147,9 @@ static lwc_word_t take_body(lwc_tx_t *tx, void *arg)
     return e;
 }
 
-int lwc_scont_take(lwc_scont_t *s, bool pending_too)
+int lwc_scont_take(lwc_scont_t *s, enum lwc_take_pending pending)
 {
-    struct take tk = { s, pending_too };
+    struct take tk = { s, pending };
     lwc_word_t e = 0;
     int rc = lwc_atomically(take_body, &tk, &e);
     return rc != LWC_OK ? rc : (int)(intptr_t)e;
@@ -135,20 +157,60 @@ int lwc_scont_take(lwc_scont_t *s, bool pending_too)
 
 /* ---- masking and exit --------------------------------------------------------------- */
 
-void lwc_mask(void)
+static void mask_add(unsigned by)
 {
     lwc_scont_t *s = lwc_scont_self();
-    if (s)
-        atomic_store_explicit(&s->masked, atomic_load_explicit(&s->masked, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+    if (!s)
+        return;
+    unsigned m = atomic_load_explicit(&s->masked, memory_order_relaxed);
+    if ((m & (MASK_UNINTERRUPTIBLE - 1)) == MASK_UNINTERRUPTIBLE - 1) {
+        lwc_warn("lwc_mask: 65535 masks on already: aborting");
+        abort();
+    }
+    atomic_store_explicit(&s->masked, m + by, memory_order_relaxed);
 }
 
-void lwc_unmask(void)
+/* End one mask (`by` says of which kind); at the last, deliver what is
+ * pending: Note [Two masks]. */
+static int mask_remove(unsigned by, const char *what)
 {
     lwc_scont_t *s = lwc_scont_self();
     unsigned m = s ? atomic_load_explicit(&s->masked, memory_order_relaxed) : 0;
-    if (m)
-        atomic_store_explicit(&s->masked, m - 1, memory_order_relaxed);
+    if (!(m & (MASK_UNINTERRUPTIBLE - 1)))
+        return LWC_OK;                          /* no mask on: ignored */
+    if (by == MASK_ONE + MASK_UNINTERRUPTIBLE && m < MASK_UNINTERRUPTIBLE) {
+        lwc_warn("%s with no uninterruptible mask on: ignored", what);
+        return LWC_OK;
+    }
+    if (by == MASK_ONE && (m & (MASK_UNINTERRUPTIBLE - 1)) <= m >> 16) {
+        lwc_warn("%s: the innermost mask is uninterruptible: ignored", what);
+        return LWC_OK;
+    }
+    atomic_store_explicit(&s->masked, m - by, memory_order_relaxed);
+    if (m - by || !lwc_pvar_load(&s->pending))
+        return LWC_OK;
+    int err = lwc_scont_take(s, LWC_TAKE_UNLESS_MASKED);
+    return err == LWC_EINVAL ? LWC_OK : err;    /* inside a transaction: left pending */
+}
+
+void lwc_mask(void)
+{
+    mask_add(MASK_ONE);
+}
+
+void lwc_mask_uninterruptible(void)
+{
+    mask_add(MASK_ONE + MASK_UNINTERRUPTIBLE);
+}
+
+int lwc_unmask(void)
+{
+    return mask_remove(MASK_ONE, "lwc_unmask");
+}
+
+int lwc_unmask_uninterruptible(void)
+{
+    return mask_remove(MASK_ONE + MASK_UNINTERRUPTIBLE, "lwc_unmask_uninterruptible");
 }
 
 _Noreturn void lwc_exit(void)

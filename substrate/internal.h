@@ -283,9 +283,16 @@ static inline void *lwc_scont_env(lwc_scont_t *s)
 }
 void lwc_scont_free_all(void);
 void lwc_scont_cache_flush(struct lwc_thread *t);
-/* Take s's error (exception.c): the interrupt, and the pending one too if
- * pending_too and s is not masked. */
-int  lwc_scont_take(lwc_scont_t *s, bool pending_too);
+/* Take s's error (exception.c): the interrupt, and the pending one too as
+ * `pending` says (Note [Two masks] there). */
+enum lwc_take_pending {
+    LWC_TAKE_NO_PENDING,            /* a switch that blocked, resumed */
+    LWC_TAKE_UNLESS_MASKED,         /* a switch that left it runnable, an unmask */
+    LWC_TAKE_AT_BLOCK               /* a switch about to block: unless masked uninterruptibly */
+};
+int  lwc_scont_take(lwc_scont_t *s, enum lwc_take_pending pending);
+/* Note [Two masks] in exception.c. */
+bool lwc_scont_masked_uninterruptibly(lwc_scont_t *s);
 
 /* s resumed after a switch that left it with status `left`: the error to
  * return from that switch, or LWC_OK (Note [Delivering errors]).  Inline: every
@@ -296,7 +303,7 @@ static inline int lwc_scont_take_error(lwc_scont_t *s, lwc_status_t left)
     if (__builtin_expect(!lwc_pvar_load(&s->interrupt) &&
                          (!pending_too || !lwc_pvar_load(&s->pending)), 1))
         return LWC_OK;
-    return lwc_scont_take(s, pending_too);
+    return lwc_scont_take(s, pending_too ? LWC_TAKE_UNLESS_MASKED : LWC_TAKE_NO_PENDING);
 }
 /* In tx: end s's wait on a data structure with err; false if s cannot be woken
  * (not LWC_BLOCKED_ON_CONCDS, or no unblock_thread upcall). */

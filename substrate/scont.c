@@ -152,9 +152,11 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
     atomic_store_explicit(&s->stack_wanted, wanted, memory_order_relaxed); /* Note [Stacks on
                                                                             * first run] */
     /* Note [Status word]: the token moves on, so no waiter recorded in an
-     * earlier life of the struct matches this one. */
+     * earlier life of the struct matches this one; and it starts even: Note
+     * [Handing a new SCont over]. */
     lwc_word_t w = atomic_load_explicit(lwc_pvar_value_word(&s->status), memory_order_relaxed);
-    lwc_pvar_init(&s->status, with_status(w + (1u << STATUS_BITS), LWC_BLOCKED_ON_SCHED));
+    lwc_word_t token = ((w >> STATUS_BITS) + 2) & ~(lwc_word_t)1;
+    lwc_pvar_init(&s->status, token << STATUS_BITS | LWC_BLOCKED_ON_SCHED);
     lwc_pvar_init(&s->retry_pv, 0);
     lwc_pvar_init(&s->pending, 0);
     lwc_pvar_init(&s->interrupt, 0);
@@ -532,11 +534,11 @@ void lwc_scont_make_context(lwc_scont_t *s, char *lo, size_t size)
 
 /* Note [Delivering errors] in exception.c: a switch that blocks self on a data
  * structure reads self's pending error in its transaction first, and hands it
- * over instead of blocking. */
+ * over instead of blocking, unless an uninterruptible mask is on (Note [Two
+ * masks] there). */
 static void deliver_instead_of_blocking(lwc_tx_t *tx, lwc_scont_t *self)
 {
-    if (lwc_tx_read(tx, &self->pending) &&
-        !atomic_load_explicit(&self->masked, memory_order_relaxed))
+    if (lwc_tx_read(tx, &self->pending) && !lwc_scont_masked_uninterruptibly(self))
         lwc_tx_abort(tx, LWC_TX_DELIVER);
 }
 
@@ -660,10 +662,39 @@ bool lwc_scont_unblock(lwc_tx_t *tx, lwc_scont_t *s)
     return unblock(tx, s, 0, true);
 }
 
+/* Note [Handing a new SCont over]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A scheduler queues the SConts it makes itself; a program that makes one
+ * with lwc_scont_new and its creator's upcalls (a task pool of its own, a
+ * bound worker) hands it over with lwc_unblock_thread, which for a thread
+ * blocked on a data structure is the wake-up.  A new SCont is
+ * LWC_BLOCKED_ON_SCHED already, so that call did nothing: the SCont never
+ * ran, and as a runnable thread of a live scheduler it kept everything its
+ * argument reached alive for the detector, the pool's other workers blocked
+ * for good among them (issue 19).  So lwc_unblock_thread hands over an
+ * SCont that has never run, once: its wait token starts even
+ * (scont_create), and handing it over makes it odd, in the transaction that
+ * calls the upcall; a second call, or one after it has run (it has a stack
+ * or a home), does nothing.  The token moves on only by wake-ups, which
+ * need a run first, so its parity means nothing after the first run. */
+static void hand_over_new(lwc_tx_t *tx, lwc_scont_t *s)
+{
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(s, &u);
+    if (!u.unblock_thread)
+        return;
+    lwc_word_t w = lwc_tx_read(tx, &s->status);
+    if (status_of(w) != LWC_BLOCKED_ON_SCHED || (w >> STATUS_BITS & 1) ||
+        lwc_stack_map(&s->stack) || lwc_scont_home(s))
+        return;
+    lwc_tx_write(tx, &s->status, w + (1u << STATUS_BITS));
+    u.unblock_thread(tx, s, u.env);
+}
+
 void lwc_unblock_thread(lwc_tx_t *tx, lwc_scont_t *s)
 {
-    if (tx && s)
-        lwc_scont_unblock(tx, s);
+    if (tx && s && !lwc_scont_unblock(tx, s))
+        hand_over_new(tx, s);
 }
 
 int lwc_unblock_waiter(lwc_tx_t *tx, lwc_scont_t *s, lwc_word_t token)

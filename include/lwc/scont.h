@@ -116,8 +116,10 @@ LWC_API int  lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out);
 LWC_API void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why);
 /* unblockThread: if s is blocked on a data structure (LWC_BLOCKED_ON_CONCDS),
  * make it LWC_BLOCKED_ON_SCHED, move its wait token on, and run its own
- * unblock_thread upcall in tx.  Nothing if s is in any other state or has no
- * upcall: one wait is never ended twice. */
+ * unblock_thread upcall in tx.  Also how an SCont made with lwc_scont_new
+ * first becomes runnable: one that has never run is handed to its
+ * unblock_thread upcall, once.  Nothing if s is in any other state, was
+ * handed over already, or has no upcall: one wait is never ended twice. */
 LWC_API void lwc_unblock_thread(lwc_tx_t *tx, lwc_scont_t *s);
 /* Transactional: a word that changes every time s is woken from a wait, and
  * when its struct is reused for another SCont.  A data structure records it

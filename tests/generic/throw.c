@@ -232,20 +232,26 @@ START_TEST(test_pending_error_stops_a_block)
 }
 END_TEST
 
-/* ---- masking: a masked waiter is served; the error waits for the unmask -------------------- */
+/* ---- an uninterruptible mask: a masked waiter is served; the error waits for the unmask ---- */
 
-struct masked { lwc_mvar_t *mv; lwc_scont_t *_Atomic self; int take_err, yield_err; lwc_word_t got; lwc_joinable_t *j; };
+struct masked {
+    lwc_mvar_t *mv;
+    lwc_scont_t *_Atomic self;
+    int take_err, first_unmask, last_unmask, yield_err;
+    lwc_word_t got;
+    lwc_joinable_t *j;
+};
 
 static void masked_taker(void *arg)
 {
     struct masked *m = arg;
-    lwc_mask();
-    lwc_mask();                                 /* nests */
+    lwc_mask_uninterruptible();
+    lwc_mask_uninterruptible();                 /* nests */
     atomic_store(&m->self, lwc_scont_self());
     m->take_err = lwc_mvar_take(m->mv, &m->got);
-    lwc_unmask();
+    m->first_unmask = lwc_unmask_uninterruptible();
     ck_assert_int_eq(lwc_yield(), LWC_OK);      /* still masked once */
-    lwc_unmask();
+    m->last_unmask = lwc_unmask_uninterruptible();
     m->yield_err = lwc_yield();
 }
 
@@ -265,15 +271,141 @@ static void mask_main(void *arg)
     ck_assert_int_eq(lwc_join(m.j), LWC_OK);
     ck_assert_int_eq(m.take_err, LWC_OK);
     ck_assert_uint_eq(m.got, 5);
-    ck_assert_int_eq(m.yield_err, LWC_EKILLED);
+    ck_assert_int_eq(m.first_unmask, LWC_OK);
+    ck_assert_int_eq(m.last_unmask, LWC_EKILLED);   /* the unmask delivers it ... */
+    ck_assert_int_eq(m.yield_err, LWC_OK);          /* ... once */
     lwc_mvar_free(m.mv);
     stop_busy_threads();
 }
 
-START_TEST(test_mask_defers_delivery)
+START_TEST(test_uninterruptible_mask_defers_delivery)
 {
     use_caps(_i);
     ck_assert_int_eq(lwc_main(mask_main, NULL), LWC_OK);
+}
+END_TEST
+
+/* ---- lwc_mask is interruptible where it blocks (GHC conc020, T9379) ---------------------
+ * A masked thread blocked in a take, then in a retry, is killed out of each;
+ * its unmask then has nothing left to deliver. */
+
+struct interruptible {
+    lwc_mvar_t *mv;
+    lwc_pvar_t *pv;
+    lwc_scont_t *_Atomic self;
+    atomic_int stage;
+    int take_err, retry_err, unmask_err;
+    lwc_word_t got;
+    lwc_joinable_t *j;
+};
+
+static void interruptible_waiter(void *arg)
+{
+    struct interruptible *w = arg;
+    lwc_mask();
+    atomic_store(&w->self, lwc_scont_self());
+    w->take_err = lwc_mvar_take(w->mv, &w->got);
+    atomic_store(&w->stage, 1);
+    w->retry_err = lwc_atomically(wait_nonzero, w->pv, NULL);
+    w->unmask_err = lwc_unmask();
+}
+
+static void interruptible_main(void *arg)
+{
+    (void)arg;
+    start_busy();
+    struct interruptible w = { .mv = lwc_mvar_new(), .pv = lwc_pvar_new(0) };
+    ck_assert_int_eq(lwc_spawn_joinable(interruptible_waiter, &w, &w.j), LWC_OK);
+    lwc_scont_t *s;
+    while (!(s = atomic_load(&w.self)))
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    await_blocked(s);
+    ck_assert_int_eq(lwc_kill(s), LWC_OK);
+    while (atomic_load(&w.stage) < 1)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    await_blocked(s);
+    ck_assert_int_eq(lwc_throw_to(s, MY_ERROR), LWC_OK);
+    ck_assert_int_eq(lwc_join(w.j), LWC_OK);
+    ck_assert_int_eq(w.take_err, LWC_EKILLED);
+    ck_assert_int_eq(w.retry_err, MY_ERROR);
+    ck_assert_int_eq(w.unmask_err, LWC_OK);
+    /* The take's node is still linked: a put passes it over. */
+    ck_assert_int_eq(lwc_mvar_put(w.mv, 7), LWC_OK);
+    lwc_word_t x = 0;
+    ck_assert_int_eq(lwc_mvar_take(w.mv, &x), LWC_OK);
+    ck_assert_uint_eq(x, 7);
+    lwc_mvar_free(w.mv);
+    lwc_pvar_free(w.pv);
+    stop_busy_threads();
+}
+
+START_TEST(test_mask_is_interruptible)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(interruptible_main, NULL), LWC_OK);
+}
+END_TEST
+
+/* ---- a pending error at the unmask, and at a block under a mask (GHC conc066) -----------
+ * Thrown at a masked thread that runs, an error waits through its yields and
+ * an inner unmask, and the last unmask returns it.  Thrown again, it stops
+ * the next take under a mask, which would block, before it blocks. */
+
+struct unmasker {
+    lwc_mvar_t *mv;
+    lwc_scont_t *_Atomic self;
+    atomic_int thrown, unmasked;
+    int yield_err, inner_unmask, outer_unmask, take_err, last_unmask;
+    lwc_joinable_t *j;
+};
+
+static void unmasker(void *arg)
+{
+    struct unmasker *u = arg;
+    lwc_mask();
+    lwc_mask();
+    atomic_store(&u->self, lwc_scont_self());
+    while (atomic_load(&u->thrown) < 1)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    u->yield_err = lwc_yield();
+    u->inner_unmask = lwc_unmask();
+    u->outer_unmask = lwc_unmask();
+    lwc_mask();
+    atomic_store(&u->unmasked, 1);
+    while (atomic_load(&u->thrown) < 2)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    lwc_word_t v;
+    u->take_err = lwc_mvar_take(u->mv, &v);
+    u->last_unmask = lwc_unmask();
+}
+
+static void unmask_main(void *arg)
+{
+    (void)arg;
+    struct unmasker u = { .mv = lwc_mvar_new() };
+    ck_assert_int_eq(lwc_spawn_joinable(unmasker, &u, &u.j), LWC_OK);
+    lwc_scont_t *s;
+    while (!(s = atomic_load(&u.self)))
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    ck_assert_int_eq(lwc_throw_to(s, MY_ERROR), LWC_OK);
+    atomic_store(&u.thrown, 1);
+    while (!atomic_load(&u.unmasked))
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    ck_assert_int_eq(lwc_kill(s), LWC_OK);
+    atomic_store(&u.thrown, 2);
+    ck_assert_int_eq(lwc_join(u.j), LWC_OK);
+    ck_assert_int_eq(u.yield_err, LWC_OK);
+    ck_assert_int_eq(u.inner_unmask, LWC_OK);
+    ck_assert_int_eq(u.outer_unmask, MY_ERROR);
+    ck_assert_int_eq(u.take_err, LWC_EKILLED);
+    ck_assert_int_eq(u.last_unmask, LWC_OK);
+    lwc_mvar_free(u.mv);
+}
+
+START_TEST(test_unmask_delivers)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(unmask_main, NULL), LWC_OK);
 }
 END_TEST
 
@@ -485,7 +617,13 @@ static void bad_input_main(void *arg)
     while (lwc_scont_id(gone) && lwc_scont_status(NULL, gone) != LWC_COMPLETED)
         ck_assert_int_eq(lwc_yield(), LWC_OK);
     ck_assert_int_eq(lwc_kill(gone), LWC_ESTATE);
-    lwc_unmask();                               /* unbalanced: ignored */
+    ck_assert_int_eq(lwc_unmask(), LWC_OK);     /* unbalanced: ignored */
+    lwc_mask();
+    ck_assert_int_eq(lwc_unmask_uninterruptible(), LWC_OK);    /* not its kind: ignored */
+    ck_assert_int_eq(lwc_unmask(), LWC_OK);
+    lwc_mask_uninterruptible();
+    ck_assert_int_eq(lwc_unmask(), LWC_OK);     /* not its kind either */
+    ck_assert_int_eq(lwc_unmask_uninterruptible(), LWC_OK);
     ck_assert_int_eq(lwc_yield(), LWC_OK);
 }
 
@@ -494,7 +632,7 @@ START_TEST(test_bad_input)
     use_caps(0);
     ck_assert_int_eq(lwc_main(bad_input_main, NULL), LWC_OK);
     lwc_mask();                                 /* outside any SCont: nothing */
-    lwc_unmask();
+    ck_assert_int_eq(lwc_unmask(), LWC_OK);
 }
 END_TEST
 
@@ -509,7 +647,9 @@ int main(void)
     tcase_add_loop_test(tc, test_throw_to_blocked_putter, 0, 2);
     tcase_add_loop_test(tc, test_kill_running_thread, 0, 2);
     tcase_add_loop_test(tc, test_pending_error_stops_a_block, 0, 2);
-    tcase_add_loop_test(tc, test_mask_defers_delivery, 0, 2);
+    tcase_add_loop_test(tc, test_uninterruptible_mask_defers_delivery, 0, 2);
+    tcase_add_loop_test(tc, test_mask_is_interruptible, 0, 2);
+    tcase_add_loop_test(tc, test_unmask_delivers, 0, 2);
     tcase_add_loop_test(tc, test_sleep_and_retry_woken, 0, 2);
     tcase_add_loop_test(tc, test_exit_abandons_its_transaction, 0, 2);
     tcase_add_loop_test(tc, test_kills_while_values_flow, 0, LIGHT_RUN() ? 2 : 16);

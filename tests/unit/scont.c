@@ -116,6 +116,112 @@ START_TEST(test_eval_runs_to_completion)
 }
 END_TEST
 
+/* ---- lwc_eval returns though its scheduler idles (issue 19, point 4) -----------------
+ * A one-slot scheduler whose switch_to_next always retries on an empty slot,
+ * as a plain FIFO may: the SCont lwc_eval runs queues a second one and
+ * completes.  Its completion hands the capability on: the second one runs on
+ * the capability's worker, the capability then idles in the retry, and the
+ * host returns (Note [Idling in a place of its own] in substrate/idle.c). */
+
+static lwc_pvar_t slot = LWC_PVAR_INIT(0);
+static _Atomic int second_ran;
+static pthread_t second_os;
+
+static lwc_scont_t *slot_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
+{
+    (void)self; (void)why; (void)env;
+    lwc_scont_t *s = (lwc_scont_t *)lwc_pvar_read(tx, &slot);
+    if (!s)
+        lwc_tx_retry(tx);                   /* always: nothing tells it to stop */
+    lwc_pvar_write(tx, &slot, 0);
+    return s;
+}
+
+static void slot_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
+{
+    (void)env;
+    lwc_pvar_write(tx, &slot, (lwc_word_t)s);
+}
+
+static void second(void *arg)
+{
+    (void)arg;
+    second_os = pthread_self();
+    atomic_store(&second_ran, 1);
+}
+
+static lwc_word_t queue_second(lwc_tx_t *tx, void *s)
+{
+    slot_unblock(tx, s, NULL);
+    return 0;
+}
+
+static void first_of_two(void *arg)
+{
+    lwc_scont_t *s2 = lwc_scont_new(second, NULL, NULL);     /* its creator's upcalls */
+    ck_assert_ptr_nonnull(s2);
+    ck_assert_int_eq(lwc_atomically(queue_second, s2, NULL), LWC_OK);
+    *(lwc_scont_t **)arg = s2;
+}
+
+START_TEST(test_eval_returns_while_its_scheduler_idles)
+{
+    lwc_upcalls_t u = { slot_next, slot_unblock, NULL };
+    for (int round = 0; round < 3; round++) {
+        atomic_store(&second_ran, 0);
+        lwc_scont_t *s2 = NULL;
+        lwc_scont_t *s = lwc_scont_new(first_of_two, &s2, NULL);
+        ck_assert_int_eq(lwc_scont_set_upcalls(s, &u), LWC_OK);
+        ck_assert_int_eq(lwc_eval(s), LWC_OK);
+        ck_assert_int_eq(lwc_scont_status(NULL, s), LWC_COMPLETED);
+        while (!atomic_load(&second_ran))   /* on the capability's worker */
+            sched_yield();
+        ck_assert(!pthread_equal(second_os, pthread_self()));
+        lwc_scont_release(s);
+        lwc_scont_release(s2);
+    }
+}
+END_TEST
+
+/* ---- lwc_unblock_thread hands a new SCont over, once ---------------------------------
+ * Note [Handing a new SCont over] in substrate/scont.c. */
+
+static _Atomic int handed;
+
+static void count_unblock(lwc_tx_t *tx, lwc_scont_t *s, void *env)
+{
+    (void)tx; (void)s; (void)env;
+    atomic_fetch_add(&handed, 1);
+}
+
+static lwc_word_t unblock_twice(lwc_tx_t *tx, void *s)
+{
+    lwc_unblock_thread(tx, s);
+    lwc_unblock_thread(tx, s);
+    return 0;
+}
+
+START_TEST(test_unblock_thread_hands_a_new_scont_over)
+{
+    lwc_upcalls_t u = { slot_next, count_unblock, NULL };
+    lwc_scont_t *s = lwc_scont_new(nothing, NULL, NULL);
+    ck_assert_int_eq(lwc_scont_set_upcalls(s, &u), LWC_OK);
+    atomic_store(&handed, 0);
+    lwc_word_t token = lwc_scont_wait_token(NULL, s);
+    ck_assert_int_eq(lwc_atomically(unblock_twice, s, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&handed), 1);
+    ck_assert_int_eq(lwc_atomically(unblock_twice, s, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&handed), 1);          /* handed over already */
+    ck_assert_uint_ne(lwc_scont_wait_token(NULL, s), token);
+    ck_assert_int_eq(lwc_scont_status(NULL, s), LWC_BLOCKED_ON_SCHED);
+    lwc_scont_t *none = lwc_scont_new(nothing, NULL, NULL); /* no upcalls: nothing */
+    ck_assert_int_eq(lwc_atomically(unblock_twice, none, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&handed), 1);
+    lwc_scont_release(s);
+    lwc_scont_release(none);
+}
+END_TEST
+
 /* ---- raw switching between two SConts ------------------------------------------- */
 
 static lwc_scont_t *to_arg(lwc_tx_t *tx, lwc_scont_t *self, void *arg, lwc_status_t *st)
@@ -512,6 +618,8 @@ int main(void)
     tcase_add_test(tc, test_upcalls_inherited);
     tcase_add_test(tc, test_fifo_yield_and_completion);
     tcase_add_test(tc, test_scont_retry_blocks_through_upcalls);
+    tcase_add_test(tc, test_eval_returns_while_its_scheduler_idles);
+    tcase_add_test(tc, test_unblock_thread_hands_a_new_scont_over);
     tcase_add_test(tc, test_defer_runs_after_switch);
     tcase_add_test(tc, test_bad_switch_to_next_releases_capability);
     suite_add_tcase(s, tc);

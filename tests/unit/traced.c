@@ -105,14 +105,15 @@ START_TEST(test_alloc_churn)
 {
     unsigned seed = 7 + (unsigned)_i;
     enum { N = 512, MAX = 320 };
-    unsigned char *live[N] = { 0 };
+    unsigned char *live[N] = { 0 }, want[MAX];
+    static const unsigned char zero[MAX];
     size_t size[N];
     unsigned ops = scaled(100000);
     for (unsigned k = 0; k < ops; k++) {
         unsigned i = next_rand(&seed) % N;
         if (live[i]) {
-            for (size_t b = 0; b < size[i]; b++)
-                ck_assert_uint_eq(live[i][b], (unsigned char)i);
+            memset(want, (unsigned char)i, size[i]);
+            ck_assert_int_eq(memcmp(live[i], want, size[i]), 0);
             lwc_free(live[i]);
             live[i] = NULL;
         } else {
@@ -120,8 +121,7 @@ START_TEST(test_alloc_churn)
             live[i] = lwc_alloc(size[i]);
             ck_assert_ptr_nonnull(live[i]);
             ck_assert_uint_eq((uintptr_t)live[i] % 16, 0);
-            for (size_t b = 0; b < size[i]; b++)
-                ck_assert_uint_eq(live[i][b], 0);
+            ck_assert_int_eq(memcmp(live[i], zero, size[i]), 0);
             memset(live[i], (unsigned char)i, size[i]);
         }
     }
