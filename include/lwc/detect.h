@@ -34,6 +34,26 @@ LWC_API unsigned lwc_pin_count(const void *obj);
 LWC_API void *lwc_alloc(size_t n);
 LWC_API void  lwc_free(void *p);
 
+/* A reference the detector does not follow, for a scheduler's or a data
+ * structure's own bookkeeping: a list of every thread it made, a node's
+ * pointer back to its thread, a free list.  Kept plain in lwc_alloc memory,
+ * such a word keeps every thread it names reachable, blocked or not, and
+ * none is ever found blocked for good.  A runnable thread needs no reference
+ * to stay alive (its scheduler keeps it: README.md, "Threads blocked
+ * forever"), and a blocked one must be reachable only through what can wake
+ * it.  Hidden, the word is the address's complement, which on 64-bit targets
+ * is never an address the detector knows. */
+typedef struct lwc_hidden { uintptr_t bits; } lwc_hidden_t;
+static inline lwc_hidden_t lwc_hide(const void *p)
+{
+    lwc_hidden_t h = { ~(uintptr_t)p };
+    return h;
+}
+static inline void *lwc_unhide(lwc_hidden_t h)
+{
+    return (void *)~h.bits;
+}
+
 /* Run a detection pass now: every SCont blocked on a data structure that no
  * root reaches is woken with LWC_EBLOCKED_CONCDS, and every runnable one in a
  * scheduler nothing reaches is adopted (lwc_sched_adopts_orphans; README.md,

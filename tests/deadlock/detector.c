@@ -588,6 +588,49 @@ START_TEST(test_pvars_inside)
 }
 END_TEST
 
+/* ---- bookkeeping the detector does not follow (issue 19) ---------------------------------
+ * A scheduler that lists every thread it made in lwc_alloc memory keeps them
+ * all reachable, blocked or not; hidden (lwc_hide), the list keeps none. */
+
+static lwc_hidden_t *ledger;                 /* a root: the block is reachable */
+static atomic_int ledger_err, ledger_done;
+
+static void ledger_thread(void *arg)
+{
+    (void)arg;
+    ledger[0] = lwc_hide(lwc_scont_self());
+    lonely(NULL);
+    atomic_store(&ledger_err, atomic_load(&lonely_wrong));
+    atomic_store(&ledger_done, 1);
+}
+
+static void hidden_ledger(void *arg)
+{
+    (void)arg;
+    ledger = lwc_alloc(sizeof *ledger);
+    ck_assert_ptr_nonnull(ledger);
+    atomic_store(&ledger_done, 0);
+    atomic_store(&lonely_wrong, 0);
+    ck_assert_int_eq(lwc_spawn(ledger_thread, NULL), LWC_OK);
+    while (!atomic_load(&ledger_done)) {
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+        ck_assert_int_ge(lwc_gc(), 0);
+    }
+    ck_assert_int_eq(atomic_load(&ledger_err), 0);      /* it got LWC_EBLOCKED_CONCDS */
+    lwc_scont_t *s = lwc_unhide(ledger[0]);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_eq(lwc_unhide(lwc_hide(s)), s);
+    lwc_free(ledger);
+    ledger = NULL;
+}
+
+START_TEST(test_hidden_bookkeeping)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(hidden_ledger, NULL), LWC_OK);
+}
+END_TEST
+
 /* ---- bad input ---------------------------------------------------------------------------------- */
 
 static lwc_word_t gc_inside(lwc_tx_t *tx, void *arg)
@@ -645,6 +688,7 @@ int main(void)
     add_case(s, "pin", test_pin_released_while_waiting, 2);
     add_case(s, "idle_timer", test_idle_timer, 2);
     add_case(s, "pvars_inside", test_pvars_inside, 2);
+    add_case(s, "hidden", test_hidden_bookkeeping, 2);
     add_case(s, "bad_input", test_bad_input, 2);
     return run_suite(s);
 }
