@@ -54,7 +54,9 @@ struct lwc_thread;
  * and looks under the lock (Note [Retry wake-up]); so does one that finds the
  * lock held on an empty list, which costs it a look and nothing more.  The
  * fields are plain in the public header, and every access here is atomic,
- * through these two. */
+ * through these two.  A PVar holding 0 with no waiters is two zero words,
+ * as lwc_pvar_init leaves it: <lwc/ptm.h> promises that zeroed memory holds
+ * such a PVar, and the modules' pools and inboxes make theirs so. */
 static inline _Atomic lwc_word_t *lwc_pvar_value_word(lwc_pvar_t *pv)
 {
     return (_Atomic lwc_word_t *)&pv->value;
@@ -167,6 +169,7 @@ struct lwc_commit {
 };
 extern struct lwc_commit lwc_commit;
 
+/* PVars are 16 bytes apart in a slab or a struct: the bits above those. */
 static inline uint64_t lwc_bloom_bit(const lwc_pvar_t *pv)
 {
     return (uint64_t)1 << (((uintptr_t)pv >> 4) & 63);

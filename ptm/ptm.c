@@ -306,10 +306,18 @@ void lwc_pvar_wunlock(lwc_pvar_t *pv) { wunlock(pv); }
  * free the PVar (a scheduler instance freed once its last capability is seen
  * gone) while the committer still walks its waiter list.  So publish takes the
  * wlock of every PVar it finds waiters on *before* it stores the value, and
- * fire_waiters drops it after firing; lwc_pvar_free takes and drops the lock
- * first.  Anyone who saw the value (acquire) sees the lock held, and waits for
- * the fire to finish.  A PVar that had no waiters at publish is not touched
+ * fire_waiters drops it after firing; lwc_pvar_fini (and so lwc_pvar_free)
+ * takes and drops the lock first.  Anyone who saw the value (acquire) sees
+ * the lock held, and waits for the fire to finish.  A PVar that had no waiters at publish is not touched
  * again: a waiter registered later finds the new value (Note [Retry wake-up]). */
+void lwc_pvar_fini(lwc_pvar_t *pv)
+{
+    if (!pv)
+        return;
+    wlock(pv);
+    wunlock(pv);
+}
+
 void lwc_pvar_free(lwc_pvar_t *pv)
 {
     if (!pv)
@@ -319,18 +327,10 @@ void lwc_pvar_free(lwc_pvar_t *pv)
                  (void *)pv);
         return;
     }
-    wlock(pv);
-    wunlock(pv);
+    lwc_pvar_fini(pv);
     lwc_pvar_release(pv);
 }
 
-void lwc_pvar_fini(lwc_pvar_t *pv)
-{
-    if (!pv)
-        return;
-    wlock(pv);
-    wunlock(pv);
-}
 
 /* Note [In-place transactions]: a value is committed once the epoch that was
  * even before it was loaded is the same after. */

@@ -34,6 +34,10 @@ int  lwc_stack_get(struct lwc_stack *st, size_t size, lwc_stack_kind_t kind);
  * else given back and replaced). */
 uint32_t lwc_stack_wanted(size_t size, lwc_stack_kind_t kind);
 size_t lwc_stack_wanted_size(uint32_t wanted);
+static inline lwc_stack_kind_t lwc_stack_wanted_kind(uint32_t wanted)
+{
+    return (lwc_stack_kind_t)(wanted & 3);
+}
 int  lwc_stack_refit(struct lwc_stack *st, uint32_t wanted);
 void lwc_stack_put(struct lwc_stack *st);
 void lwc_stack_pool_drain(void);
@@ -125,9 +129,9 @@ struct lwc_scont {
     _Atomic(const lwc_upcalls_t *) up; /* Note [Upcall records] in scont.c */
     _Atomic(void *)  local;
     _Atomic uint64_t id;              /* a reused struct gets a new one: a resume token */
-    union {
-        void       (*fn)(void *);     /* while alive */
-        struct lwc_scont *free_next;  /* in a free list: Note [Type-stable SConts] */
+    union {                           /* fn is read by its first frame alone, */
+        void       (*fn)(void *);     /* never by a doomed body: a free struct may */
+        struct lwc_scont *free_next;  /* hold its link here (Note [Type-stable SConts]) */
     };
     void            *arg;
     char            *name;

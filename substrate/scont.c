@@ -46,7 +46,7 @@ static void scont_entry(lwc_transfer_t tr, void *arg);
  *
  * Structs are made SCONT_BATCH at a time, in batches on one list
  * (lwc_rt.scont_batches), and `alive` marks those in use: lwc_shutdown and
- * the detector walk the batches (lwc_scont_each_made), and the exit
+ * the detector (lwc_gc_gather_sconts) walk the batches, and the exit
  * destructor frees them all.  A batch costs no malloc header and no link per
  * struct, which is 16 of the bytes a blocked thread costs (Note [What a
  * blocked thread costs] in internal.h).  Creating and freeing an SCont touches
@@ -490,7 +490,7 @@ void lwc_scont_reserve_stack(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap)
 {
     struct lwc_thread *t = tx_thread(tx);
     uint32_t wanted = atomic_load_explicit(&s->stack_wanted, memory_order_relaxed);
-    if ((wanted & 3) == LWC_STACK_COPY) {              /* Note [Copy stacks] in copy.c */
+    if (lwc_stack_wanted_kind(wanted) == LWC_STACK_COPY) {              /* Note [Copy stacks] in copy.c */
         /* A doomed body may read a struct being reused: atomic. */
         if (!__atomic_load_n(&s->bound, __ATOMIC_RELAXED)) {
             lwc_copy_claim(tx, s, cap ? cap : t->cap);

@@ -395,7 +395,7 @@ size_t lwc_stack_wanted_size(uint32_t wanted)
 
 int lwc_stack_refit(struct lwc_stack *st, uint32_t wanted)
 {
-    lwc_stack_kind_t kind = (lwc_stack_kind_t)(wanted & 3);
+    lwc_stack_kind_t kind = lwc_stack_wanted_kind(wanted);
     size_t map_size = lwc_stack_wanted_size(wanted);
     if (st->map) {
         if (st->kind == kind && st->map_size == map_size)

@@ -323,7 +323,7 @@ void lwc_free(void *p)
         return;
     size_t slot;
     pthread_mutex_lock(&block_slabs.lock);
-    struct slab *sl = block_slabs.cap ? slab_of(&block_slabs, p, false, &slot) : NULL;
+    struct slab *sl = slab_of(&block_slabs, p, false, &slot);
     if (sl)
         slab_release(sl, slot);
     pthread_mutex_unlock(&block_slabs.lock);
@@ -435,7 +435,7 @@ void lwc_traced_unlock(void)
 bool lwc_traced_is_pvar(const void *p)
 {
     size_t slot;
-    return pvar_slabs.cap && slab_of(&pvar_slabs, p, false, &slot) != NULL;
+    return slab_of(&pvar_slabs, p, false, &slot) != NULL;
 }
 
 void lwc_traced_each_block(void (*fn)(void *arg, const void *p, size_t n), void *arg)

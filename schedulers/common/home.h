@@ -27,20 +27,20 @@
  * give a thread to a capability other than its home: a thread is pushed on
  * its home's deque only, and a thief leaves it (sched_away). */
 struct sched_homes {
-    lwc_pvar_t **q;         /* the inbox of capability c: q[2c] head, q[2c + 1] tail */
-    unsigned     n;         /* capabilities, or 0 with one */
+    lwc_pvar_t *q;          /* the inbox of capability c: q[2c] head, q[2c + 1] tail */
+    unsigned    n;          /* capabilities, or 0 with one */
 };
 
 static inline void sched_homes_free(struct sched_homes *h)
 {
     for (unsigned i = 0; h->q && i < 2 * h->n; i++)
-        lwc_pvar_free(h->q[i]);
+        lwc_pvar_fini(&h->q[i]);
     free(h->q);
     h->q = NULL;
     h->n = 0;
 }
 
-/* False when out of memory. */
+/* False when out of memory.  Zeroed, the inboxes are empty (<lwc/ptm.h>). */
 static inline bool sched_homes_init(struct sched_homes *h)
 {
     unsigned n = lwc_cap_count();
@@ -51,11 +51,6 @@ static inline bool sched_homes_init(struct sched_homes *h)
     if (!(h->q = calloc(2 * (size_t)n, sizeof *h->q)))
         return false;
     h->n = n;
-    for (unsigned i = 0; i < 2 * n; i++)
-        if (!(h->q[i] = lwc_pvar_new(0))) {
-            sched_homes_free(h);
-            return false;
-        }
     return true;
 }
 
@@ -69,7 +64,7 @@ static inline bool sched_away(struct sched_thread *t, unsigned here)
 static inline void sched_send_home(lwc_tx_t *tx, struct sched_homes *h, struct sched_thread *t)
 {
     unsigned home = lwc_scont_home_cap(thread_scont(t));
-    fifo_push(tx, h->q[2 * home], h->q[2 * home + 1], t);
+    fifo_push(tx, &h->q[2 * home], &h->q[2 * home + 1], t);
 }
 
 /* The oldest thread sent home to `here`, or NULL. */
@@ -78,7 +73,7 @@ static inline struct sched_thread *sched_home_pop(lwc_tx_t *tx, struct sched_hom
 {
     if (!h->n || here >= h->n)
         return NULL;
-    return fifo_pop(tx, h->q[2 * here], h->q[2 * here + 1]);
+    return fifo_pop(tx, &h->q[2 * here], &h->q[2 * here + 1]);
 }
 
 /* fifo_pop of a queue shared by the capabilities, for `here`: the threads

@@ -168,19 +168,10 @@ static struct waiter *reader_unlink(lwc_tx_t *tx, struct waiter *r)
     return next;
 }
 
-static bool is_full(lwc_tx_t *tx, lwc_mvar_t *mv)
+/* The operations, with st the MVar's state word as the transaction read it. */
+static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t st, lwc_word_t *out)
 {
-    return RD(&mv->state) & FULL;
-}
-
-static void set_full(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t full)
-{
-    WR(&mv->state, (RD(&mv->state) & ~FULL) | full);
-}
-
-static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
-{
-    if (!is_full(tx, mv))
+    if (!(st & FULL))
         return false;
     *out = RD(&mv->value);
     struct waiter *putter = queue_pop(tx, mv);   /* while full, only putters wait */
@@ -188,14 +179,14 @@ static bool take_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
         WR(&mv->value, RD(&putter->value));
         serve(tx, putter, SERVED);
     } else {
-        set_full(tx, mv, 0);
+        WR(&mv->state, st & ~FULL);
     }
     return true;
 }
 
-static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
+static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t st, lwc_word_t v)
 {
-    if (is_full(tx, mv))
+    if (st & FULL)
         return false;
     struct waiter *r = (struct waiter *)RD(&mv->readers);
     if (r) {
@@ -210,15 +201,15 @@ static bool put_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
     if (taker) {
         serve_value(tx, taker, v);
     } else {
-        set_full(tx, mv, FULL);
+        WR(&mv->state, st | FULL);
         WR(&mv->value, v);
     }
     return true;
 }
 
-static bool read_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
+static bool read_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t st, lwc_word_t *out)
 {
-    if (!is_full(tx, mv))
+    if (!(st & FULL))
         return false;
     *out = RD(&mv->value);
     return true;
@@ -256,16 +247,16 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
 {
     struct op *op = arg;
     op->waited = false;
-    lwc_word_t gen = RD(&op->mv->state) >> 1;
+    lwc_word_t st = RD(&op->mv->state), gen = st >> 1;
     if (!op->gen_known) {
         op->gen = gen;
         op->gen_known = true;
     } else if (gen != op->gen) {
         return LWC_EBLOCKED_CONCDS;
     }
-    bool done = op->kind == KIND_TAKE ? take_now(tx, op->mv, &op->v)
-              : op->kind == KIND_READ ? read_now(tx, op->mv, &op->v)
-              : put_now(tx, op->mv, op->v);
+    bool done = op->kind == KIND_TAKE ? take_now(tx, op->mv, st, &op->v)
+              : op->kind == KIND_READ ? read_now(tx, op->mv, st, &op->v)
+              : put_now(tx, op->mv, st, op->v);
     if (done)
         return 0;
     if (!op->w && !(op->w = waiter_get()))
@@ -345,7 +336,8 @@ struct try_op { lwc_mvar_t *mv; int kind; lwc_word_t v; };
 static lwc_word_t try_body(lwc_tx_t *tx, void *arg)
 {
     struct try_op *op = arg;
-    return op->kind == KIND_TAKE ? take_now(tx, op->mv, &op->v) : put_now(tx, op->mv, op->v);
+    lwc_word_t st = RD(&op->mv->state);
+    return op->kind == KIND_TAKE ? take_now(tx, op->mv, st, &op->v) : put_now(tx, op->mv, st, op->v);
 }
 
 static int try_op(lwc_mvar_t *mv, int kind, lwc_word_t v, lwc_word_t *out)
@@ -371,7 +363,7 @@ int lwc_mvar_take_tx(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t *out)
 {
     if (!tx || !mv || !out)
         return LWC_EINVAL;
-    if (!take_now(tx, mv, out))
+    if (!take_now(tx, mv, RD(&mv->state), out))
         lwc_tx_retry(tx);
     return LWC_OK;
 }
@@ -380,7 +372,7 @@ int lwc_mvar_put_tx(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t v)
 {
     if (!tx || !mv)
         return LWC_EINVAL;
-    if (!put_now(tx, mv, v))
+    if (!put_now(tx, mv, RD(&mv->state), v))
         lwc_tx_retry(tx);
     return LWC_OK;
 }
@@ -391,7 +383,7 @@ static lwc_word_t reset_body(lwc_tx_t *tx, void *arg)
 {
     lwc_word_t *a = arg;                        /* { mv, full, value } */
     lwc_mvar_t *mv = (lwc_mvar_t *)a[0];
-    set_full(tx, mv, a[1]);
+    WR(&mv->state, (RD(&mv->state) & ~FULL) | a[1]);
     WR(&mv->value, a[2]);
     return 0;
 }

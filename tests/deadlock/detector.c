@@ -554,10 +554,7 @@ static void pvars_inside(void *arg)
     /* embedded_alone first, and blocked before the others start: a thread
      * that runs after it could keep its address in a dead stack slot. */
     ck_assert_int_eq(lwc_spawn(embedded_alone, NULL), LWC_OK);
-    while (!atomic_load(&embedded_lost)) {          /* once it has blocked */
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
-        ck_assert_int_ge(lwc_gc(), 0);
-    }
+    gc_until_count(&embedded_lost, 1);             /* once it has blocked */
     ck_assert_int_eq(lwc_spawn(embedded_retrier, &embedded_block->pv), LWC_OK);
     ck_assert_int_eq(lwc_spawn(embedded_retrier, &embedded_static.pv), LWC_OK);
     while (atomic_load(&embedded_started) < 3)
@@ -612,10 +609,7 @@ static void hidden_ledger(void *arg)
     atomic_store(&ledger_done, 0);
     atomic_store(&lonely_wrong, 0);
     ck_assert_int_eq(lwc_spawn(ledger_thread, NULL), LWC_OK);
-    while (!atomic_load(&ledger_done)) {
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
-        ck_assert_int_ge(lwc_gc(), 0);
-    }
+    gc_until_count(&ledger_done, 1);
     ck_assert_int_eq(atomic_load(&ledger_err), 0);      /* it got LWC_EBLOCKED_CONCDS */
     lwc_scont_t *s = lwc_unhide(ledger[0]);
     ck_assert_ptr_nonnull(s);
