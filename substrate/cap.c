@@ -149,7 +149,10 @@ static bool mail_wait(struct lwc_thread *t)
         }
         if (m == MAIL_ASLEEP ||
             atomic_compare_exchange_strong(&t->mail, &m, MAIL_ASLEEP)) {
-            atomic_store(&t->asleep, 1);        /* an lwc_eval host: Note [Plain OS threads] */
+            if (t->kind == THREAD_HOST)
+                lwc_gc_host_sleeps(t);
+            else
+                atomic_store(&t->asleep, 1);
             lwc_futex_wait(&t->mail, MAIL_ASLEEP);
             atomic_store(&t->asleep, 0);
         }

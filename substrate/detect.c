@@ -88,6 +88,8 @@
  *    runs by itself, and no deadlock is declared.  An lwc_gc pass still runs;
  *    what such a thread holds must be pinned (detect.h), except that the
  *    thread calling lwc_gc has its own stack scanned, from the pass's frame.
+ *  - Whichever goes to sleep last, a capability or such a thread, runs the
+ *    pass that finds a deadlock (lwc_gc_sleep_begin, lwc_gc_host_sleeps).
  *  - One asleep in a retry is stopped like a capability: woken during a pass,
  *    it waits for the pass to end before it returns into the program.  Its
  *    stack is data the SConts may use (lwc_main's caller passes its locals to
@@ -232,6 +234,15 @@ __attribute__((noinline)) void lwc_gc_sleep_begin(struct lwc_thread *t, struct r
     if (forever && atomic_load(&lwc_rt.up) && all_idle(true))
         collect(t, true);
     (void)here;
+}
+
+/* The host is the last to sleep when every capability idled while it
+ * still spun for its mail: then the pass is its to run. */
+void lwc_gc_host_sleeps(struct lwc_thread *t)
+{
+    atomic_store(&t->asleep, 1);                    /* seq_cst: Note [Stopping the world] */
+    if (atomic_load(&lwc_rt.up) && all_idle(true))
+        collect(t, true);
 }
 
 /* Note [The idle timer]

@@ -26,6 +26,8 @@ struct sc {
     lwc_status_t  st;       /* as the pass sees it: Note [Idle in a blocking switch] */
     bool          root, marked;
     bool          runs;     /* running, or runnable in a live scheduler */
+    bool          inert;    /* a root that cannot run by itself: Note [Work] */
+    bool          dormant;  /* Note [Dormant SConts] in internal.h */
     bool          stranded; /* runnable in a scheduler nothing reaches (Note [Orphans]) */
     char         *sp;       /* lowest live word of its stack, or NULL */
     bool          in_buffer; /* a copy SCont's frames, saved: Note [Copy stacks] in copy.c */

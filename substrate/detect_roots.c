@@ -159,11 +159,13 @@ bool lwc_gc_cap_upcalls(struct lwc_cap *cap, lwc_upcalls_t *u)
 
 /* Record that runnable s waits in the scheduler of its upcalls' env.  False
  * if it has no scheduler to wait in (no switch_to_next, env NULL): then only
- * whoever made it can run it, and it counts as a root, as it always did. */
-static bool add_env_ref(struct pass *ps, lwc_scont_t *s)
+ * whoever made it can run it, and it counts as a root, as it always did;
+ * with no switch_to_next at all, an inert one (Note [Work]). */
+static bool add_env_ref(struct pass *ps, lwc_scont_t *s, bool *inert)
 {
     lwc_upcalls_t u;
     lwc_scont_load_upcalls(s, &u);
+    *inert = !u.switch_to_next;
     if (!u.switch_to_next || !u.env)
         return false;
     struct env_ref *e = lwc_gc_grow(ps->envs, &ps->cap_env, ps->nenv + 1, sizeof *e, &ps->nomem);
@@ -200,6 +202,33 @@ void lwc_gc_sort_edges(struct pass *ps)
         qsort(ps->edges, ps->nedges, sizeof *ps->edges, edge_cmp);
 }
 
+/* Note [Work]
+ * ~~~~~~~~~~~
+ * The pass that runs by itself acts only when nothing can run (Note [When a
+ * pass runs by itself] in detect.c), and a scheduler may idle in an SCont
+ * of its own: a per-capability idle thread with no upcalls that sleeps in a
+ * retry until its run queue is written.  That SCont reads LWC_RUNNING, and
+ * the one idle thread that a scheduler made ahead of time for a capability
+ * it never used reads as runnable; taken for work, either kept every
+ * deadlock from being found (issue 19).  Neither can run by itself: the
+ * first sleeps until a PVar is written, which only a thread that runs can
+ * do, and the second, having no switch_to_next, runs only when a running
+ * thread switches to it or starts it.  So both are roots (what they reach
+ * stays live: the sleeper's stack holds its scheduler) but inert: no work.
+ * An SCont sleeps for good when its capability's holder sleeps in a retry
+ * with no deadline (`idle_until` LWC_NEVER, published before it parks) and
+ * its waiter has not fired: a fired one runs on when the pass ends.  Its
+ * blocking switch, if that is where it sleeps, is Note [Idle in a blocking
+ * switch] in detect.c: it is no root at all.  A dormant SCont (Note
+ * [Dormant SConts] in internal.h) is no work and no root: an object like
+ * any other, never adopted. */
+static bool sleeps_for_good(const struct lwc_cap *cap, const struct lwc_thread *t)
+{
+    if (atomic_load(&cap->idle_until) != LWC_NEVER || !t->sleep_word)
+        return false;
+    return atomic_load(t->sleep_word) != W_FIRED;
+}
+
 void lwc_gc_gather_sconts(struct pass *ps)
 {
     pthread_mutex_lock(&lwc_rt.lock);
@@ -222,8 +251,8 @@ void lwc_gc_gather_sconts(struct pass *ps)
             break;
         ps->sc = c;
         c = &ps->sc[ps->nsc];
-        *c = (struct sc){ .s = s, .st = status_of(lwc_pvar_load(&s->status)),
-                          .in_buffer = in_buffer };
+        lwc_word_t w = lwc_pvar_load(&s->status);
+        *c = (struct sc){ .s = s, .st = status_of(w), .in_buffer = in_buffer };
         struct lwc_cap *cap = parked_on(s);
         struct lwc_thread *t = cap ? cap->park_thread : NULL;
         if (t && t->idle_self == s &&               /* fired: it runs again, a root */
@@ -237,10 +266,14 @@ void lwc_gc_gather_sconts(struct pass *ps)
         c->sp = stackless ? NULL : cap ? cap->park_sp : ctx_sp(s);
         if (c->sp < lo || c->sp >= hi)
             c->sp = NULL;
-        if (c->st == LWC_RUNNING)
+        if (c->st == LWC_RUNNING) {
             c->root = true;
-        else if (c->st == LWC_BLOCKED_ON_SCHED)
-            c->root = !add_env_ref(ps, s);          /* Note [Orphans] in detect_wake.c */
+            c->inert = t && sleeps_for_good(cap, t);    /* Note [Work] */
+        } else if (c->st == LWC_BLOCKED_ON_SCHED && lwc_scont_dormant(s, w)) {
+            c->dormant = true;
+        } else if (c->st == LWC_BLOCKED_ON_SCHED) {
+            c->root = !add_env_ref(ps, s, &c->inert);   /* Note [Orphans] in detect_wake.c */
+        }
         else if (c->st == LWC_BLOCKED_ON_CONCDS && s->retry_nodes && !c->idle_waiter &&
                  atomic_load(&s->retry_nodes[0].w->state) == W_FIRED)
             c->root = true;                         /* woken, the wake-up in flight */
@@ -352,8 +385,9 @@ void lwc_gc_find_stranded(struct pass *ps)
     ps->region_scont = NULL;
     for (size_t i = 0; i < ps->nsc; i++) {
         struct sc *c = &ps->sc[i];
-        c->runs = c->root || (c->st == LWC_BLOCKED_ON_SCHED && c->marked);
-        c->stranded = c->st == LWC_BLOCKED_ON_SCHED && !c->marked;
+        bool waits = c->st == LWC_BLOCKED_ON_SCHED && !c->dormant;
+        c->runs = !c->inert && (c->root || (waits && c->marked));    /* Note [Work] */
+        c->stranded = waits && !c->marked;
     }
     for (size_t i = 0; i < ps->nsc; i++) {
         if (ps->sc[i].stranded) {

@@ -248,6 +248,28 @@ static inline struct lwc_cap *lwc_scont_home(const lwc_scont_t *s)
 {
     return atomic_load_explicit(&s->home, memory_order_relaxed);
 }
+
+/* Has s never run?  No stack of its own yet, and no home. */
+static inline bool lwc_scont_never_ran(const lwc_scont_t *s)
+{
+    return !lwc_stack_map(&s->stack) && !lwc_scont_home(s);
+}
+
+/* Note [Dormant SConts]
+ * ~~~~~~~~~~~~~~~~~~~~~
+ * A new SCont's wait token starts at a multiple of four, and two more for
+ * one made LWC_SCONT_DORMANT (scont_create).  Handing it over (Note
+ * [Handing a new SCont over] in scont.c) adds one, and every later move
+ * needs a run first.  So an SCont is dormant, made ahead of time and no
+ * work yet, while it is runnable, has never run, and its token is 2 modulo
+ * 4: the detector counts it neither running nor runnable (detect_roots.c). */
+#define TOKEN_DORMANT 2
+
+static inline bool lwc_scont_dormant(const lwc_scont_t *s, lwc_word_t status_word)
+{
+    return status_of(status_word) == LWC_BLOCKED_ON_SCHED &&
+           (status_word >> STATUS_BITS & 3) == TOKEN_DORMANT && lwc_scont_never_ran(s);
+}
 /* In tx: copy SCont s is to run on cap; aborts tx if it cannot. */
 void lwc_copy_claim(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap);
 /* After the commit that first runs copy SCont s on cap. */
@@ -509,6 +531,8 @@ static inline void lwc_gc_safepoint(struct lwc_thread *t)
 }
 void lwc_gc_sleep_begin(struct lwc_thread *t, struct retry_waiter *w, bool forever);
 void lwc_gc_sleep_end(struct lwc_thread *t);
+/* An lwc_eval host sleeps for its mail from now on: Note [Plain OS threads]. */
+void lwc_gc_host_sleeps(struct lwc_thread *t);
 void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w);
 void lwc_gc_idle_clear(struct lwc_thread *t);
 void lwc_gc_shutdown(void);

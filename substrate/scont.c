@@ -132,7 +132,9 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
             kind = LWC_STACK_DEFAULT;   /* refused below */
     }
     uint32_t wanted = lwc_stack_wanted(size, kind);
-    if (!fn || !atomic_load(&lwc_rt.up) || (unsigned)kind - LWC_STACK_GUARDED > 2 || !wanted) {
+    unsigned flags = attr ? attr->flags : 0;
+    if (!fn || !atomic_load(&lwc_rt.up) || (unsigned)kind - LWC_STACK_GUARDED > 2 || !wanted ||
+        (flags & ~LWC_SCONT_DORMANT)) {
         errno = EINVAL;
         return NULL;
     }
@@ -153,9 +155,11 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
                                                                             * first run] */
     /* Note [Status word]: the token moves on, so no waiter recorded in an
      * earlier life of the struct matches this one; and it starts even: Note
-     * [Handing a new SCont over]. */
+     * [Handing a new SCont over], Note [Dormant SConts] in internal.h. */
     lwc_word_t w = atomic_load_explicit(lwc_pvar_value_word(&s->status), memory_order_relaxed);
-    lwc_word_t token = ((w >> STATUS_BITS) + 2) & ~(lwc_word_t)1;
+    lwc_word_t token = ((w >> STATUS_BITS) + 4) & ~(lwc_word_t)3;
+    if (flags & LWC_SCONT_DORMANT)
+        token += TOKEN_DORMANT;
     lwc_pvar_init(&s->status, token << STATUS_BITS | LWC_BLOCKED_ON_SCHED);
     lwc_pvar_init(&s->retry_pv, 0);
     lwc_pvar_init(&s->pending, 0);
@@ -685,7 +689,7 @@ static void hand_over_new(lwc_tx_t *tx, lwc_scont_t *s)
         return;
     lwc_word_t w = lwc_tx_read(tx, &s->status);
     if (status_of(w) != LWC_BLOCKED_ON_SCHED || (w >> STATUS_BITS & 1) ||
-        lwc_stack_map(&s->stack) || lwc_scont_home(s))
+        !lwc_scont_never_ran(s))
         return;
     lwc_tx_write(tx, &s->status, w + (1u << STATUS_BITS));
     u.unblock_thread(tx, s, u.env);

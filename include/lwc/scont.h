@@ -35,14 +35,24 @@ typedef struct lwc_scont_attr {
     lwc_stack_kind_t stack_kind;
     const char      *name;        /* copied; diagnostics print it */
     const lwc_upcalls_t *upcalls; /* copied; NULL: the creator's */
+    unsigned         flags;       /* LWC_SCONT_DORMANT, or 0 */
 } lwc_scont_attr_t;
+
+/* The SCont is made ahead of time (a pool of workers) and is no work until
+ * lwc_unblock_thread hands it to its scheduler, or something switches to it
+ * or starts it.  Until then the detector counts it neither running nor
+ * runnable, so it does not keep a deadlock from being found; one that
+ * nothing reaches is left alone, never adopted.  Without the flag a new
+ * SCont counts as runnable from birth, as a scheduler that queues what it
+ * makes needs (README.md, "Threads blocked forever"). */
+#define LWC_SCONT_DORMANT 1u
 
 /* Create an SCont that will run fn(arg).  Its status is LWC_BLOCKED_ON_SCHED and it
  * has attr's upcalls, else its creator's (none when created outside an
  * SCont): a scheduler that names its own here saves an lwc_scont_set_upcalls,
  * which is an atomic read-modify-write.  The caller owns
  * one handle, dropped with lwc_scont_release.  Returns NULL with errno set: EINVAL
- * (fn NULL, bad attr, a copy SCont's stack_size above the shared stack's,
+ * (fn NULL, bad attr or flags, a copy SCont's stack_size above the shared stack's,
  * lwc_init not called), ENOMEM. */
 LWC_API lwc_scont_t *lwc_scont_new(void (*fn)(void *), void *arg, const lwc_scont_attr_t *attr);
 /* The same, but the SCont always runs on an OS thread of its own: the capability

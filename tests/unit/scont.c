@@ -1,9 +1,8 @@
 /* SConts, switching and upcalls on one capability. */
 #include "harness.h"
 
-#include <sched.h>
-
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -217,8 +216,22 @@ START_TEST(test_unblock_thread_hands_a_new_scont_over)
     lwc_scont_t *none = lwc_scont_new(nothing, NULL, NULL); /* no upcalls: nothing */
     ck_assert_int_eq(lwc_atomically(unblock_twice, none, NULL), LWC_OK);
     ck_assert_int_eq(atomic_load(&handed), 1);
+    /* Made ahead of time (Note [Dormant SConts] in substrate/internal.h): handed
+     * over once the same way. */
+    lwc_scont_t *dormant = lwc_scont_new(nothing, NULL,
+                                         &(lwc_scont_attr_t){ .upcalls = &u,
+                                                              .flags = LWC_SCONT_DORMANT });
+    ck_assert_ptr_nonnull(dormant);
+    ck_assert_int_eq(lwc_atomically(unblock_twice, dormant, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&handed), 2);
+    ck_assert_int_eq(lwc_atomically(unblock_twice, dormant, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&handed), 2);
+    errno = 0;
+    ck_assert_ptr_null(lwc_scont_new(nothing, NULL, &(lwc_scont_attr_t){ .flags = 2 }));
+    ck_assert_int_eq(errno, EINVAL);
     lwc_scont_release(s);
     lwc_scont_release(none);
+    lwc_scont_release(dormant);
 }
 END_TEST
 
