@@ -215,23 +215,26 @@ lwc_ffi_kind_t lwc_ffi_sig_ret(const lwc_ffi_sig_t *sig)
  * struct is returned in memory, which libffi writes at its exact size. */
 #define RESULT_BYTES 256
 
+/* Each case copies a constant size, which the compiler inlines. */
 static void narrow(lwc_ffi_kind_t k, const void *from, void *to, size_t size)
 {
     ffi_arg a;
     memcpy(&a, from, sizeof a);
-    union { int8_t s8; uint8_t u8; int16_t s16; uint16_t u16; int32_t s32; uint32_t u32; } v;
     switch (k) {
-    case LWC_FFI_SINT8:  v.s8 = (int8_t)a;   break;
-    case LWC_FFI_UINT8:  v.u8 = (uint8_t)a;  break;
-    case LWC_FFI_SINT16: v.s16 = (int16_t)a; break;
-    case LWC_FFI_UINT16: v.u16 = (uint16_t)a; break;
-    case LWC_FFI_SINT32: v.s32 = (int32_t)a; break;
-    case LWC_FFI_UINT32: v.u32 = (uint32_t)a; break;
-    default:
-        memcpy(to, from, size);                     /* written at its own size */
+    case LWC_FFI_SINT8:  *(int8_t *)to = (int8_t)a;     return;
+    case LWC_FFI_UINT8:  *(uint8_t *)to = (uint8_t)a;   return;
+    case LWC_FFI_SINT16: memcpy(to, &(int16_t){ (int16_t)a }, 2);   return;
+    case LWC_FFI_UINT16: memcpy(to, &(uint16_t){ (uint16_t)a }, 2); return;
+    case LWC_FFI_SINT32: memcpy(to, &(int32_t){ (int32_t)a }, 4);   return;
+    case LWC_FFI_UINT32: memcpy(to, &(uint32_t){ (uint32_t)a }, 4); return;
+    case LWC_FFI_FLOAT:  memcpy(to, from, sizeof(float));  return;
+    case LWC_FFI_POINTER: memcpy(to, from, sizeof(void *)); return;
+    case LWC_FFI_SINT64: case LWC_FFI_UINT64: case LWC_FFI_DOUBLE:
+        memcpy(to, from, 8);
         return;
+    default:
+        memcpy(to, from, size);                     /* a struct */
     }
-    memcpy(to, &v, size);
 }
 
 int lwc_ffi_call_unsafe(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args)
