@@ -342,9 +342,13 @@ static lwc_word_t eval_unblock_body(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-int lwc_eval(lwc_scont_t *s)
+static int eval(lwc_scont_t *s, bool may_start)
 {
     if (!s || !atomic_load(&lwc_rt.up) || s->bound)
+        return LWC_EINVAL;
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(s, &u);
+    if (!may_start && !u.unblock_thread)
         return LWC_EINVAL;
     struct lwc_thread *t = lwc_thread_get();
     if (!t)
@@ -361,7 +365,7 @@ int lwc_eval(lwc_scont_t *s)
     t->bound_done = false;
     lwc_altstack_enter(t);
     int err;
-    struct lwc_cap *cap = cap_take_idle(NULL);
+    struct lwc_cap *cap = may_start ? cap_take_idle(NULL) : NULL;
     if (cap) {
         err = lwc_tx_run(resume_body, &(struct resume){ s, cap }, NULL, true);
         if (err != LWC_OK)
@@ -387,6 +391,16 @@ int lwc_eval(lwc_scont_t *s)
     t->bound_scont = NULL;
     t->bound_done = false;
     return err;
+}
+
+int lwc_eval(lwc_scont_t *s)
+{
+    return eval(s, true);
+}
+
+int lwc_eval_queued(lwc_scont_t *s)
+{
+    return eval(s, false);
 }
 
 /* ---- Start and stop --------------------------------------------------------- */

@@ -5,14 +5,15 @@
 # `make bench-instr` runs it after building the benchmark programs.
 #
 # usage: tools/bench-instr.sh [figure...]
-#   figure    yield lwc_switch ptm spawn ring pingpong (default: all)
+#   figure    yield lwc_switch ptm spawn ring pingpong ffi (default: all; ffi
+#             when tools/ffi-bench is built)
 # Environment: LWC_INSTR_SIZE (default 20000) is N; PEERS_DIR, when set, is a
 # folder of peer programs built by tools/peers/build.sh (ghc-peer, go-peer),
 # counted the same way beside ours (GHC with -N1, Go with GOMAXPROCS=1).
 set -eu
 dir=$(dirname "$0")
 n=${LWC_INSTR_SIZE:-20000}
-figures=${*:-yield lwc_switch ptm spawn ring pingpong}
+figures=${*:-yield lwc_switch ptm spawn ring pingpong ffi}
 command -v valgrind >/dev/null || { echo "bench-instr: needs valgrind" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -39,7 +40,7 @@ per_op() {
     name=$1 mult=$2; shift 2
     prog=$1; shift
     collect=
-    case $prog in */sched-bench-*|*/bench) collect=--instr-atstart=no ;; esac
+    case $prog in */sched-bench-*|*/bench|*/ffi-bench) collect=--instr-atstart=no ;; esac
     a=$(count "$prog" --size "$n" "$@") || { printf '%-26s failed\n' "$name"; return 0; }
     b=$(count "$prog" --size $((2 * n)) "$@") || { printf '%-26s failed\n' "$name"; return 0; }
     awk -v name="$name" -v a="$a" -v b="$b" -v ops="$((n * mult))" 'BEGIN {
@@ -69,6 +70,7 @@ for fig in $figures; do
         spawn)      per_op spawn_rr 1 "$dir/sched-bench-rr" spawn; peer spawn 1 ;;
         ring)       per_op ring_hop_rr 1 "$dir/sched-bench-rr" ring; peer ring 1 ;;
         pingpong)   per_op pingpong_rr 1 "$dir/sched-bench-rr" pingpong; peer pingpong 1 ;;
+        ffi)        [ -x "$dir/ffi-bench" ] && per_op ffi_unsafe_call 1 "$dir/ffi-bench" unsafe ;;
         *) echo "bench-instr: no figure '$fig'" >&2; exit 2 ;;
     esac
 done

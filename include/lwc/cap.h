@@ -44,6 +44,11 @@ LWC_API int      lwc_cap_start(lwc_scont_t *s);
  * or for a bound SCont, LWC_ESTATE if s cannot be resumed, LWC_EBUSY if no
  * capability is idle and s has no unblock_thread upcall. */
 LWC_API int      lwc_eval(lwc_scont_t *s);
+/* The same, but s is always made runnable through its unblock_thread
+ * upcall, never started on an idle capability: for an SCont of a scheduler
+ * that counts the capabilities it runs on (rr, ws), which an idle one taken
+ * behind its back would upset.  LWC_EINVAL if s has no unblock_thread. */
+LWC_API int      lwc_eval_queued(lwc_scont_t *s);
 
 /* ---- Time and idle services ------------------------------------------------
  *

@@ -67,6 +67,28 @@ LWC_API lwc_ffi_kind_t lwc_ffi_sig_ret(const lwc_ffi_sig_t *sig);
 LWC_API int lwc_ffi_call_unsafe(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret,
                                 void **args);
 
+/* ---- Callbacks --------------------------------------------------------------------
+ * A closure is a C function pointer (*code) of the signature sig that any C
+ * library may call, from any OS thread; each call runs handler(ret, args,
+ * ud) as lwc code.  args[i] points at argument i; the handler writes the
+ * result, a value of the return kind, at ret.  Called from an SCont (a
+ * foreign call of its own, such as qsort's comparator), the handler runs
+ * on that SCont, nested, and may yield and block like any of its code.
+ * Called from any other OS thread, the call is an in-call: the handler runs
+ * as a new SCont with the upcalls of the closure's creator (its scheduler)
+ * and the OS thread waits for it (lwc_eval); if that fails (the runtime is
+ * down, out of memory) the result is zeroed and a warning printed, since a
+ * C caller can take no error.  sig must outlive the closure. */
+typedef struct lwc_ffi_closure lwc_ffi_closure_t;
+typedef void (*lwc_ffi_handler_t)(void *ret, void **args, void *ud);
+
+/* LWC_OK; LWC_EINVAL (an argument NULL), LWC_ENOMEM. */
+LWC_API int lwc_ffi_closure_new(lwc_ffi_closure_t **out, const lwc_ffi_sig_t *sig,
+                                lwc_ffi_handler_t handler, void *ud, void (**code)(void));
+/* LWC_OK; LWC_EBUSY, and nothing freed, while a call of it is running (its
+ * handler calling this, or another thread's); NULL: nothing. */
+LWC_API int lwc_ffi_closure_free(lwc_ffi_closure_t *c);
+
 #ifdef __cplusplus
 }
 #endif

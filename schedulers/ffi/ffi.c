@@ -1,20 +1,13 @@
 /* Signatures, struct kinds and the plain call: <lwc/ffi.h> over libffi. */
 #include "config.h"
 
-#include <ffi.h>
-#include <lwc/ffi.h>
+#include "sig.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct lwc_ffi_sig {
-    ffi_cif        cif;
-    lwc_ffi_kind_t ret;
-    unsigned       nargs;
-    ffi_type      *types[];       /* the cif points here */
-};
 
 #define MAX_FIELDS 64
 

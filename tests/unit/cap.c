@@ -405,8 +405,31 @@ START_TEST(test_eval_when_no_cap_is_idle)
     ck_assert_int_eq(lwc_atomically(ts_wait_tx, &ts, NULL), LWC_OK);
     ts_destroy(&ts);
     lwc_scont_t *plain = lwc_scont_new(nothing, NULL, NULL);
+    ck_assert_int_eq(lwc_eval_queued(plain), LWC_EINVAL);   /* no scheduler to queue it in */
     ck_assert_int_eq(lwc_eval(plain), LWC_OK);
     lwc_scont_release(plain);
+}
+END_TEST
+
+/* lwc_eval_queued never takes an idle capability: with both idle, s still
+ * goes through unblock_thread, and a capability the scheduler started runs it. */
+START_TEST(test_eval_queued_goes_through_the_scheduler)
+{
+    tsched_t ts;
+    ts_init(&ts);
+    struct eval_busy e = { .ts = &ts };
+    lwc_scont_t *s = ts_spawn_full(&ts, eval_body, &e, NULL, 0, 0);
+    ts_spawn(&ts, nothing, NULL);
+    lwc_word_t first;
+    lwc_atomically(ts_pop_tx, &ts, &first);         /* a capability works for ts */
+    ts_cap_start(&ts, (lwc_scont_t *)first);
+    unsigned before = atomic_load(&ts.unblocks);
+    ck_assert_int_eq(lwc_eval_queued(s), LWC_OK);
+    ck_assert_int_eq(e.ran, 1);
+    ck_assert(pthread_equal(e.os, pthread_self()));
+    ck_assert_uint_gt(atomic_load(&ts.unblocks), before);
+    ck_assert_int_eq(lwc_atomically(ts_wait_tx, &ts, NULL), LWC_OK);
+    ts_destroy(&ts);
 }
 END_TEST
 
@@ -640,6 +663,7 @@ int main(void)
     tcase_add_test(tc, test_bank_sconts_and_os_threads);
     tcase_add_test(tc, test_retry_wakeups_across_caps);
     tcase_add_test(tc, test_eval_when_no_cap_is_idle);
+    tcase_add_test(tc, test_eval_queued_goes_through_the_scheduler);
     tcase_add_test(tc, test_idle_capabilities_sleep);
     tcase_add_loop_test(tc, test_idle_service_wakes_a_sleeping_capability, 0, 2);
     tcase_add_test(tc, test_busy_capability_polls_at_switch_points);

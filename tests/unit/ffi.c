@@ -2,8 +2,11 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <lwc/ffi.h>
+#include <lwc/mvar.h>
 #include <lwc/sched.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -317,6 +320,164 @@ START_TEST(test_from_sconts)
 }
 END_TEST
 
+/* ---- closures ----------------------------------------------------------------------- */
+
+/* qsort's comparator is a closure whose handler yields: it runs on the
+ * sorting SCont, nested in qsort, while a counter thread keeps running. */
+static atomic_int ticks;
+static atomic_bool sorted;
+
+static void compare(void *ret, void **args, void *ud)
+{
+    (void)ud;
+    int a = **(const int **)args[0], b = **(const int **)args[1];
+    ck_assert_int_eq(lwc_yield(), LWC_OK);
+    int32_t r = (a > b) - (a < b);
+    memcpy(ret, &r, sizeof r);
+}
+
+static void ticker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&sorted)) {
+        atomic_fetch_add(&ticks, 1);
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    }
+}
+
+static void sorter(void *arg)
+{
+    (void)arg;
+    lwc_ffi_sig_t *sig;
+    ck_assert_int_eq(lwc_ffi_sig_new(&sig, LWC_FFI_SINT32, 2,
+                                     (lwc_ffi_kind_t[]){ LWC_FFI_POINTER, LWC_FFI_POINTER }),
+                     LWC_OK);
+    lwc_ffi_closure_t *c;
+    void (*code)(void);
+    ck_assert_int_eq(lwc_ffi_closure_new(&c, sig, compare, NULL, &code), LWC_OK);
+    lwc_joinable_t *j;
+    atomic_store(&sorted, false);
+    atomic_store(&ticks, 0);
+    ck_assert_int_eq(lwc_spawn_joinable(ticker, NULL, &j), LWC_OK);
+    int v[100];
+    unsigned seed = 7;
+    for (int i = 0; i < 100; i++)
+        v[i] = (int)(next_rand(&seed) % 1000);
+    qsort(v, 100, sizeof v[0], (int (*)(const void *, const void *))code);
+    atomic_store(&sorted, true);
+    ck_assert_int_eq(lwc_join(j), LWC_OK);
+    for (int i = 1; i < 100; i++)
+        ck_assert_int_le(v[i - 1], v[i]);
+    if (!strcmp(getenv("LWC_CAPS"), "1"))
+        ck_assert_int_gt(atomic_load(&ticks), 100);     /* it ran between comparisons */
+    ck_assert_int_eq(lwc_ffi_closure_free(c), LWC_OK);
+    lwc_ffi_sig_free(sig);
+}
+
+START_TEST(test_qsort_comparator_yields)
+{
+    setenv("LWC_CAPS", _i ? "2" : "1", 1);
+    ck_assert_int_eq(lwc_main(sorter, NULL), LWC_OK);
+}
+END_TEST
+
+/* A C library's own worker thread (a plain pthread) calls back: each call
+ * is an in-call, a new SCont of the creator's scheduler, which may block on
+ * an MVar like any thread; the pthread waits for it. */
+#define CALLBACKS 50
+static lwc_mvar_t *results;
+
+static void on_event(void *ret, void **args, void *ud)
+{
+    (void)ud;
+    int32_t x = *(int32_t *)args[0];
+    ck_assert_ptr_nonnull(lwc_scont_self());
+    ck_assert_int_eq(lwc_mvar_put(results, (lwc_word_t)x), LWC_OK);
+    int8_t r = (int8_t)-x;                          /* narrower than a register */
+    memcpy(ret, &r, 1);
+}
+
+struct library { int8_t (*callback)(int32_t); atomic_int bad; };
+
+static void *library_thread(void *arg)
+{
+    struct library *lib = arg;
+    for (int32_t i = 1; i <= CALLBACKS; i++)
+        if (lib->callback(i) != (int8_t)-i)
+            atomic_fetch_add(&lib->bad, 1);
+    return NULL;
+}
+
+static void host(void *arg)
+{
+    (void)arg;
+    lwc_ffi_sig_t *sig;
+    lwc_ffi_kind_t k = LWC_FFI_SINT32;
+    ck_assert_int_eq(lwc_ffi_sig_new(&sig, LWC_FFI_SINT8, 1, &k), LWC_OK);
+    lwc_ffi_closure_t *c;
+    void (*code)(void);
+    ck_assert_int_eq(lwc_ffi_closure_new(&c, sig, on_event, NULL, &code), LWC_OK);
+    results = lwc_mvar_new();
+    lwc_pin(results);                               /* the pthread reaches it through us */
+    struct library lib = { (int8_t (*)(int32_t))code, 0 };
+    pthread_t pt;
+    ck_assert_int_eq(pthread_create(&pt, NULL, library_thread, &lib), 0);
+    long sum = 0;
+    for (int i = 0; i < CALLBACKS; i++) {
+        lwc_word_t v;
+        ck_assert_int_eq(lwc_mvar_take(results, &v), LWC_OK);
+        sum += (long)v;
+    }
+    /* Joined from a yielding loop: a blocking pthread_join would stop this
+     * capability, which the last in-call may still need. */
+    while (pthread_tryjoin_np(pt, NULL) != 0)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    ck_assert_int_eq(sum, CALLBACKS * (CALLBACKS + 1) / 2);
+    ck_assert_int_eq(atomic_load(&lib.bad), 0);
+    ck_assert_int_eq(lwc_ffi_closure_free(c), LWC_OK);
+    lwc_unpin(results);
+    lwc_mvar_free(results);
+    lwc_ffi_sig_free(sig);
+}
+
+START_TEST(test_callback_from_a_foreign_thread)
+{
+    setenv("LWC_CAPS", _i ? "2" : "1", 1);
+    ck_assert_int_eq(lwc_main(host, NULL), LWC_OK);
+}
+END_TEST
+
+/* A closure in use cannot be freed: its own handler tries. */
+static lwc_ffi_closure_t *self_closure;
+
+static void free_myself(void *ret, void **args, void *ud)
+{
+    (void)ret; (void)args; (void)ud;
+    ck_assert_int_eq(lwc_ffi_closure_free(self_closure), LWC_EBUSY);
+}
+
+START_TEST(test_closure_busy_and_bad_input)
+{
+    lwc_ffi_sig_t *sig;
+    ck_assert_int_eq(lwc_ffi_sig_new(&sig, LWC_FFI_VOID, 0, NULL), LWC_OK);
+    void (*code)(void);
+    lwc_ffi_closure_t *c;
+    ck_assert_int_eq(lwc_ffi_closure_new(NULL, sig, free_myself, NULL, &code), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_closure_new(&c, NULL, free_myself, NULL, &code), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_closure_new(&c, sig, NULL, NULL, &code), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_closure_new(&c, sig, free_myself, NULL, NULL), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_closure_new(&self_closure, sig, free_myself, NULL, &code), LWC_OK);
+    /* Called from this plain thread with no runtime: the handler runs as an
+     * in-call, which needs lwc_init; it runs on an idle capability. */
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 1 }), LWC_OK);
+    code();
+    lwc_shutdown();
+    ck_assert_int_eq(lwc_ffi_closure_free(self_closure), LWC_OK);
+    ck_assert_int_eq(lwc_ffi_closure_free(NULL), LWC_OK);
+    lwc_ffi_sig_free(sig);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ffi");
@@ -329,6 +490,9 @@ int main(void)
     tcase_add_test(tc, test_errno_is_the_callees);
     tcase_add_test(tc, test_bad_descriptions);
     tcase_add_loop_test(tc, test_from_sconts, 0, 2);
+    tcase_add_loop_test(tc, test_qsort_comparator_yields, 0, 2);
+    tcase_add_loop_test(tc, test_callback_from_a_foreign_thread, 0, 2);
+    tcase_add_test(tc, test_closure_busy_and_bad_input);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
