@@ -514,6 +514,65 @@ START_TEST(test_outside_the_runtime)
 }
 END_TEST
 
+/* ---- in-calls from foreign OS threads ------------------------------------------------
+ * Plain pthreads of a C library of their own run functions as threads of
+ * the linked scheduler and wait for each (lwc_spawn_joinable + lwc_join from
+ * an OS thread: GHC's in-call), four at once, while lwc_main's thread waits
+ * on an MVar that the last in-call fills. */
+
+#define INCALLERS 4
+#define INCALLS 25
+static atomic_int incalls_done;
+static lwc_mvar_t *incalls_over;
+
+static void incall(void *arg)
+{
+    (void)arg;
+    ck_assert_ptr_nonnull(lwc_scont_self());
+    ck_assert_int_eq(lwc_yield(), LWC_OK);
+    if (atomic_fetch_add(&incalls_done, 1) == INCALLERS * INCALLS - 1)
+        ck_assert_int_eq(lwc_mvar_put(incalls_over, 1), LWC_OK);
+}
+
+static void *foreign_caller(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < INCALLS; i++) {
+        lwc_joinable_t *j;
+        ck_assert_int_eq(lwc_spawn_joinable(incall, NULL, &j), LWC_OK);
+        ck_assert_int_eq(lwc_join(j), LWC_OK);
+    }
+    return NULL;
+}
+
+static void incall_host(void *arg)
+{
+    (void)arg;
+    pthread_t pt[INCALLERS];
+    for (int i = 0; i < INCALLERS; i++)
+        ck_assert_int_eq(pthread_create(&pt[i], NULL, foreign_caller, NULL), 0);
+    lwc_word_t v;
+    ck_assert_int_eq(lwc_mvar_take(incalls_over, &v), LWC_OK);
+    /* Joined yielding: a blocking pthread_join would hold this capability,
+     * which the last in-call may still need to finish. */
+    for (int i = 0; i < INCALLERS; i++)
+        while (pthread_tryjoin_np(pt[i], NULL) != 0)
+            ck_assert_int_eq(lwc_yield(), LWC_OK);
+}
+
+START_TEST(test_incalls_from_foreign_threads)
+{
+    use_caps(_i);
+    atomic_store(&incalls_done, 0);
+    incalls_over = lwc_mvar_new();
+    lwc_pin(incalls_over);
+    ck_assert_int_eq(lwc_main(incall_host, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&incalls_done), INCALLERS * INCALLS);
+    lwc_unpin(incalls_over);
+    lwc_mvar_free(incalls_over);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create(lwc_sched_name());
@@ -532,6 +591,7 @@ int main(void)
     tcase_add_loop_test(tc, test_sleepers_wake_in_deadline_order, 0, 2);
     tcase_add_loop_test(tc, test_many_short_sleeps, 0, 2);
     tcase_add_test(tc, test_sleep_outside_and_passed);
+    tcase_add_loop_test(tc, test_incalls_from_foreign_threads, 0, 2);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
