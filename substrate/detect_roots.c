@@ -234,6 +234,9 @@ void lwc_gc_gather_sconts(struct pass *ps)
     pthread_mutex_lock(&lwc_rt.lock);
     for (struct scont_batch *b = lwc_rt.scont_batches; b && !ps->nomem; b = b->next)
     for (lwc_scont_t *s = b->s; s < b->s + b->used && !ps->nomem; s++) {
+        /* First: a plain OS thread may be making this one (scont_create). */
+        if (!atomic_load_explicit(&s->alive, memory_order_acquire))
+            continue;
         /* Completed (its stack given back), or not yet run: Note [Stacks on
          * first run] in scont.c.  The record is all there is to scan.  A
          * copy SCont's frames are on the shared stack only while it owns
@@ -244,7 +247,7 @@ void lwc_gc_gather_sconts(struct pass *ps)
             stackless = true;
             in_buffer = lwc_ctx_sp(&s->ctx) && s->saved_len;
         }
-        if (!s->alive || (stackless && s->completed))
+        if (stackless && s->completed)
             continue;
         struct sc *c = lwc_gc_grow(ps->sc, &ps->cap_sc, ps->nsc + 1, sizeof *c, &ps->nomem);
         if (!c)

@@ -160,7 +160,7 @@ struct lwc_scont {
     bool             bound_own;       /* created by new_bound: bound for life */
     bool             completed;       /* set by its last switch, read when landing */
     bool             release_on_complete; /* its switch_to_next failed it once */
-    bool             alive;           /* created and not freed: lwc_shutdown frees it
+    _Atomic bool     alive;           /* created and not freed: lwc_shutdown frees it
                                        * (Note [Type-stable SConts] in scont.c) */
 #if LWC_ASAN
     void            *asan_fake_stack;

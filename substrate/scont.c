@@ -109,7 +109,7 @@ static lwc_scont_t *scont_alloc(void)
 
 static void scont_recycle(lwc_scont_t *s)
 {
-    s->alive = false;
+    atomic_store_explicit(&s->alive, false, memory_order_relaxed);
     atomic_store_explicit(&s->id, 0, memory_order_release);    /* no longer that thread */
     struct lwc_thread *t = lwc_thread_peek();
     lwc_cache_give(t ? &t->scont_cache : NULL, &lwc_rt.scont_depot, SCONT_LINK, s);
@@ -180,7 +180,10 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
             goto nomem;
         }
     }
-    s->alive = true;
+    /* Last, and released: a detector pass gathers SConts while a plain OS
+     * thread may be making one (an in-call), and must see it whole or not
+     * at all (lwc_gc_gather_sconts). */
+    atomic_store_explicit(&s->alive, true, memory_order_release);
     return s;
 nomem:
     if (s) {
@@ -245,7 +248,7 @@ void lwc_scont_free_all(void)
     for (struct scont_batch *b = lwc_rt.scont_batches; b; b = b->next)
         for (unsigned i = 0; i < b->used; i++) {
             lwc_scont_t *s = &b->s[i];
-            if (!s->alive)
+            if (!atomic_load_explicit(&s->alive, memory_order_relaxed))
                 continue;
             if (s->retry_nodes)
                 lwc_retry_forget(s->retry_nodes, s->retry_nnodes);
@@ -261,7 +264,8 @@ __attribute__((destructor)) static void scont_pool_drain(void)
     for (struct scont_batch *b = lwc_rt.scont_batches, *next; b; b = next) {
         next = b->next;
         for (unsigned i = 0; i < b->used; i++)
-            if (b->s[i].alive) {        /* never freed: the runtime was not shut down */
+            if (atomic_load_explicit(&b->s[i].alive, memory_order_relaxed)) {   /* never freed:
+                                                          * the runtime was not shut down */
                 free(b->s[i].name);
                 free(b->s[i].saved);
             }
