@@ -234,21 +234,22 @@ void lwc_gc_gather_sconts(struct pass *ps)
     pthread_mutex_lock(&lwc_rt.lock);
     for (struct scont_batch *b = lwc_rt.scont_batches; b && !ps->nomem; b = b->next)
     for (lwc_scont_t *s = b->s; s < b->s + b->used && !ps->nomem; s++) {
-        /* First: a plain OS thread may be making this one (scont_create). */
-        if (!atomic_load_explicit(&s->alive, memory_order_acquire))
+        /* First: a plain OS thread may be making this one (scont_create).
+         * Then: a completed one is nothing to the pass (its frames are
+         * dead), and once the capabilities have let it go a plain OS thread
+         * may drop its last handle and free its stack at any time. */
+        if (!atomic_load_explicit(&s->alive, memory_order_acquire) || s->completed)
             continue;
-        /* Completed (its stack given back), or not yet run: Note [Stacks on
-         * first run] in scont.c.  The record is all there is to scan.  A
-         * copy SCont's frames are on the shared stack only while it owns
-         * it, else in its buffer (Note [Copy stacks] in copy.c). */
+        /* Not yet run: Note [Stacks on first run] in scont.c.  The record
+         * is all there is to scan.  A copy SCont's frames are on the shared
+         * stack only while it owns it, else in its buffer (Note [Copy
+         * stacks] in copy.c). */
         const struct lwc_stack *st = lwc_scont_stack(s);
         bool stackless = !st, in_buffer = false;
         if (st && lwc_scont_home(s) && !lwc_copy_in_place(s)) {
             stackless = true;
             in_buffer = lwc_ctx_sp(&s->ctx) && s->saved_len;
         }
-        if (stackless && s->completed)
-            continue;
         struct sc *c = lwc_gc_grow(ps->sc, &ps->cap_sc, ps->nsc + 1, sizeof *c, &ps->nomem);
         if (!c)
             break;
