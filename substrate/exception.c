@@ -182,7 +182,7 @@ static int mask_remove(unsigned by, const char *what)
         lwc_warn("%s with no uninterruptible mask on: ignored", what);
         return LWC_OK;
     }
-    if (by == MASK_ONE && (m & (MASK_UNINTERRUPTIBLE - 1)) <= m >> 16) {
+    if (by == MASK_ONE && (m & (MASK_UNINTERRUPTIBLE - 1)) <= m / MASK_UNINTERRUPTIBLE) {
         lwc_warn("%s: the innermost mask is uninterruptible: ignored", what);
         return LWC_OK;
     }

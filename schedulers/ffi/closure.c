@@ -18,6 +18,7 @@ struct lwc_ffi_closure {
     lwc_ffi_handler_t  handler;
     void              *ud;
     lwc_upcalls_t      up;          /* the creator's: in-calls run under them */
+    size_t             ret_size;    /* lwc_ffi_kind_size of the result */
     _Atomic unsigned   in_use;      /* calls running */
 };
 
@@ -66,21 +67,13 @@ static int in_call(struct lwc_ffi_closure *c, void *ret, void **args)
     return err;
 }
 
-/* Note [Results up to a page]
- * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
- * The handler writes its result into a buffer here, widened afterwards into
- * libffi's; a struct result bigger than RESULT_BYTES is written straight
- * into libffi's, which holds it at its exact size (it is returned in
- * memory). */
-#define RESULT_BYTES 256
-
 static void on_call(ffi_cif *cif, void *ret, void **args, void *user)
 {
     (void)cif;
     struct lwc_ffi_closure *c = user;
     atomic_fetch_add(&c->in_use, 1);
-    size_t size = lwc_ffi_kind_size(c->sig->ret);
-    _Alignas(16) char buf[RESULT_BYTES];
+    size_t size = c->ret_size;
+    _Alignas(16) char buf[RESULT_BYTES];            /* widened into libffi's after */
     void *out = size > RESULT_BYTES ? ret : buf;
     memset(out, 0, size);                           /* a handler that writes nothing */
     int err = LWC_OK;
@@ -113,6 +106,7 @@ int lwc_ffi_closure_new(lwc_ffi_closure_t **out, const lwc_ffi_sig_t *sig,
         return LWC_ENOMEM;
     }
     c->sig = sig;
+    c->ret_size = lwc_ffi_kind_size(sig->ret);      /* once: it takes a lock */
     c->handler = handler;
     c->ud = ud;
     lwc_scont_t *self = lwc_scont_self();

@@ -205,8 +205,8 @@ lwc_ffi_kind_t lwc_ffi_sig_ret(const lwc_ffi_sig_t *sig)
  * registers: more bytes than the caller's variable of that kind may have.
  * So a result up to RESULT_BYTES comes back in a buffer here, and exactly
  * its kind's size is copied out (narrowed, for the integers).  A larger
- * struct is returned in memory, which libffi writes at its exact size. */
-#define RESULT_BYTES 256
+ * struct is returned in memory, which libffi writes at its exact size.
+ * closure.c does the converse for a handler's result (widen). */
 
 /* Each case copies a constant size, which the compiler inlines. */
 static void narrow(lwc_ffi_kind_t k, const void *from, void *to, size_t size)

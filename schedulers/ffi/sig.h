@@ -12,4 +12,8 @@ struct lwc_ffi_sig {
     ffi_type      *types[];       /* the cif points here */
 };
 
+/* Results up to this size come back through a buffer of the call's own:
+ * Note [Results through a buffer of our own] in ffi.c. */
+#define RESULT_BYTES 256
+
 #endif
