@@ -219,6 +219,8 @@ static void native_loop(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *
             return;
         cap = t->mail_cap;
         first = t->mail_target;
+        if (cap)
+            lwc_outcall_mail(t, cap);       /* Note [Outcalls] in outcall.c */
     }
 }
 
@@ -254,6 +256,11 @@ static struct lwc_thread *runtime_thread_start(enum thread_kind kind, lwc_scont_
 struct lwc_thread *lwc_thread_new_bound(lwc_scont_t *s)
 {
     return runtime_thread_start(THREAD_BOUND, s);
+}
+
+struct lwc_thread *lwc_thread_new_worker(void)
+{
+    return runtime_thread_start(THREAD_WORKER, NULL);
 }
 
 /* ---- Capabilities ------------------------------------------------------------ */
@@ -470,6 +477,7 @@ int lwc_init(const lwc_config_t *cfg)
         }
     }
     lwc_overflow_install();
+    lwc_outcall_init();
     atomic_store(&lwc_rt.up, 1);
     return LWC_OK;
 }
@@ -485,6 +493,7 @@ void lwc_shutdown(void)
     }
     atomic_store(&lwc_rt.stopping, 1);
     atomic_store(&lwc_rt.up, 0);
+    lwc_outcall_shutdown();             /* no hand-off from here on */
     pthread_mutex_lock(&lwc_rt.lock);
     struct lwc_thread *threads = lwc_rt.threads;
     lwc_rt.threads = NULL;

@@ -144,6 +144,11 @@ __attribute__((noinline)) void lwc_gc_park(struct lwc_thread *t)
     (void)here;
 }
 
+void lwc_gc_unpark(struct lwc_cap *cap)
+{
+    safe_leave(&cap->safe);
+}
+
 void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w)
 {
     if (!t->cap || !tx->self || !(tx->blocking || tx->completing))

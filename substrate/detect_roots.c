@@ -229,9 +229,44 @@ static bool sleeps_for_good(const struct lwc_cap *cap, const struct lwc_thread *
     return atomic_load(t->sleep_word) != W_FIRED;
 }
 
+/* The SConts in safe calls, and their calls' frames (Note [Outcalls] in
+ * outcall.c), from every thread lwc knows: with lwc_rt.lock held.  Few, so
+ * a short array searched by each SCont; NULL with *n 0 if none. */
+struct in_call { lwc_scont_t *s; char *sp; };
+
+static struct in_call *calls_gather(struct pass *ps, size_t *n)
+{
+    struct in_call *calls = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (int list = 0; list < 2; list++)
+    for (struct lwc_thread *t = list ? lwc_rt.foreign : lwc_rt.threads; t;
+         t = list ? t->foreign_next : t->all_next) {
+        lwc_scont_t *s = atomic_load_explicit(&t->call_scont, memory_order_acquire);
+        if (!s)
+            continue;
+        struct in_call *c = lwc_gc_grow(calls, &cap, *n + 1, sizeof *c, &ps->nomem);
+        if (!c)
+            break;
+        calls = c;
+        calls[(*n)++] = (struct in_call){ s, t->call_sp };
+    }
+    return calls;
+}
+
+static char *call_sp_of(const struct in_call *calls, size_t n, const lwc_scont_t *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (calls[i].s == s)
+            return calls[i].sp;
+    return NULL;
+}
+
 void lwc_gc_gather_sconts(struct pass *ps)
 {
     pthread_mutex_lock(&lwc_rt.lock);
+    size_t ncalls;
+    struct in_call *calls = calls_gather(ps, &ncalls);
     for (struct scont_batch *b = lwc_rt.scont_batches; b && !ps->nomem; b = b->next)
     for (lwc_scont_t *s = b->s; s < b->s + b->used && !ps->nomem; s++) {
         /* First: a plain OS thread may be making this one (scont_create).
@@ -270,6 +305,10 @@ void lwc_gc_gather_sconts(struct pass *ps)
         c->sp = stackless ? NULL : cap ? cap->park_sp : ctx_sp(s);
         if (c->sp < lo || c->sp >= hi)
             c->sp = NULL;
+        char *call_sp = ncalls && !stackless ? call_sp_of(calls, ncalls, s) : NULL;
+        bool in_call = call_sp && call_sp >= lo && call_sp < hi;
+        if (in_call)                                /* Note [Outcalls] in outcall.c */
+            c->sp = c->sp && c->sp < call_sp ? c->sp : call_sp;
         if (c->st == LWC_RUNNING) {
             c->root = true;
             c->inert = t && sleeps_for_good(cap, t);    /* Note [Work] */
@@ -283,6 +322,8 @@ void lwc_gc_gather_sconts(struct pass *ps)
             c->root = true;                         /* woken, the wake-up in flight */
         else if (c->st == LWC_BLOCKED_ON_CONCDS && s->retry_nodes && !c->idle_waiter)
             add_retry_edges(ps, s->retry_nodes, s->retry_nnodes);
+        if (in_call && !c->dormant)
+            c->root = true;
         lwc_gc_add_obj(ps, (uintptr_t)s, (uintptr_t)(s + 1), OBJ_SCONT, (uint32_t)ps->nsc);
         /* Below sp lie only dead frames: a word pointing there refers to
          * nothing (and under valgrind, where stacks sit low, an integer
@@ -293,6 +334,7 @@ void lwc_gc_gather_sconts(struct pass *ps)
         ps->nsc++;
     }
     pthread_mutex_unlock(&lwc_rt.lock);
+    free(calls);
 }
 
 void lwc_gc_gather_overlay(struct pass *ps)

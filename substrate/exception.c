@@ -193,6 +193,13 @@ static int mask_remove(unsigned by, const char *what)
     return err == LWC_EINVAL ? LWC_OK : err;    /* inside a transaction: left pending */
 }
 
+void lwc_scont_hold_errors(lwc_scont_t *s, bool on)
+{
+    unsigned m = atomic_load_explicit(&s->masked, memory_order_relaxed);
+    unsigned by = MASK_ONE + MASK_UNINTERRUPTIBLE;
+    atomic_store_explicit(&s->masked, on ? m + by : m - by, memory_order_relaxed);
+}
+
 void lwc_mask(void)
 {
     mask_add(MASK_ONE);

@@ -319,6 +319,9 @@ enum lwc_take_pending {
 int  lwc_scont_take(lwc_scont_t *s, enum lwc_take_pending pending);
 /* Note [Two masks] in exception.c. */
 bool lwc_scont_masked_uninterruptibly(lwc_scont_t *s);
+/* s, running, keeps errors thrown at it pending (an uninterruptible mask
+ * that delivers nothing as it ends), on and off. */
+void lwc_scont_hold_errors(lwc_scont_t *s, bool on);
 
 /* s resumed after a switch that left it with status `left`: the error to
  * return from that switch, or LWC_OK (Note [Delivering errors]).  Inline: every
@@ -360,6 +363,8 @@ struct lwc_cap {
     lwc_status_t      idle_why;   /* ... the status it stopped with */
     lwc_upcalls_t     idle_up;    /* ... and its upcalls then */
     struct lwc_copy_stack *copy;  /* its shared stack, once a copy SCont ran: copy.c */
+    /* Note [Outcalls] in outcall.c: calls made here << 2 | CALL_* */
+    _Atomic uint64_t  call;
 };
 
 enum { CAP_IDLE, CAP_BUSY, CAP_RELEASING };
@@ -421,6 +426,14 @@ struct lwc_thread {
     char              *stack_hi;
     void              *altstack;
     struct lwc_thread *all_next;    /* runtime-owned threads, for shutdown */
+    /* Note [Outcalls] in outcall.c: the SCont in a safe call on this thread,
+     * and the lowest word of its frames the detector scans; the capability
+     * and the word its end compares with; a spare worker's link */
+    _Atomic(lwc_scont_t *) call_scont;
+    void              *call_sp;
+    struct lwc_cap    *call_cap;
+    uint64_t           call_word;
+    struct lwc_thread *spare_next;
 #if LWC_ASAN
     void              *asan_fake_stack;
     void              *native_lo;
@@ -501,6 +514,29 @@ bool lwc_runs_on(const lwc_scont_t *s, const struct lwc_thread *t)
     return s->bound ? s->bound == t : t->kind == THREAD_WORKER;
 }
 
+/* ---- Outcalls (outcall.c): Note [Outcalls] -------------------------------- */
+
+enum { CALL_NONE, CALL_IN, CALL_KEPT, CALL_TAKEN };
+#define CALL_STATE(w) ((unsigned)((w) & 3))
+/* A worker thread, for the pool of spares. */
+struct lwc_thread *lwc_thread_new_worker(void);
+void lwc_outcall_adopt(struct lwc_thread *t, struct lwc_cap *cap);
+/* t got cap by mail (native_loop): take over from a monitor's hand-off, or
+ * become cap's worker after a call (both rare: one load when neither). */
+static inline void lwc_outcall_mail(struct lwc_thread *t, struct lwc_cap *cap)
+{
+    if (__builtin_expect(CALL_STATE(atomic_load_explicit(&cap->call, memory_order_acquire)) ==
+                             CALL_TAKEN ||
+                         (t->kind == THREAD_WORKER && cap->worker != t), 0))
+        lwc_outcall_adopt(t, cap);
+}
+/* lwc_init, and lwc_shutdown: the monitor stops first. */
+void lwc_outcall_init(void);
+void lwc_outcall_shutdown(void);
+/* In tx: self, back from a call whose capability was taken, stops with no
+ * target and is queued by its own unblock_thread (scont.c). */
+void lwc_scont_come_back(lwc_tx_t *tx);
+
 /* ---- Idle services (service.c): Note [Idle services] ------------------------ */
 
 #define LWC_SERVICE_EVERY 64
@@ -524,6 +560,8 @@ void     lwc_idle_unpublish(struct lwc_cap *c);
 /* Note [Stopping the world] in detect.c */
 extern _Atomic uint32_t lwc_gc_request;
 void lwc_gc_park(struct lwc_thread *t);
+/* Lower cap's `safe` that its last holder raised (waits out a pass). */
+void lwc_gc_unpark(struct lwc_cap *cap);
 static inline void lwc_gc_safepoint(struct lwc_thread *t)
 {
     if (__builtin_expect(atomic_load_explicit(&lwc_gc_request, memory_order_relaxed) != 0, 0))

@@ -611,6 +611,16 @@ static void switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_statu
     switch_statuses(tx, self, target, self_status);
 }
 
+void lwc_scont_come_back(lwc_tx_t *tx)
+{
+    lwc_scont_t *self = tx->self;
+    lwc_upcalls_t u;
+    lwc_scont_load_upcalls(self, &u);
+    tx->sleeps_thread = true;
+    switch_statuses(tx, self, NULL, LWC_BLOCKED_ON_SCHED);
+    u.unblock_thread(tx, self, u.env);
+}
+
 void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
 {
     if (!tx) {

@@ -5,15 +5,15 @@
 # `make bench-instr` runs it after building the benchmark programs.
 #
 # usage: tools/bench-instr.sh [figure...]
-#   figure    yield lwc_switch ptm spawn ring pingpong ffi (default: all; ffi
-#             when tools/ffi-bench is built)
+#   figure    yield lwc_switch ptm spawn ring pingpong ffi safe (default: all;
+#             ffi and safe when tools/ffi-bench is built)
 # Environment: LWC_INSTR_SIZE (default 20000) is N; PEERS_DIR, when set, is a
 # folder of peer programs built by tools/peers/build.sh (ghc-peer, go-peer),
 # counted the same way beside ours (GHC with -N1, Go with GOMAXPROCS=1).
 set -eu
 dir=$(dirname "$0")
 n=${LWC_INSTR_SIZE:-20000}
-figures=${*:-yield lwc_switch ptm spawn ring pingpong ffi}
+figures=${*:-yield lwc_switch ptm spawn ring pingpong ffi safe}
 command -v valgrind >/dev/null || { echo "bench-instr: needs valgrind" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -71,6 +71,8 @@ for fig in $figures; do
         ring)       per_op ring_hop_rr 1 "$dir/sched-bench-rr" ring; peer ring 1 ;;
         pingpong)   per_op pingpong_rr 1 "$dir/sched-bench-rr" pingpong; peer pingpong 1 ;;
         ffi)        [ -x "$dir/ffi-bench" ] && per_op ffi_unsafe_call 1 "$dir/ffi-bench" unsafe ;;
+        safe)       [ -x "$dir/ffi-bench" ] && per_op ffi_safe_call 1 "$dir/ffi-bench" safe &&
+                    per_op call_safe_fast 1 "$dir/ffi-bench" call_safe ;;
         *) echo "bench-instr: no figure '$fig'" >&2; exit 2 ;;
     esac
 done

@@ -50,6 +50,36 @@ LWC_API int      lwc_eval(lwc_scont_t *s);
  * behind its back would upset.  LWC_EINVAL if s has no unblock_thread. */
 LWC_API int      lwc_eval_queued(lwc_scont_t *s);
 
+/* ---- Safe foreign calls -------------------------------------------------------
+ *
+ * GHC's safe call, for C: the calling SCont leaves its capability to the
+ * other SConts while fn(arg) runs on its own OS thread, so a callee that
+ * blocks (read, a lock, a long computation) stops no one else.  A callee
+ * that returns within about 20 us takes the capability back at once (no
+ * switch, no upcall); one that lasts longer finds the capability handed
+ * to another OS thread (a worker from a pool, up to $LWC_MAX_CALL_THREADS,
+ * default 256, at a time) and comes back through its scheduler's
+ * unblock_thread, on the same OS thread.  errno after the call is the
+ * callee's.  A thread in a safe call is a root for the detector, and an
+ * error thrown at it (lwc_throw_to, lwc_kill) is returned when the call
+ * returns, never inside C code; the call itself has run all the same.
+ *
+ * The callee must not call into lwc, except through lwc_outcall_callback
+ * (closures in <lwc/ffi.h> do).  A copy SCont (LWC_STACK_COPY), or one with
+ * no unblock_thread upcall, keeps its capability for the call, as an unsafe
+ * call would: its way back needs it.  From a plain OS thread, or inside a
+ * safe call, fn simply runs.  LWC_EINVAL (and fn is not called) inside a
+ * transaction or for fn NULL.  See Note [Outcalls] in substrate/outcall.c. */
+LWC_API int lwc_outcall(void (*fn)(void *), void *arg);
+/* The same for a function with a result, stored at *result (if not NULL). */
+LWC_API int lwc_call_safe(void *(*fn)(void *), void *arg, void **result);
+/* From C code running inside a safe call of the current SCont (a callback
+ * a C library calls): run fn(arg) as that SCont's own code, holding a
+ * capability again, then leave it for the rest of the call.  Anywhere else
+ * fn simply runs.  An error thrown meanwhile waits for the call's end.
+ * LWC_OK; LWC_EINVAL for fn NULL. */
+LWC_API int lwc_outcall_callback(void (*fn)(void *), void *arg);
+
 /* ---- Time and idle services ------------------------------------------------
  *
  * A module whose work comes due at points in time (timers; later fd polls)

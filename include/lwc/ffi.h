@@ -5,14 +5,16 @@
  * any number of threads at once.  Structs by value are kinds too, made with
  * lwc_ffi_struct_kind.  Link with -llwc-ffi (pkg-config lwc-ffi).
  *
+ * lwc_ffi_call is a safe call: the other SConts keep running while the
+ * callee blocks (lwc_outcall in <lwc/cap.h> says how; lwc_call_safe there
+ * is the same for a plain void *(*)(void *) function, with no libffi).
  * lwc_ffi_call_unsafe is a plain call, for functions that never block: the
- * capability stays with the caller for the call's length.  (The safe call,
- * which hands the capability to the other threads while the callee runs,
- * comes with the hand-off it needs; design.md names it lwc_ffi_call.) */
+ * capability stays with the caller for the call's length. */
 #ifndef LWC_FFI_H
 #define LWC_FFI_H
 
 #include <lwc/base.h>
+#include <lwc/cap.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -66,6 +68,12 @@ LWC_API lwc_ffi_kind_t lwc_ffi_sig_ret(const lwc_ffi_sig_t *sig);
  * called. */
 LWC_API int lwc_ffi_call_unsafe(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret,
                                 void **args);
+
+/* The same as a safe call (lwc_outcall in <lwc/cap.h>): the capability goes
+ * to the other SConts while fn runs, if it runs long.  LWC_OK, LWC_EINVAL as
+ * above, or an error thrown at the caller during the call (the call has
+ * run: its result is in ret). */
+LWC_API int lwc_ffi_call(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args);
 
 /* ---- Callbacks --------------------------------------------------------------------
  * A closure is a C function pointer (*code) of the signature sig that any C

@@ -108,7 +108,10 @@ typedef struct lwc_upcalls {
      * idle the capability, call lwc_tx_retry(tx): self's stop commits, and the
      * capability calls switch_to_next again, with the same arguments, until a
      * PVar this transaction read is written and it names an SCont (self may
-     * then be running elsewhere, or completed). */
+     * then be running elsewhere, or completed).  why LWC_RUNNING: self is in
+     * a safe foreign call that blocks, and leaves the capability to the
+     * others (lwc_outcall in lwc/cap.h); it comes back through
+     * unblock_thread, so do not queue it here. */
     lwc_scont_t *(*switch_to_next)(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env);
     /* Make s runnable in its scheduler.  Runs inside a transaction, on any thread. */
     void (*unblock_thread)(lwc_tx_t *tx, lwc_scont_t *s, void *env);

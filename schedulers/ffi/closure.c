@@ -77,8 +77,9 @@ static void on_call(ffi_cif *cif, void *ret, void **args, void *user)
     void *out = size > RESULT_BYTES ? ret : buf;
     memset(out, 0, size);                           /* a handler that writes nothing */
     int err = LWC_OK;
+    struct incall ic = { c, out, args };
     if (lwc_scont_self())
-        c->handler(out, args, c->ud);               /* nested, on this SCont */
+        lwc_outcall_callback(incall_body, &ic);     /* nested, on this SCont */
     else
         err = in_call(c, out, args);
     if (err != LWC_OK) {

@@ -230,17 +230,43 @@ static void narrow(lwc_ffi_kind_t k, const void *from, void *to, size_t size)
     }
 }
 
-int lwc_ffi_call_unsafe(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args)
+/* The call itself, in the caller's frame or lwc_outcall's. */
+static inline void call_direct(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args)
 {
-    if (!sig || !fn || (!ret && sig->ret != LWC_FFI_VOID) || (!args && sig->nargs))
-        return LWC_EINVAL;
     size_t size = sig->cif.rtype->size;
     if (sig->ret == LWC_FFI_VOID || size > RESULT_BYTES) {
         ffi_call((ffi_cif *)&sig->cif, fn, ret, args);
-        return LWC_OK;
+        return;
     }
     _Alignas(16) char buf[RESULT_BYTES];
     ffi_call((ffi_cif *)&sig->cif, fn, buf, args);
-    narrow(sig->ret, buf, ret, size);
+    narrow(sig->ret, buf, ret, size);               /* leaves errno the callee's */
+}
+
+struct call { const lwc_ffi_sig_t *sig; void (*fn)(void); void *ret; void **args; };
+
+static void call_now(void *arg)
+{
+    struct call *c = arg;
+    call_direct(c->sig, c->fn, c->ret, c->args);
+}
+
+static bool call_valid(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args)
+{
+    return sig && fn && (ret || sig->ret == LWC_FFI_VOID) && (args || !sig->nargs);
+}
+
+int lwc_ffi_call_unsafe(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args)
+{
+    if (!call_valid(sig, fn, ret, args))
+        return LWC_EINVAL;
+    call_direct(sig, fn, ret, args);
     return LWC_OK;
+}
+
+int lwc_ffi_call(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args)
+{
+    if (!call_valid(sig, fn, ret, args))
+        return LWC_EINVAL;
+    return lwc_outcall(call_now, &(struct call){ sig, fn, ret, args });
 }

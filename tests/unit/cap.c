@@ -647,12 +647,47 @@ START_TEST(test_sleep_needs_upcalls)
 }
 END_TEST
 
+/* lwc_shutdown while an SCont is in a safe call: it waits for the call to
+ * return (the SCont then completes), and nothing leaks. */
+static atomic_int flight_stage;
+
+static void flight(void *arg)
+{
+    (void)arg;
+    atomic_store(&flight_stage, 1);
+    usleep(30000);
+}
+
+static void flyer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(lwc_outcall(flight, NULL), LWC_OK);
+    atomic_store(&flight_stage, 2);
+}
+
+START_TEST(test_shutdown_with_a_call_in_flight)
+{
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 2 }), LWC_OK);
+    atomic_store(&flight_stage, 0);
+    lwc_scont_t *s = lwc_scont_new(flyer, NULL, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(lwc_cap_start(s), LWC_OK);
+    lwc_scont_release(s);
+    while (atomic_load(&flight_stage) == 0)
+        sched_yield();
+    lwc_shutdown();
+    ck_assert_int_eq(atomic_load(&flight_stage), 2);
+    ck_assert_uint_eq(lwc_cap_count(), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cap");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_init_config);
     tcase_add_test(tc, test_default_stack_kind);
+    tcase_add_test(tc, test_shutdown_with_a_call_in_flight);
     suite_add_tcase(s, tc);
     tc = tcase_create("two capabilities");
     tcase_set_timeout(tc, 600);

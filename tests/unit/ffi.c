@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- callees ---------------------------------------------------------------------- */
 
@@ -238,6 +239,74 @@ START_TEST(test_errno_is_the_callees)
 }
 END_TEST
 
+/* lwc_ffi_call: safe.  read() on an empty pipe, through libffi, on one
+ * capability: the other thread runs (and fills the pipe), which it could
+ * not if the call kept the capability. */
+static int safe_pipe[2];
+static atomic_bool reader_in;
+
+static ssize_t announced_read(int fd, void *buf, size_t n)
+{
+    atomic_store(&reader_in, true);
+    return read(fd, buf, n);
+}
+
+static void pipe_writer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&reader_in))
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    for (int i = 0; i < 50; i++)                    /* the reader stays in its call */
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    ck_assert_int_eq(write(safe_pipe[1], "xyz", 3), 3);
+}
+
+static void safe_reader(void *arg)
+{
+    (void)arg;
+    lwc_ffi_sig_t *sig;
+    lwc_ffi_kind_t k[] = { LWC_FFI_SINT32, LWC_FFI_POINTER, LWC_FFI_UINT64 };
+    ck_assert_int_eq(lwc_ffi_sig_new(&sig, LWC_FFI_SINT64, 3, k), LWC_OK);
+    lwc_joinable_t *j;
+    ck_assert_int_eq(lwc_spawn_joinable(pipe_writer, NULL, &j), LWC_OK);
+    char buf[8] = { 0 };
+    int32_t fd = safe_pipe[0];
+    void *p = buf;
+    uint64_t n = sizeof buf;
+    int64_t got = 0;
+    ck_assert_int_eq(lwc_ffi_call(sig, FN(announced_read), &got, (void *[]){ &fd, &p, &n }),
+                     LWC_OK);
+    ck_assert_int_eq(got, 3);
+    ck_assert_str_eq(buf, "xyz");
+    ck_assert_int_eq(lwc_join(j), LWC_OK);
+    /* errno is the callee's; bad input is refused before any call */
+    lwc_ffi_sig_t *es;
+    lwc_ffi_kind_t i32 = LWC_FFI_SINT32;
+    ck_assert_int_eq(lwc_ffi_sig_new(&es, LWC_FFI_SINT32, 1, &i32), LWC_OK);
+    int32_t e = EDOM, r = 0;
+    errno = 0;
+    ck_assert_int_eq(lwc_ffi_call(es, FN(set_errno), &r, (void *[]){ &e }), LWC_OK);
+    ck_assert_int_eq(errno, EDOM);
+    ck_assert_int_eq(r, -1);
+    ck_assert_int_eq(lwc_ffi_call(NULL, FN(set_errno), &r, (void *[]){ &e }), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_call(es, NULL, &r, (void *[]){ &e }), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_call(es, FN(set_errno), NULL, (void *[]){ &e }), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_call(es, FN(set_errno), &r, NULL), LWC_EINVAL);
+    lwc_ffi_sig_free(es);
+    lwc_ffi_sig_free(sig);
+}
+
+START_TEST(test_safe_call_blocks_only_its_thread)
+{
+    setenv("LWC_CAPS", _i ? "2" : "1", 1);
+    ck_assert_int_eq(pipe(safe_pipe), 0);
+    atomic_store(&reader_in, false);
+    ck_assert_int_eq(lwc_main(safe_reader, NULL), LWC_OK);
+    close(safe_pipe[0]);
+    close(safe_pipe[1]);
+}
+END_TEST
+
 START_TEST(test_bad_descriptions)
 {
     lwc_ffi_sig_t *sig = (lwc_ffi_sig_t *)1;
@@ -347,7 +416,6 @@ static void ticker(void *arg)
 
 static void sorter(void *arg)
 {
-    (void)arg;
     lwc_ffi_sig_t *sig;
     ck_assert_int_eq(lwc_ffi_sig_new(&sig, LWC_FFI_SINT32, 2,
                                      (lwc_ffi_kind_t[]){ LWC_FFI_POINTER, LWC_FFI_POINTER }),
@@ -363,7 +431,19 @@ static void sorter(void *arg)
     unsigned seed = 7;
     for (int i = 0; i < 100; i++)
         v[i] = (int)(next_rand(&seed) % 1000);
-    qsort(v, 100, sizeof v[0], (int (*)(const void *, const void *))code);
+    if (arg) {                                      /* qsort itself a safe call */
+        lwc_ffi_sig_t *qs;
+        lwc_ffi_kind_t k[] = { LWC_FFI_POINTER, LWC_FFI_UINT64, LWC_FFI_UINT64,
+                               LWC_FFI_POINTER };
+        ck_assert_int_eq(lwc_ffi_sig_new(&qs, LWC_FFI_VOID, 4, k), LWC_OK);
+        void *base = v;
+        uint64_t n = 100, size = sizeof v[0];
+        ck_assert_int_eq(lwc_ffi_call(qs, FN(qsort), NULL, (void *[]){ &base, &n, &size, &code }),
+                         LWC_OK);
+        lwc_ffi_sig_free(qs);
+    } else {
+        qsort(v, 100, sizeof v[0], (int (*)(const void *, const void *))code);
+    }
     atomic_store(&sorted, true);
     ck_assert_int_eq(lwc_join(j), LWC_OK);
     for (int i = 1; i < 100; i++)
@@ -376,8 +456,8 @@ static void sorter(void *arg)
 
 START_TEST(test_qsort_comparator_yields)
 {
-    setenv("LWC_CAPS", _i ? "2" : "1", 1);
-    ck_assert_int_eq(lwc_main(sorter, NULL), LWC_OK);
+    setenv("LWC_CAPS", _i % 2 ? "2" : "1", 1);
+    ck_assert_int_eq(lwc_main(sorter, (void *)(intptr_t)(_i / 2)), LWC_OK);
 }
 END_TEST
 
@@ -490,7 +570,8 @@ int main(void)
     tcase_add_test(tc, test_errno_is_the_callees);
     tcase_add_test(tc, test_bad_descriptions);
     tcase_add_loop_test(tc, test_from_sconts, 0, 2);
-    tcase_add_loop_test(tc, test_qsort_comparator_yields, 0, 2);
+    tcase_add_loop_test(tc, test_qsort_comparator_yields, 0, 4);
+    tcase_add_loop_test(tc, test_safe_call_blocks_only_its_thread, 0, 2);
     tcase_add_loop_test(tc, test_callback_from_a_foreign_thread, 0, 2);
     tcase_add_test(tc, test_closure_busy_and_bad_input);
     suite_add_tcase(s, tc);

@@ -1,0 +1,399 @@
+/* Outcalls: safe foreign calls, which leave the capability to the other
+ * SConts while C code runs; callbacks from inside them; the monitor that
+ * hands a capability on when a call lasts, and its spare workers. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "futex.h"
+#include "internal.h"
+
+/* Note [Outcalls]
+ * ~~~~~~~~~~~~~~~
+ * A safe call must let its capability's other SConts run while the callee
+ * blocks, yet cost next to nothing when the callee returns at once, as most
+ * do.  So the hand-off is lazy, as Go's: the caller marks its capability as
+ * in a call and parks it for the detector (the callee cannot touch lwc, so
+ * the capability is at a safe point: Note [Stopping the world] in
+ * detect.c), and on return takes it back with one CAS, with no switch and
+ * no upcall.  The monitor, a thread started by the first safe call, looks
+ * at every capability each period; one in the same call as at its last look
+ * has been in it a whole period, and the monitor takes it and hands it on.
+ * The period is Go's sysmon's: 20 us, doubled after 50 looks that took
+ * nothing, up to 10 ms; once it has backed off past DEEP_NS the monitor
+ * sleeps until the next safe call kicks it, so a call that blocks waits at
+ * most about that long (and 20 us while calls keep blocking) before the
+ * other SConts run again, and a program that makes no slow calls pays one
+ * futex wake-up per burst of calls.  Eager hand-off, a worker woken for
+ * every call, would cost a wake-up and a switch between OS threads for
+ * each: microseconds, where the fast path is nanoseconds.
+ *
+ * A capability's `call` word is the count of calls made on it, shifted left
+ * by two, and a state: CALL_NONE; CALL_IN, in a call the monitor may take;
+ * CALL_KEPT, in a call it may not take (below); CALL_TAKEN.  The count makes
+ * each call's word unique, so the caller's CAS from its own word cannot
+ * succeed on a later call's (the ABA of a bare state), and the monitor's
+ * "the same call as last time" is one comparison (Go's syscalltick).
+ *
+ * Taking: the monitor CASes the word from IN to TAKEN, and from then on it
+ * holds the capability.  If the caller's thread was the capability's worker
+ * (the usual case: bound and host threads hold a capability whose worker
+ * waits apart), a spare worker replaces it; the monitor gets that spare
+ * before it takes (making one if none waits, up to the limit: no spare, no
+ * take).  It then mails the worker the capability with no SCont, as an idle
+ * one, which asks the caller's switch_to_next for work, with why
+ * LWC_RUNNING (Note [Idling in a place of its own] in idle.c).  The worker
+ * lowers the `safe` the caller raised (lwc_outcall_adopt), waiting out a
+ * pass that saw it.
+ *
+ * Coming back from a taken call: the caller finds its CAS failed.  In one
+ * transaction it becomes LWC_BLOCKED_ON_SCHED with no target and its own
+ * unblock_thread queues it (lwc_scont_come_back), bound for the while to
+ * this OS thread, which waits for it on its native stack like a bound
+ * SCont's.  Whichever capability runs it next is mailed here, and this
+ * thread becomes that capability's worker, the one it replaces a spare
+ * (lwc_outcall_adopt).  So an SCont never changes OS threads inside a call:
+ * C frames of a callback's caller stay on the thread that made them, with
+ * their locks and thread-locals, and capabilities and workers end as they
+ * began.  The slow path costs a wake-up of the capability's worker and a
+ * mail here.
+ *
+ * Kept calls: a copy SCont's frames lie on its capability's shared stack
+ * (Note [Copy stacks] in copy.c), which the next SCont would overwrite, and
+ * an SCont with no unblock_thread has no way back but its capability; their
+ * calls keep the capability, as an unsafe call does, but are parked for the
+ * detector all the same.
+ *
+ * The detector: while the word says IN or KEPT (and until the new worker
+ * lowers `safe`) the capability is parked on the caller's SCont at the
+ * call's frame.  Beyond that, the thread records the SCont and that frame
+ * (`call_scont`, `call_sp`) from the start of the call until the SCont runs
+ * again on a capability, and a pass counts such an SCont a root and scans
+ * its stack from that frame or lower (detect_roots.c): the SCont reads
+ * LWC_RUNNING, and, coming back, LWC_BLOCKED_ON_SCHED before its registers
+ * are saved.  An error thrown at it waits in `pending` and is delivered as
+ * the call returns (Note [Delivering errors] in exception.c). */
+
+#define PERIOD_MIN_NS 20000u
+#define PERIOD_MAX_NS 10000000u
+#define DEEP_NS       640000u
+#define QUIET_LOOKS   50
+#define SPARES_DEFAULT 256
+
+enum { MON_OFF, MON_POLLING, MON_DEEP, MON_STOPPED };
+
+static struct {
+    pthread_mutex_t    lock;        /* start and stop; spares */
+    pthread_t          thread;
+    bool               started;
+    _Atomic int        state;
+    _Atomic uint32_t   kick;        /* futex word: moves to wake the monitor */
+    struct lwc_thread *spares;      /* workers of no capability, waiting for mail */
+    unsigned           made, max;   /* spares made, and the limit */
+} mon = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* ---- spares ------------------------------------------------------------------ */
+
+static void spare_put(struct lwc_thread *t)
+{
+    pthread_mutex_lock(&mon.lock);
+    t->spare_next = mon.spares;
+    mon.spares = t;
+    pthread_mutex_unlock(&mon.lock);
+}
+
+static struct lwc_thread *spare_get(void)
+{
+    pthread_mutex_lock(&mon.lock);
+    struct lwc_thread *t = mon.spares;
+    if (t) {
+        mon.spares = t->spare_next;
+        t->spare_next = NULL;
+    } else if (mon.made < mon.max && (t = lwc_thread_new_worker())) {
+        mon.made++;
+    }
+    pthread_mutex_unlock(&mon.lock);
+    return t;
+}
+
+void lwc_outcall_adopt(struct lwc_thread *t, struct lwc_cap *cap)
+{
+    uint64_t w = atomic_load_explicit(&cap->call, memory_order_acquire);
+    if (CALL_STATE(w) == CALL_TAKEN) {              /* handed on by the monitor */
+        atomic_store_explicit(&cap->call, w & ~(uint64_t)3, memory_order_relaxed);
+        lwc_gc_unpark(cap);
+        return;
+    }
+    spare_put(cap->worker);                         /* back from a taken call */
+    cap->worker = t;
+}
+
+/* ---- the monitor --------------------------------------------------------------- */
+
+/* Take c, whose holder has been in call `w` for a period, and hand it on.
+ * *spare is a worker of no capability, used up if the caller's thread was
+ * c's worker. */
+static void take(struct lwc_cap *c, uint64_t w, struct lwc_thread **spare)
+{
+    uint64_t expect = w;
+    if (!atomic_compare_exchange_strong(&c->call, &expect, (w & ~(uint64_t)3) | CALL_TAKEN))
+        return;                                     /* it came back */
+    lwc_scont_t *s = c->park_scont;
+    lwc_scont_ref(s);                               /* lwc_idle_run lets go */
+    c->idle_for = s;
+    c->idle_why = LWC_RUNNING;
+    lwc_scont_load_upcalls(s, &c->idle_up);
+    if (c->worker == c->park_thread) {
+        c->worker = *spare;
+        *spare = NULL;
+    }
+    lwc_thread_mail(c->worker, c, NULL);
+}
+
+/* One look at every capability; whether it took one. */
+static bool look(uint64_t *seen, struct lwc_thread **spare)
+{
+    bool took = false;
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        struct lwc_cap *c = &lwc_rt.caps[i];
+        uint64_t w = atomic_load_explicit(&c->call, memory_order_acquire);
+        uint64_t last = seen[i];
+        seen[i] = w;
+        if (CALL_STATE(w) != CALL_IN || w != last)
+            continue;
+        if (!*spare && !(*spare = spare_get()))
+            continue;                               /* at the limit: it keeps it */
+        take(c, w, spare);
+        took = true;
+    }
+    return took;
+}
+
+static void *monitor_main(void *arg)
+{
+    (void)arg;
+    uint64_t *seen = calloc(lwc_rt.ncaps, sizeof *seen);
+    struct lwc_thread *spare = NULL;
+    uint64_t period = PERIOD_MIN_NS;
+    unsigned quiet = 0;
+    while (seen && atomic_load(&mon.state) != MON_STOPPED) {
+        uint32_t k = atomic_load(&mon.kick);
+        int polling = MON_POLLING;
+        if (period >= DEEP_NS &&
+            atomic_compare_exchange_strong(&mon.state, &polling, MON_DEEP))
+            lwc_futex_wait(&mon.kick, k);           /* until a call kicks */
+        else
+            lwc_futex_wait_until(&mon.kick, k, lwc_clock_ns() + period);
+        if (atomic_load(&mon.kick) != k) {          /* kicked: a call began */
+            period = PERIOD_MIN_NS;
+            quiet = 0;
+        }
+        if (atomic_load(&mon.state) == MON_STOPPED)
+            break;
+        if (look(seen, &spare)) {
+            period = PERIOD_MIN_NS;
+            quiet = 0;
+        } else if (++quiet > QUIET_LOOKS && period < PERIOD_MAX_NS) {
+            period *= 2;
+        }
+    }
+    if (spare)
+        spare_put(spare);
+    free(seen);
+    return NULL;
+}
+
+/* A call begins while the monitor is off or asleep for good. */
+static __attribute__((noinline, cold)) void kick(void)
+{
+    pthread_mutex_lock(&mon.lock);
+    int st = atomic_load(&mon.state);
+    if (st == MON_OFF && atomic_load(&lwc_rt.up)) {
+        atomic_store(&mon.state, MON_POLLING);
+        if (pthread_create(&mon.thread, NULL, monitor_main, NULL) == 0)
+            mon.started = true;
+        else
+            atomic_store(&mon.state, MON_OFF);      /* no hand-off: calls keep their capability */
+    } else if (st == MON_DEEP) {
+        atomic_store(&mon.state, MON_POLLING);
+        atomic_fetch_add(&mon.kick, 1);
+        lwc_futex_wake(&mon.kick, 1);
+    }
+    pthread_mutex_unlock(&mon.lock);
+}
+
+void lwc_outcall_init(void)
+{
+    const char *v = getenv("LWC_MAX_CALL_THREADS");
+    char *end;
+    unsigned long n = v && *v ? strtoul(v, &end, 10) : 0;
+    if (v && *v && (*end || n > 100000)) {
+        lwc_warn("ignoring LWC_MAX_CALL_THREADS=%s (want 0..100000)", v);
+        n = SPARES_DEFAULT;
+    }
+    mon.max = v && *v ? (unsigned)n : SPARES_DEFAULT;
+    mon.made = 0;
+    mon.spares = NULL;
+    atomic_store(&mon.state, MON_OFF);
+}
+
+void lwc_outcall_shutdown(void)
+{
+    pthread_mutex_lock(&mon.lock);
+    atomic_store(&mon.state, MON_STOPPED);
+    atomic_fetch_add(&mon.kick, 1);
+    lwc_futex_wake(&mon.kick, 1);
+    bool started = mon.started;
+    mon.started = false;
+    pthread_mutex_unlock(&mon.lock);
+    if (started)
+        pthread_join(mon.thread, NULL);
+}
+
+/* ---- the call ------------------------------------------------------------------ */
+
+/* Leave t's capability for a call whose frames the detector scans from sp. */
+static inline void call_begin(struct lwc_thread *t, void *sp)
+{
+    lwc_scont_t *s = t->current;
+    struct lwc_cap *cap = t->cap;
+    bool keeps = lwc_scont_home(s) ||
+                 !atomic_load_explicit(&s->up, memory_order_relaxed)->unblock_thread;
+    uint64_t w = ((atomic_load_explicit(&cap->call, memory_order_relaxed) & ~(uint64_t)3) + 4) |
+                 (keeps ? CALL_KEPT : CALL_IN);
+    cap->park_sp = sp;
+    cap->park_scont = s;
+    cap->park_thread = t;
+    t->call_sp = sp;
+    t->call_cap = cap;
+    t->call_word = w;
+    atomic_store_explicit(&t->call_scont, s, memory_order_release);   /* after call_sp */
+    atomic_store_explicit(&cap->call, w, memory_order_release);
+    atomic_store(&cap->safe, 1);                    /* seq_cst: Note [Stopping the world] */
+    if (__builtin_expect(atomic_load_explicit(&mon.state, memory_order_relaxed) != MON_POLLING,
+                         0) && !keeps)
+        kick();
+}
+
+static lwc_word_t come_back_body(lwc_tx_t *tx, void *arg)
+{
+    (void)arg;
+    lwc_scont_come_back(tx);
+    return 0;
+}
+
+/* The call's capability was taken: come back through the scheduler, on
+ * this OS thread.  Returns the error to deliver (with `deliver`). */
+static __attribute__((noinline)) int come_back(struct lwc_thread *t, bool deliver)
+{
+    lwc_scont_t *s = t->current;
+    bool bind = !s->bound;
+    t->cap = NULL;
+    if (bind)
+        __atomic_store_n(&s->bound, t, __ATOMIC_RELAXED);
+    if (!deliver)
+        lwc_scont_hold_errors(s, true);
+    int err;
+    for (unsigned tries = 0;; tries++) {
+        err = lwc_tx_run(come_back_body, NULL, NULL, true);
+        t = lwc_thread_reload();
+        if (t->cap)
+            break;
+        if (!tries)
+            lwc_warn("SCont %llu, back from a safe call, could not be queued by its "
+                     "unblock_thread upcall (%s): trying again",
+                     (unsigned long long)lwc_scont_id(s), lwc_strerror(err));
+        sched_yield();
+    }
+    if (!deliver)
+        lwc_scont_hold_errors(s, false);
+    if (bind)
+        __atomic_store_n(&s->bound, NULL, __ATOMIC_RELAXED);
+    return deliver ? err : LWC_OK;
+}
+
+/* Take t's capability back after a call (or in a callback, with deliver
+ * false: an error thrown meanwhile stays pending for the call's end). */
+static inline int call_end(struct lwc_thread *t, bool deliver)
+{
+    uint64_t w = t->call_word;
+    struct lwc_cap *cap = t->call_cap;
+    int err = LWC_OK;
+    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
+                             &cap->call, &w, w & ~(uint64_t)3, memory_order_acq_rel,
+                             memory_order_relaxed), 1)) {
+        lwc_gc_unpark(cap);
+        if (deliver)
+            err = lwc_scont_take_error(t->current, LWC_BLOCKED_ON_SCHED);
+    } else {
+        err = come_back(t, deliver);
+    }
+    atomic_store_explicit(&t->call_scont, NULL, memory_order_relaxed);
+    return err;
+}
+
+/* Not inlined: its frame holds the callee-saved registers that
+ * __builtin_unwind_init spilled, above `here`, for the detector to scan
+ * while the callee runs (it may keep them anywhere). */
+__attribute__((noinline)) int lwc_outcall(void (*fn)(void *), void *arg)
+{
+    if (!fn)
+        return LWC_EINVAL;
+    struct lwc_thread *t = lwc_thread_peek();
+    if (!t || !t->current || atomic_load_explicit(&t->call_scont, memory_order_relaxed)) {
+        fn(arg);                    /* a plain OS thread, or a call inside a call */
+        return LWC_OK;
+    }
+    if (t->tx.active || t->draining)
+        return LWC_EINVAL;
+    __builtin_unwind_init();
+    volatile char here = 0;
+    call_begin(t, (void *)&here);
+    fn(arg);
+    int e = errno;
+    int err = call_end(t, true);          /* the same OS thread: Note [Outcalls] */
+    errno = e;
+    (void)here;
+    return err;
+}
+
+int lwc_outcall_callback(void (*fn)(void *), void *arg)
+{
+    if (!fn)
+        return LWC_EINVAL;
+    struct lwc_thread *t = lwc_thread_peek();
+    lwc_scont_t *s = t ? t->current : NULL;
+    if (!s || atomic_load_explicit(&t->call_scont, memory_order_relaxed) != s) {
+        fn(arg);                    /* not inside a safe call: nothing to take back */
+        return LWC_OK;
+    }
+    /* The detector scans from the call's frame again after: below it lie
+     * the callee's C frames and, once fn returns, nothing of the SCont's. */
+    void *sp = t->call_sp;
+    int e = errno;
+    call_end(t, false);
+    fn(arg);
+    call_begin(t, sp);
+    errno = e;
+    return LWC_OK;
+}
+
+struct plain_call { void *(*fn)(void *); void *arg; void *result; };
+
+static void plain_call(void *arg)
+{
+    struct plain_call *pc = arg;
+    pc->result = pc->fn(pc->arg);
+}
+
+int lwc_call_safe(void *(*fn)(void *), void *arg, void **result)
+{
+    if (!fn)
+        return LWC_EINVAL;
+    struct plain_call pc = { fn, arg, NULL };
+    int err = lwc_outcall(plain_call, &pc);
+    if (result)
+        *result = pc.result;
+    return err;
+}
