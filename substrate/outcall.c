@@ -22,7 +22,8 @@
  * has been in it a whole period, and the monitor takes it and hands it on.
  * The period is Go's sysmon's: 20 us, doubled after 50 looks that took
  * nothing, up to 10 ms; once it has backed off past DEEP_NS the monitor
- * sleeps until the next safe call kicks it, so a call that blocks waits at
+ * sleeps until the next safe call kicks it (go_deep: never while a call it
+ * could take is in progress, though no spare may be had for it yet), so a call that blocks waits at
  * most about that long (and 20 us while calls keep blocking) before the
  * other SConts run again, and a program that makes no slow calls pays one
  * futex wake-up per burst of calls.  Eager hand-off, a worker woken for
@@ -170,6 +171,24 @@ static bool look(uint64_t *seen, struct lwc_thread **spare)
     return took;
 }
 
+/* Sleep until kicked from now on?  Not while a capability is in a call
+ * that may be taken: one that began just before the state changed saw
+ * POLLING and did not kick.  Both sides store, then load, seq_cst. */
+static bool go_deep(void)
+{
+    int polling = MON_POLLING;
+    if (!atomic_compare_exchange_strong(&mon.state, &polling, MON_DEEP))
+        return false;
+    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+        if (CALL_STATE(atomic_load(&lwc_rt.caps[i].call)) == CALL_IN) {
+            int deep = MON_DEEP;
+            atomic_compare_exchange_strong(&mon.state, &deep, MON_POLLING);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void *monitor_main(void *arg)
 {
     (void)arg;
@@ -179,9 +198,7 @@ static void *monitor_main(void *arg)
     unsigned quiet = 0;
     while (seen && atomic_load(&mon.state) != MON_STOPPED) {
         uint32_t k = atomic_load(&mon.kick);
-        int polling = MON_POLLING;
-        if (period >= DEEP_NS &&
-            atomic_compare_exchange_strong(&mon.state, &polling, MON_DEEP))
+        if (period >= DEEP_NS && go_deep())
             lwc_futex_wait(&mon.kick, k);           /* until a call kicks */
         else
             lwc_futex_wait_until(&mon.kick, k, lwc_clock_ns() + period);
@@ -271,8 +288,11 @@ static inline void call_begin(struct lwc_thread *t, void *sp)
     atomic_store_explicit(&t->call_scont, s, memory_order_release);   /* after call_sp */
     atomic_store_explicit(&cap->call, w, memory_order_release);
     atomic_store(&cap->safe, 1);                    /* seq_cst: Note [Stopping the world] */
-    if (__builtin_expect(atomic_load_explicit(&mon.state, memory_order_relaxed) != MON_POLLING,
-                         0) && !keeps)
+    /* After the call word, and seq_cst, as go_deep reads them the other way
+     * round (the release store of the word is ordered before this load by
+     * the seq_cst store of `safe` between: a full fence on x86-64, and an
+     * stlr before an ldar on aarch64). */
+    if (__builtin_expect(atomic_load(&mon.state) != MON_POLLING, 0) && !keeps)
         kick();
 }
 
