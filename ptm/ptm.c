@@ -681,8 +681,8 @@ static void pvar_fire(struct lwc_thread *t, lwc_pvar_t *pv)
         if (w->scont) {
             lwc_scont_ref(w->scont);
             queue_wake(t, w->scont, w->epoch);
-        } else if (old == W_SLEEPING) {
-            lwc_futex_wake(&w->state, 1);
+        } else {
+            lwc_waiter_rouse(w, old);
         }
     }
 }
@@ -728,10 +728,21 @@ static void sleep_unlock(struct lwc_thread *t)
     atomic_store_explicit(&t->sleep_lock, 0, memory_order_release);
 }
 
+void lwc_waiter_rouse(struct retry_waiter *w, uint32_t old)
+{
+    if (old == W_SLEEPING)
+        lwc_futex_wake(&w->state, 1);
+    else if (old == W_POLLING)
+        lwc_poller_wake();
+}
+
 /* Sleep until w fires.  A capability (asleep in a switch_to_next retry, with
  * nothing to run) first serves the idle services, and wakes no later than
  * their next deadline, or when a kick says it moved earlier (Note [Idle
- * services] in substrate/service.c); a plain OS thread has no deadline. */
+ * services] in substrate/service.c); one of them sleeps in the poller
+ * instead of the kernel's futex while it is armed, and handles what it
+ * found once it is awake and no longer parked (Note [The poller] there); a
+ * plain OS thread has no deadline. */
 static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
 {
     for (unsigned i = 0; i < LWC_SPIN_BOUND; i++) {
@@ -745,9 +756,14 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
     struct lwc_cap *cap = t->cap;
     while (!atomic_load(&lwc_rt.stopping)) {
         uint64_t until = cap ? lwc_services_serve() : LWC_NEVER;
+        bool polls = cap && lwc_poller_claim();
+        uint32_t asleep_as = polls ? W_POLLING : W_SLEEPING;
         uint32_t expect = W_WAITING;
-        if (!atomic_compare_exchange_strong(&w->state, &expect, W_SLEEPING))
+        if (!atomic_compare_exchange_strong(&w->state, &expect, asleep_as)) {
+            if (polls)
+                lwc_poller_release();
             break;                                  /* fired (perhaps by the services' work) */
+        }
         bool again = cap && lwc_idle_publish(cap, t, until) < until;   /* lowered meanwhile */
         bool asleep = !again;
         if (asleep)
@@ -757,10 +773,13 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
             uint64_t timer = lwc_clock_ns() + lwc_rt.idle_gc_ns;
             wake = timer < until ? timer : until;
         }
-        while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == W_SLEEPING) {
-            if (wake == LWC_NEVER) {
-                lwc_futex_wait(&w->state, W_SLEEPING);
-            } else if (!lwc_futex_wait_until(&w->state, W_SLEEPING, wake)) {
+        while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == asleep_as) {
+            bool woken = polls ? lwc_poller_wait(wake)
+                         : wake == LWC_NEVER ? (lwc_futex_wait(&w->state, W_SLEEPING), true)
+                         : lwc_futex_wait_until(&w->state, W_SLEEPING, wake);
+            if (polls && woken)
+                break;                              /* events, or a wake: handle them below */
+            if (!woken) {
                 again = wake == until;
                 if (!again) {
                     lwc_gc_idle_timer(t);
@@ -773,9 +792,17 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
         if (cap)
             lwc_idle_unpublish(cap);
         /* Timed out, or nudged by a service deadline (W_WAITING): serve and
-         * sleep again.  Fired: the transaction runs again. */
-        expect = W_SLEEPING;
-        if (!atomic_compare_exchange_strong(&w->state, &expect, W_WAITING) && expect == W_FIRED)
+         * sleep again.  Fired: the transaction runs again.  The poller's
+         * events are handled awake, with w no longer asleep: the wake-ups
+         * they make may fire w, at no more cost than a store. */
+        expect = asleep_as;
+        bool fired = !atomic_compare_exchange_strong(&w->state, &expect, W_WAITING) &&
+                     expect == W_FIRED;
+        if (polls) {
+            lwc_poller_handle();
+            lwc_poller_release();
+        }
+        if (fired)
             break;
     }
     sleep_lock(t);
@@ -882,17 +909,20 @@ void lwc_retry_forget(struct retry_node *nodes, unsigned n)
 void lwc_retry_interrupt(struct lwc_thread *t)
 {
     sleep_lock(t);
-    if (t->sleep_word && atomic_exchange(t->sleep_word, W_FIRED) == W_SLEEPING)
-        lwc_futex_wake(t->sleep_word, 1);
+    if (t->sleep_word)
+        lwc_waiter_rouse((struct retry_waiter *)t->sleep_word,
+                         atomic_exchange(t->sleep_word, W_FIRED));
     sleep_unlock(t);
 }
 
 void lwc_retry_nudge(struct lwc_thread *t)
 {
     sleep_lock(t);
-    uint32_t sleeping = W_SLEEPING;
-    if (t->sleep_word && atomic_compare_exchange_strong(t->sleep_word, &sleeping, W_WAITING))
-        lwc_futex_wake(t->sleep_word, 1);
+    for (uint32_t asleep = W_SLEEPING; t->sleep_word && asleep <= W_POLLING; asleep++) {
+        uint32_t expect = asleep;
+        if (atomic_compare_exchange_strong(t->sleep_word, &expect, W_WAITING))
+            lwc_waiter_rouse((struct retry_waiter *)t->sleep_word, asleep);
+    }
     sleep_unlock(t);
 }
 

@@ -302,13 +302,17 @@ void lwc_gc_gather_sconts(struct pass *ps)
         }
         char *lo = stackless ? NULL : lwc_stack_lo(st);
         char *hi = stackless ? NULL : lo + lwc_stack_usable(st);
-        c->sp = stackless ? NULL : cap ? cap->park_sp : ctx_sp(s);
-        if (c->sp < lo || c->sp >= hi)
-            c->sp = NULL;
+        /* In a safe call, its saved context may be being written by a
+         * thread that is no capability's, coming back (Note [Outcalls] in
+         * outcall.c): the call's frame, or a parked capability's lower
+         * point, says where its frames start. */
         char *call_sp = ncalls && !stackless ? call_sp_of(calls, ncalls, s) : NULL;
         bool in_call = call_sp && call_sp >= lo && call_sp < hi;
-        if (in_call)                                /* Note [Outcalls] in outcall.c */
-            c->sp = c->sp && c->sp < call_sp ? c->sp : call_sp;
+        c->sp = stackless ? NULL : cap ? cap->park_sp : in_call ? call_sp : ctx_sp(s);
+        if (c->sp < lo || c->sp >= hi)
+            c->sp = NULL;
+        if (in_call && (!c->sp || c->sp > call_sp))
+            c->sp = call_sp;
         if (c->st == LWC_RUNNING) {
             c->root = true;
             c->inert = t && sleeps_for_good(cap, t);    /* Note [Work] */

@@ -15,6 +15,7 @@ const char *lwc_strerror(int err)
     case LWC_EAGAIN:          return "operation would block";
     case LWC_EWOULDBLOCK:     return "synchronous evaluation met a foreign event";
     case LWC_EBUSY:           return "busy";
+    case LWC_ECLOSED:         return "the file descriptor was closed while waited on";
     default:                  return "unknown lwc error";
     }
 }

@@ -554,6 +554,12 @@ static inline void lwc_services_count(struct lwc_thread *t)
  * as it stands after that was published (sleep no later than it). */
 uint64_t lwc_idle_publish(struct lwc_cap *c, struct lwc_thread *t, uint64_t until);
 void     lwc_idle_unpublish(struct lwc_cap *c);
+/* Note [The poller] in service.c: an idle capability's sleep in it. */
+bool     lwc_poller_claim(void);            /* armed, and now this thread's */
+void     lwc_poller_release(void);
+bool     lwc_poller_wait(uint64_t deadline); /* false: the deadline passed */
+void     lwc_poller_handle(void);
+void     lwc_poller_wake(void);
 
 /* ---- The blocked-forever detector (detect*.c) ------------------------------ */
 

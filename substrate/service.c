@@ -2,6 +2,7 @@
  * themselves instead of by an OS thread of its own. */
 #include "config.h"
 
+#include <string.h>
 #include <time.h>
 
 #include "futex.h"
@@ -130,6 +131,109 @@ void lwc_service_due(uint64_t deadline)
     }
 }
 
+/* ---- the poller ------------------------------------------------------------ */
+
+/* Note [The poller]
+ * ~~~~~~~~~~~~~~~~~
+ * fd readiness comes from the kernel (epoll, in liblwc-io), which a thread
+ * learns of only by asking it: Go's netpoller shape, with no thread of its
+ * own.  A capability with nothing to run, about to sleep in a retry
+ * (sleep_thread in ptm/ptm.c), claims the poller if it is armed (something
+ * waits for it) and nobody holds it, and sleeps in the poller's `wait`
+ * (epoll_wait) instead of the futex: its waiter's state reads W_POLLING, and
+ * whoever fires or nudges it calls the poller's `wake` (an eventfd write)
+ * instead of a futex wake (lwc_waiter_rouse).  `wait` only blocks and
+ * notes what is ready; the capability handles it (`handle`: transactions
+ * that wake the waiting threads) once it is awake, off its safe point and
+ * with its waiter no longer asleep, then lets the poller go.  Other idle
+ * capabilities sleep on their futex as before; one that found the poller
+ * held leaves `missed`, and the release nudges them so that one takes it
+ * up, should the holder have woken for work.  Busy capabilities poll
+ * without blocking (wait with deadline 0, then handle) from the service
+ * tick at switch points, at most every LWC_POLL_EVERY_NS while armed, so a
+ * ready fd is noticed while every capability is busy too.  Arming the
+ * poller from unarmed nudges the idle capabilities for the same reason.
+ * `held` makes the waits and handles of all capabilities one at a time,
+ * so the poller's own state needs no lock. */
+#define LWC_POLL_EVERY_NS 50000u
+
+static lwc_poller_t poller;
+static _Atomic bool poller_set_flag;
+static _Atomic long poller_armed;
+static _Atomic int poller_held, poller_missed;
+static _Atomic uint64_t poll_next;
+
+int lwc_poller_set(const lwc_poller_t *p)
+{
+    if (!p || !p->wait || !p->handle || !p->wake)
+        return LWC_EINVAL;
+    pthread_mutex_lock(&services_lock);
+    int err = LWC_OK;
+    if (!atomic_load(&poller_set_flag)) {
+        poller = *p;
+        atomic_store(&poller_set_flag, true);
+    } else if (memcmp(&poller, p, sizeof *p) != 0) {
+        err = LWC_EBUSY;
+    }
+    pthread_mutex_unlock(&services_lock);
+    return err;
+}
+
+void lwc_poller_arm(void)
+{
+    if (atomic_fetch_add(&poller_armed, 1) == 0)
+        kick_idle(0);                               /* an idle one takes the poller up */
+}
+
+void lwc_poller_disarm(void)
+{
+    atomic_fetch_sub(&poller_armed, 1);
+}
+
+bool lwc_poller_claim(void)
+{
+    if (!atomic_load(&poller_armed) || !atomic_load(&poller_set_flag))
+        return false;
+    if (!atomic_exchange(&poller_held, 1))
+        return true;
+    atomic_store(&poller_missed, 1);
+    return false;
+}
+
+void lwc_poller_release(void)
+{
+    atomic_store(&poller_held, 0);
+    if (atomic_exchange(&poller_missed, 0) && atomic_load(&poller_armed))
+        kick_idle(0);
+}
+
+bool lwc_poller_wait(uint64_t deadline)
+{
+    poller.wait(poller.arg, deadline);
+    return deadline == LWC_NEVER || lwc_clock_ns() < deadline;
+}
+
+void lwc_poller_handle(void)
+{
+    poller.handle(poller.arg);
+}
+
+void lwc_poller_wake(void)
+{
+    if (atomic_load(&poller_set_flag))
+        poller.wake(poller.arg);
+}
+
+static void poll_now(uint64_t now)
+{
+    atomic_store_explicit(&poll_next, now + LWC_POLL_EVERY_NS, memory_order_relaxed);
+    if (!atomic_load(&poller_set_flag) || atomic_exchange(&poller_held, 1))
+        return;
+    poller.wait(poller.arg, 0);
+    poller.handle(poller.arg);
+    lwc_poller_release();
+}
+
 static void services_run(uint64_t now)
 {
     atomic_store(&due, LWC_NEVER);
@@ -143,13 +247,17 @@ uint64_t lwc_services_serve(void)
     uint64_t now = lwc_clock_ns();
     if (atomic_load(&due) <= now)
         services_run(now);
+    if (atomic_load_explicit(&poller_armed, memory_order_relaxed) &&
+        now >= atomic_load_explicit(&poll_next, memory_order_relaxed))
+        poll_now(now);
     return atomic_load(&due);
 }
 
 void lwc_services_tick(struct lwc_thread *t)
 {
     t->service_countdown = LWC_SERVICE_EVERY;
-    if (atomic_load_explicit(&due, memory_order_relaxed) != LWC_NEVER)
+    if (atomic_load_explicit(&due, memory_order_relaxed) != LWC_NEVER ||
+        atomic_load_explicit(&poller_armed, memory_order_relaxed))
         lwc_services_serve();
 }
 

@@ -109,6 +109,36 @@ LWC_API int  lwc_service_add(lwc_service_poll_fn poll, void *arg);
  * after the work is where poll will find it. */
 LWC_API void lwc_service_due(uint64_t deadline);
 
+/* ---- The poller ------------------------------------------------------------
+ *
+ * A module that learns of events from the kernel (liblwc-io's fd waits:
+ * epoll) registers a poller instead of running an OS thread of its own.
+ * While it is armed (lwc_poller_arm: something waits on it), one capability
+ * with nothing to run blocks in wait(arg, deadline) instead of sleeping in
+ * the kernel, then calls handle(arg) once it is awake; busy capabilities
+ * call wait(arg, 0) and handle(arg) at switch points about every 50 us.
+ * Calls of wait and handle never overlap.  wait blocks until something is
+ * ready, wake(arg) is called (from any thread), or `deadline` on
+ * lwc_clock_ns() (LWC_NEVER: none; 0: do not block), and only notes what it
+ * found: it may not call into lwc.  handle acts on it with transactions
+ * (lwc_unblock_thread of the waiting threads), and may not switch or block.
+ * See Note [The poller] in substrate/service.c. */
+typedef struct lwc_poller {
+    void (*wait)(void *arg, uint64_t deadline);
+    void (*handle)(void *arg);
+    void (*wake)(void *arg);
+    void *arg;
+} lwc_poller_t;
+
+/* Register the process's poller (a second registration of the same one is
+ * LWC_OK).  LWC_EINVAL for a NULL or incomplete p, LWC_EBUSY if another is
+ * registered. */
+LWC_API int  lwc_poller_set(const lwc_poller_t *p);
+/* One more, or one less, thing waits on the poller: it is armed while more
+ * are armed than disarmed. */
+LWC_API void lwc_poller_arm(void);
+LWC_API void lwc_poller_disarm(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
-/* Timers: lwc_sleep_until and lwc_sleep_ns for every scheduler.  A sleeper
- * blocks through its own switch_to_next; the idle service below, polled by
- * idle capabilities and at switch points, wakes it through its own
- * unblock_thread. */
+/* Timers: lwc_sleep_until and lwc_sleep_ns for every scheduler, and the
+ * waiting node that fd waits (fd.c) share.  A sleeper blocks through its
+ * own switch_to_next; the idle service below, polled by idle capabilities
+ * and at switch points, wakes it through its own unblock_thread. */
 #include <errno.h>
 #include <lwc/io.h>
 #include <lwc/lwc.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "../common/pool.h"
+#include "wait.h"
 
 /* Note [Timer nodes]
  * ~~~~~~~~~~~~~~~~~~
@@ -37,16 +37,7 @@
  * it went to sleep) drops a timer whose thread was freed, by the end of an
  * lwc_main run or by lwc_shutdown, as MVar waiters are dropped (Note [Waiter
  * nodes] in ../mvar/mvar.c). */
-struct timer {
-    lwc_pvar_t   fired;       /* the last generation fired */
-    uint64_t     gen;         /* this use of the node */
-    uint64_t     deadline, seq;
-    lwc_scont_t *s;
-    uint64_t     token;
-    size_t       index;       /* in the heap */
-};
-
-static struct lwc_pool pool = LWC_POOL_INIT(struct timer, false, 0);
+struct lwc_pool io_pool = LWC_POOL_INIT(struct timer, false, 0);
 
 /* A binary min-heap on (deadline, seq).  The seq makes the firing order
  * deterministic, but sleepers fired by one poll may still resume in another
@@ -59,7 +50,7 @@ static uint64_t        next_seq;
 
 __attribute__((destructor)) static void timers_drain(void)
 {
-    lwc_pool_destroy_all(&pool, NULL);
+    lwc_pool_destroy_all(&io_pool, NULL);
     free(heap);
     heap = NULL;
     heap_len = heap_cap = 0;
@@ -131,22 +122,27 @@ static void heap_remove(size_t i)
 
 /* ---- firing ---------------------------------------------------------------- */
 
-struct firing {
-    lwc_pvar_t  *fired;
-    uint64_t     gen, token;
-    lwc_scont_t *s;
-};
-
 static lwc_word_t fire_body(lwc_tx_t *tx, void *arg)
 {
     struct firing *f = arg;
-    if (lwc_pvar_read(tx, f->fired) >= f->gen)
+    if (lwc_pvar_read(tx, &f->tm->fired) >= f->gen)
         return 0;                               /* fired already, or a later use */
-    lwc_pvar_write(tx, f->fired, f->gen);
+    lwc_pvar_write(tx, &f->tm->fired, f->gen);
+    if (f->revents)
+        lwc_pvar_write(tx, &f->tm->revents, f->gen << 8 | f->revents);
     if (lwc_scont_id(f->s) == f->token && lwc_scont_status(tx, f->s) == LWC_BLOCKED_ON_CONCDS)
         lwc_unblock_thread(tx, f->s);
     return 0;
 }
+
+void io_fire(struct firing *f)
+{
+    int err = lwc_atomically(fire_body, f, NULL);
+    if (err != LWC_OK)
+        fprintf(stderr, "lwc: waking SCont %llu from a wait failed: %s\n",
+                (unsigned long long)f->token, lwc_strerror(err));
+}
+
 
 #define FIRE_BATCH 32
 
@@ -161,16 +157,13 @@ static uint64_t timers_poll(void *arg, uint64_t now)
         while (n < FIRE_BATCH && heap_len && heap[0]->deadline <= now) {
             struct timer *tm = heap[0];
             heap_remove(0);
-            batch[n++] = (struct firing){ &tm->fired, tm->gen, tm->token, tm->s };
+            tm->index = SIZE_MAX;
+            batch[n++] = (struct firing){ tm, tm->gen, tm->token, tm->s, 0 };
         }
         uint64_t next = heap_len ? heap[0]->deadline : LWC_NEVER;
         pthread_mutex_unlock(&heap_lock);
-        for (unsigned i = 0; i < n; i++) {
-            int err = lwc_atomically(fire_body, &batch[i], NULL);
-            if (err != LWC_OK)
-                fprintf(stderr, "lwc: waking SCont %llu from a sleep failed: %s\n",
-                        (unsigned long long)batch[i].token, lwc_strerror(err));
-        }
+        for (unsigned i = 0; i < n; i++)
+            io_fire(&batch[i]);
         if (n < FIRE_BATCH)
             return next;
     }
@@ -197,12 +190,18 @@ static lwc_word_t settle_body(lwc_tx_t *tx, void *arg)
 /* The sleep was cut short (the block failed, or something else resumed the
  * thread): take the node out of the heap, and make a fire still on its way
  * find it fired, before the node goes back. */
-static void timer_cancel(struct timer *tm)
+static void heap_take_out(struct timer *tm)
 {
     pthread_mutex_lock(&heap_lock);
     if (tm->index < heap_len && heap[tm->index] == tm)
         heap_remove(tm->index);
+    tm->index = SIZE_MAX;
     pthread_mutex_unlock(&heap_lock);
+}
+
+static void timer_cancel(struct timer *tm)
+{
+    heap_take_out(tm);
     while (lwc_atomically(settle_body, tm, NULL) != LWC_OK)
         ;
 }
@@ -217,13 +216,9 @@ static int os_thread_sleep(uint64_t deadline)
 
 static atomic_bool service_added;
 
-int lwc_sleep_until(uint64_t deadline)
+int io_wait_prepare(struct timer **out, uint64_t deadline)
 {
-    if (deadline <= lwc_clock_ns())
-        return LWC_OK;
     lwc_scont_t *self = lwc_scont_self();
-    if (!self)
-        return os_thread_sleep(deadline);
     lwc_upcalls_t up;
     if (lwc_scont_get_upcalls(self, &up) != LWC_OK || !up.switch_to_next || !up.unblock_thread)
         return LWC_EINVAL;
@@ -233,33 +228,63 @@ int lwc_sleep_until(uint64_t deadline)
             return err;
         atomic_store_explicit(&service_added, true, memory_order_release);
     }
-    struct timer *tm = lwc_pool_take(&pool);
+    struct timer *tm = lwc_pool_take(&io_pool);
     if (!tm)
         return LWC_ENOMEM;
     tm->gen++;
     tm->deadline = deadline;
     tm->s = self;
     tm->token = lwc_scont_id(self);
-    pthread_mutex_lock(&heap_lock);
-    bool in = heap_push(tm);
-    pthread_mutex_unlock(&heap_lock);
-    if (!in) {
-        lwc_pool_give(&pool, tm);
-        return LWC_ENOMEM;
+    tm->index = SIZE_MAX;
+    *out = tm;
+    return LWC_OK;
+}
+
+int io_wait_block(struct timer *tm, bool root, const char *what, const void *obj)
+{
+    if (tm->deadline != LWC_NEVER) {
+        pthread_mutex_lock(&heap_lock);
+        bool in = heap_push(tm);
+        pthread_mutex_unlock(&heap_lock);
+        if (!in)
+            return LWC_ENOMEM;
+        lwc_service_due(tm->deadline);
     }
+    lwc_scont_t *self = tm->s;
+    if (root)
+        lwc_pin(self);
+    lwc_scont_note_wait(self, what, obj);
+    int err = lwc_atomically(block_body, tm, NULL);
+    if (root)
+        lwc_unpin(self);
+    return err;
+}
+
+unsigned io_wait_finish(struct timer *tm)
+{
+    if (lwc_pvar_peek(&tm->fired) != tm->gen)
+        timer_cancel(tm);
+    else if (tm->index != SIZE_MAX)
+        heap_take_out(tm);
+    lwc_word_t r = lwc_pvar_peek(&tm->revents);
+    lwc_pool_give(&io_pool, tm);
+    return r >> 8 == tm->gen ? (unsigned)(r & 0xff) : 0;
+}
+
+int lwc_sleep_until(uint64_t deadline)
+{
+    if (deadline <= lwc_clock_ns())
+        return LWC_OK;
+    if (!lwc_scont_self())
+        return os_thread_sleep(deadline);
+    struct timer *tm;
+    int err = io_wait_prepare(&tm, deadline);
+    if (err != LWC_OK)
+        return err;
     /* A sleeper is a root: its timer will wake it, from memory the detector
      * does not scan.  One that sleeps for good is not. */
-    if (deadline != LWC_NEVER) {
-        lwc_pin(self);
-        lwc_service_due(deadline);
-    }
-    lwc_scont_note_wait(self, "sleep", NULL);
-    int err = lwc_atomically(block_body, tm, NULL);
-    if (deadline != LWC_NEVER)
-        lwc_unpin(self);
-    if (err != LWC_OK || lwc_pvar_peek(&tm->fired) != tm->gen)
-        timer_cancel(tm);
-    lwc_pool_give(&pool, tm);
+    err = io_wait_block(tm, deadline != LWC_NEVER, "sleep", NULL);
+    io_wait_finish(tm);
     return err;
 }
 
