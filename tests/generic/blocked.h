@@ -43,6 +43,42 @@ static inline void stop_busy_threads(void)
         ck_assert_int_eq(lwc_join(busy_j[i]), LWC_OK);
 }
 
+/* A thread that counts its turns until told to stop: the proof, in tests of
+ * threads that block an OS thread or wait on fds, that the others run. */
+static atomic_int counted;
+static atomic_bool counting_over;
+static lwc_joinable_t *counter_j;
+
+static inline void counter(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&counting_over)) {
+        atomic_fetch_add(&counted, 1);
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    }
+}
+
+static inline void start_counter(void)
+{
+    atomic_store(&counted, 0);
+    atomic_store(&counting_over, false);
+    ck_assert_int_eq(lwc_spawn_joinable(counter, NULL, &counter_j), LWC_OK);
+}
+
+/* Yield until the counter has counted n more turns. */
+static inline void counter_runs_on(int n)
+{
+    int before = atomic_load(&counted);
+    while (atomic_load(&counted) < before + n)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+}
+
+static inline void stop_counter(void)
+{
+    atomic_store(&counting_over, true);
+    ck_assert_int_eq(lwc_join(counter_j), LWC_OK);
+}
+
 /* Yield until s is blocked on a data structure (start_busy first).  Only for
  * an s that blocks once and stays blocked until this thread acts. */
 static inline void await_blocked(lwc_scont_t *s)

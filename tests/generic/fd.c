@@ -24,8 +24,7 @@ static void nonblocking_pipe(int p[2])
 #define WAITERS_FULL 100
 static unsigned nwaiters;
 static int pipes[WAITERS_FULL][2];
-static atomic_int waiting, counted;
-static atomic_bool counting_over;
+static atomic_int waiting;
 
 static void fd_reader(void *arg)
 {
@@ -39,35 +38,23 @@ static void fd_reader(void *arg)
     ck_assert_int_eq(c, 'a' + i % 26);
 }
 
-static void counter(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&counting_over)) {
-        atomic_fetch_add(&counted, 1);
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
-    }
-}
-
 static void many_main(void *arg)
 {
     (void)arg;
-    lwc_joinable_t *jc, *j[WAITERS_FULL];
-    ck_assert_int_eq(lwc_spawn_joinable(counter, NULL, &jc), LWC_OK);
+    lwc_joinable_t *j[WAITERS_FULL];
+    start_counter();
     for (unsigned i = 0; i < nwaiters; i++)
         ck_assert_int_eq(lwc_spawn_joinable(fd_reader, (void *)(intptr_t)i, &j[i]), LWC_OK);
     while (atomic_load(&waiting) < (int)nwaiters)
         ck_assert_int_eq(lwc_yield(), LWC_OK);
-    int before = atomic_load(&counted);
-    while (atomic_load(&counted) < before + 100)
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    counter_runs_on(100);
     for (unsigned i = nwaiters; i-- > 0;) {           /* in the reverse order */
         char c = (char)('a' + i % 26);
         ck_assert_int_eq(write(pipes[i][1], &c, 1), 1);
     }
     for (unsigned i = 0; i < nwaiters; i++)
         ck_assert_int_eq(lwc_join(j[i]), LWC_OK);
-    atomic_store(&counting_over, true);
-    ck_assert_int_eq(lwc_join(jc), LWC_OK);
+    stop_counter();
 }
 
 START_TEST(test_many_waiters_beside_a_counter)
@@ -77,8 +64,6 @@ START_TEST(test_many_waiters_beside_a_counter)
     for (unsigned i = 0; i < nwaiters; i++)
         nonblocking_pipe(pipes[i]);
     atomic_store(&waiting, 0);
-    atomic_store(&counted, 0);
-    atomic_store(&counting_over, false);
     ck_assert_int_eq(lwc_main(many_main, NULL), LWC_OK);
     for (unsigned i = 0; i < nwaiters; i++) {
         close(pipes[i][0]);

@@ -16,8 +16,7 @@
 #define READERS_FULL 100
 static unsigned readers;
 static int pipes[READERS_FULL][2];
-static atomic_int entered, counted;
-static atomic_bool counting_over;
+static atomic_int entered;
 
 static void *read_one(void *arg)
 {
@@ -36,37 +35,25 @@ static void reader(void *arg)
     ck_assert_int_eq((int)(intptr_t)r, 'a' + i % 26);
 }
 
-static void counter(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&counting_over)) {
-        atomic_fetch_add(&counted, 1);
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
-    }
-}
-
 static void readers_main(void *arg)
 {
     (void)arg;
-    lwc_joinable_t *jc, *j[READERS_FULL];
-    ck_assert_int_eq(lwc_spawn_joinable(counter, NULL, &jc), LWC_OK);
+    lwc_joinable_t *j[READERS_FULL];
+    start_counter();
     for (unsigned i = 0; i < readers; i++)
         ck_assert_int_eq(lwc_spawn_joinable(reader, (void *)(intptr_t)i, &j[i]), LWC_OK);
     /* Every reader gets into its read although each blocks its OS thread:
      * on one capability that is possible only if each call gave it up. */
     while (atomic_load(&entered) < (int)readers)
         ck_assert_int_eq(lwc_yield(), LWC_OK);
-    int before = atomic_load(&counted);
-    while (atomic_load(&counted) < before + 100)   /* and the counter runs on */
-        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    counter_runs_on(100);                           /* and the counter runs on */
     for (unsigned i = 0; i < readers; i++) {
         char c = (char)('a' + i % 26);
         ck_assert_int_eq(write(pipes[i][1], &c, 1), 1);
     }
     for (unsigned i = 0; i < readers; i++)
         ck_assert_int_eq(lwc_join(j[i]), LWC_OK);
-    atomic_store(&counting_over, true);
-    ck_assert_int_eq(lwc_join(jc), LWC_OK);
+    stop_counter();
 }
 
 START_TEST(test_blocked_calls_beside_a_counter)
@@ -76,8 +63,6 @@ START_TEST(test_blocked_calls_beside_a_counter)
     for (unsigned i = 0; i < readers; i++)
         ck_assert_int_eq(pipe(pipes[i]), 0);
     atomic_store(&entered, 0);
-    atomic_store(&counted, 0);
-    atomic_store(&counting_over, false);
     ck_assert_int_eq(lwc_main(readers_main, NULL), LWC_OK);
     for (unsigned i = 0; i < readers; i++) {
         close(pipes[i][0]);
@@ -93,11 +78,17 @@ END_TEST
  * slow path. */
 static atomic_bool other_ran;
 
-static void *errno_after(void *arg)
+/* In a callee: with slow set, return only once another thread has run. */
+static void wait_if_slow(void *slow)
 {
-    if (arg)                                        /* the slow path */
+    if (slow)
         while (!atomic_load(&other_ran))
             usleep(100);
+}
+
+static void *errno_after(void *arg)
+{
+    wait_if_slow(arg);
     errno = 4321;
     return (void *)(intptr_t)77;
 }
@@ -108,14 +99,21 @@ static void mark_ran(void *arg)
     atomic_store(&other_ran, true);
 }
 
+/* Before a call: for the slow path, the thread whose run ends the wait. */
+static lwc_joinable_t *arrange(int slow)
+{
+    lwc_joinable_t *j = NULL;
+    atomic_store(&other_ran, false);
+    if (slow)
+        ck_assert_int_eq(lwc_spawn_joinable(mark_ran, NULL, &j), LWC_OK);
+    return j;
+}
+
 static void errno_main(void *arg)
 {
     (void)arg;
     for (int slow = 0; slow < 2; slow++) {
-        atomic_store(&other_ran, false);
-        lwc_joinable_t *j = NULL;
-        if (slow)
-            ck_assert_int_eq(lwc_spawn_joinable(mark_ran, NULL, &j), LWC_OK);
+        lwc_joinable_t *j = arrange(slow);
         errno = 0;
         void *r = NULL;
         ck_assert_int_eq(lwc_call_safe(errno_after, (void *)(intptr_t)slow, &r), LWC_OK);
@@ -141,6 +139,49 @@ START_TEST(test_errno_and_result)
     ck_assert_int_eq(lwc_call_safe(errno_after, NULL, &r), LWC_OK);
     ck_assert_int_eq(errno, 4321);
     ck_assert_int_eq((int)(intptr_t)r, 77);
+}
+END_TEST
+
+/* ---- a bound thread's calls run on its own OS thread -------------------------------- */
+
+static void *which_thread(void *arg)
+{
+    wait_if_slow(arg);
+    return (void *)pthread_self();
+}
+
+static atomic_int bound_ok;
+
+static void bound_caller(void *arg)
+{
+    (void)arg;
+    for (int slow = 0; slow < 2; slow++) {
+        lwc_joinable_t *j = arrange(slow);
+        pthread_t before = pthread_self();
+        void *r = NULL;
+        ck_assert_int_eq(lwc_call_safe(which_thread, (void *)(intptr_t)slow, &r), LWC_OK);
+        ck_assert(pthread_equal((pthread_t)r, before));
+        ck_assert(pthread_equal(pthread_self(), before));
+        if (j)
+            ck_assert_int_eq(lwc_join(j), LWC_OK);
+        atomic_fetch_add(&bound_ok, 1);
+    }
+}
+
+static void bound_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&bound_ok, 0);
+    ck_assert_int_eq(lwc_spawn_bound(bound_caller, NULL), LWC_OK);
+    while (atomic_load(&bound_ok) < 2)
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+}
+
+START_TEST(test_bound_calls_stay_on_their_thread)
+{
+    use_caps(_i);
+    ck_assert_int_eq(lwc_main(bound_main, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&bound_ok), 2);
 }
 END_TEST
 
@@ -358,6 +399,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_blocked_calls_beside_a_counter, 0, 2);
     tcase_add_loop_test(tc, test_errno_and_result, 0, 2);
+    tcase_add_loop_test(tc, test_bound_calls_stay_on_their_thread, 0, 2);
     tcase_add_loop_test(tc, test_throw_at_a_thread_in_a_call, 0, 2);
     tcase_add_loop_test(tc, test_nested_callbacks, 0, 2);
     tcase_add_loop_test(tc, test_scenario21_thread_in_a_call_is_a_root, 0, 2);
