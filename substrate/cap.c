@@ -90,6 +90,7 @@ struct lwc_thread *lwc_thread_get(void)
     t->registered = true;
     pthread_mutex_unlock(&lwc_rt.lock);
     lwc_san_thread_start(t);
+    t->pthread = pthread_self();                /* lwc_outcall_interrupt signals it */
     lwc_tls_thread = t;
     return t;
 }

@@ -117,6 +117,8 @@ int lwc_throw_to(lwc_scont_t *s, int err)
         return LWC_ESTATE;
     lwc_word_t r = 0;
     int rc = lwc_atomically(throw_body, &th, &r);
+    if (rc == LWC_OK && r == LWC_OK)
+        lwc_outcall_interrupt(s);               /* pending, perhaps in a call */
     return rc != LWC_OK ? rc : (int)(intptr_t)r;
 }
 

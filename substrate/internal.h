@@ -430,6 +430,8 @@ struct lwc_thread {
      * and the lowest word of its frames the detector scans; the capability
      * and the word its end compares with; a spare worker's link */
     _Atomic(lwc_scont_t *) call_scont;
+    _Atomic bool       call_interruptible;
+    _Atomic int        call_interrupt;  /* an error was thrown: signal it (outcall.c) */
     void              *call_sp;
     struct lwc_cap    *call_cap;
     uint64_t           call_word;
@@ -530,6 +532,9 @@ static inline void lwc_outcall_mail(struct lwc_thread *t, struct lwc_cap *cap)
                          (t->kind == THREAD_WORKER && cap->worker != t), 0))
         lwc_outcall_adopt(t, cap);
 }
+/* lwc_throw_to made s's error pending: if s is in an interruptible call,
+ * signal its OS thread. */
+void lwc_outcall_interrupt(lwc_scont_t *s);
 /* lwc_init, and lwc_shutdown: the monitor stops first. */
 void lwc_outcall_init(void);
 void lwc_outcall_shutdown(void);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "futex.h"
@@ -92,6 +93,7 @@ static struct {
     _Atomic uint32_t   kick;        /* futex word: moves to wake the monitor */
     struct lwc_thread *spares;      /* workers of no capability, waiting for mail */
     unsigned           made, max;   /* spares made, and the limit */
+    _Atomic int        interrupts;  /* calls with call_interrupt set: Note [Interruptible calls] */
 } mon = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- spares ------------------------------------------------------------------ */
@@ -128,6 +130,66 @@ void lwc_outcall_adopt(struct lwc_thread *t, struct lwc_cap *cap)
     }
     spare_put(cap->worker);                         /* back from a taken call */
     cap->worker = t;
+}
+
+/* ---- interruptible calls ------------------------------------------------------- */
+
+/* Note [Interruptible calls]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * GHC's `interruptible`: an error thrown at an SCont in such a call also
+ * sends its OS thread LWC_INTERRUPT_SIGNAL (SIGURG, as Go's preemption),
+ * whose handler does nothing and is installed without SA_RESTART, so a
+ * system call that blocks returns EINTR and the callee can give up.  A
+ * signal that arrives just before the callee enters its system call is
+ * lost, so the monitor sends it again at each look until the call returns
+ * (`call_interrupt` on the thread, counted in mon.interrupts, which keeps
+ * the monitor polling).  The handler is installed by the first such call,
+ * and only if the program has none of its own for the signal (the
+ * program's then runs: it should not restart system calls either). */
+#define LWC_INTERRUPT_SIGNAL SIGURG
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+}
+
+static void interrupt_install(void)
+{
+    struct sigaction old;
+    if (sigaction(LWC_INTERRUPT_SIGNAL, NULL, &old) == 0 &&
+        (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
+        struct sigaction sa = { .sa_handler = on_interrupt };
+        sigemptyset(&sa.sa_mask);
+        sigaction(LWC_INTERRUPT_SIGNAL, &sa, NULL);
+    }
+}
+
+/* Signal the threads in interruptible calls whose SCont has an error
+ * waiting (only s's, if s is not NULL, marking it first). */
+static void signal_calls(lwc_scont_t *s)
+{
+    pthread_mutex_lock(&lwc_rt.lock);
+    for (int list = 0; list < 2; list++)
+    for (struct lwc_thread *t = list ? lwc_rt.foreign : lwc_rt.threads; t;
+         t = list ? t->foreign_next : t->all_next) {
+        lwc_scont_t *in = atomic_load(&t->call_scont);
+        if (!in || !atomic_load_explicit(&t->call_interruptible, memory_order_relaxed) ||
+            (s && in != s))
+            continue;
+        if (s && !atomic_exchange(&t->call_interrupt, 1))
+            atomic_fetch_add(&mon.interrupts, 1);
+        if (atomic_load(&t->call_interrupt))
+            pthread_kill(t->pthread, LWC_INTERRUPT_SIGNAL);
+    }
+    pthread_mutex_unlock(&lwc_rt.lock);
+}
+
+static _Atomic bool interruptible_used;
+
+void lwc_outcall_interrupt(lwc_scont_t *s)
+{
+    if (atomic_load_explicit(&interruptible_used, memory_order_relaxed))
+        signal_calls(s);
 }
 
 /* ---- the monitor --------------------------------------------------------------- */
@@ -177,7 +239,8 @@ static bool look(uint64_t *seen, struct lwc_thread **spare)
 static bool go_deep(void)
 {
     int polling = MON_POLLING;
-    if (!atomic_compare_exchange_strong(&mon.state, &polling, MON_DEEP))
+    if (atomic_load(&mon.interrupts) ||
+        !atomic_compare_exchange_strong(&mon.state, &polling, MON_DEEP))
         return false;
     for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
         if (CALL_STATE(atomic_load(&lwc_rt.caps[i].call)) == CALL_IN) {
@@ -208,6 +271,8 @@ static void *monitor_main(void *arg)
         }
         if (atomic_load(&mon.state) == MON_STOPPED)
             break;
+        if (atomic_load(&mon.interrupts))
+            signal_calls(NULL);
         if (look(seen, &spare)) {
             period = PERIOD_MIN_NS;
             quiet = 0;
@@ -350,13 +415,16 @@ static inline int call_end(struct lwc_thread *t, bool deliver)
         err = come_back(t, deliver);
     }
     atomic_store_explicit(&t->call_scont, NULL, memory_order_relaxed);
+    if (__builtin_expect(atomic_load_explicit(&t->call_interruptible, memory_order_relaxed), 0) &&
+        atomic_exchange(&t->call_interrupt, 0))
+        atomic_fetch_sub(&mon.interrupts, 1);
     return err;
 }
 
 /* Not inlined: its frame holds the callee-saved registers that
  * __builtin_unwind_init spilled, above `here`, for the detector to scan
  * while the callee runs (it may keep them anywhere). */
-__attribute__((noinline)) int lwc_outcall(void (*fn)(void *), void *arg)
+static __attribute__((noinline)) int outcall(void (*fn)(void *), void *arg, bool interruptible)
 {
     if (!fn)
         return LWC_EINVAL;
@@ -369,13 +437,28 @@ __attribute__((noinline)) int lwc_outcall(void (*fn)(void *), void *arg)
         return LWC_EINVAL;
     __builtin_unwind_init();
     volatile char here = 0;
+    atomic_store_explicit(&t->call_interruptible, interruptible, memory_order_relaxed);
     call_begin(t, (void *)&here);
     fn(arg);
     int e = errno;
     int err = call_end(t, true);          /* the same OS thread: Note [Outcalls] */
+    atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
     errno = e;
     (void)here;
     return err;
+}
+
+int lwc_outcall(void (*fn)(void *), void *arg)
+{
+    return outcall(fn, arg, false);
+}
+
+int lwc_outcall_interruptible(void (*fn)(void *), void *arg)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, interrupt_install);
+    atomic_store_explicit(&interruptible_used, true, memory_order_relaxed);
+    return outcall(fn, arg, true);
 }
 
 int lwc_outcall_callback(void (*fn)(void *), void *arg)
@@ -395,6 +478,9 @@ int lwc_outcall_callback(void (*fn)(void *), void *arg)
     call_end(t, false);
     fn(arg);
     call_begin(t, sp);
+    if (atomic_load_explicit(&t->call_interruptible, memory_order_relaxed) &&
+        lwc_pvar_load(&s->pending))
+        lwc_outcall_interrupt(s);                   /* thrown meanwhile: signal again */
     errno = e;
     return LWC_OK;
 }

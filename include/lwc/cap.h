@@ -71,6 +71,13 @@ LWC_API int      lwc_eval_queued(lwc_scont_t *s);
  * safe call, fn simply runs.  LWC_EINVAL (and fn is not called) inside a
  * transaction or for fn NULL.  See Note [Outcalls] in substrate/outcall.c. */
 LWC_API int lwc_outcall(void (*fn)(void *), void *arg);
+/* GHC's `interruptible`: the same, but an error thrown at the caller during
+ * the call also sends its OS thread SIGURG (again at each of the monitor's
+ * looks until the call returns), with a handler that does nothing and does
+ * not restart system calls, so a blocking system call in the callee
+ * returns EINTR.  The handler is installed by the first such call unless
+ * the program has one for SIGURG.  See Note [Interruptible calls]. */
+LWC_API int lwc_outcall_interruptible(void (*fn)(void *), void *arg);
 /* The same for a function with a result, stored at *result (if not NULL). */
 LWC_API int lwc_call_safe(void *(*fn)(void *), void *arg, void **result);
 /* From C code running inside a safe call of the current SCont (a callback

@@ -74,6 +74,10 @@ LWC_API int lwc_ffi_call_unsafe(const lwc_ffi_sig_t *sig, void (*fn)(void), void
  * above, or an error thrown at the caller during the call (the call has
  * run: its result is in ret). */
 LWC_API int lwc_ffi_call(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args);
+/* GHC's interruptible: an error thrown at the caller also makes a blocking
+ * system call in the callee return EINTR (lwc_outcall_interruptible). */
+LWC_API int lwc_ffi_call_interruptible(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret,
+                                       void **args);
 
 /* ---- Callbacks --------------------------------------------------------------------
  * A closure is a C function pointer (*code) of the signature sig that any C

@@ -270,3 +270,10 @@ int lwc_ffi_call(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **a
         return LWC_EINVAL;
     return lwc_outcall(call_now, &(struct call){ sig, fn, ret, args });
 }
+
+int lwc_ffi_call_interruptible(const lwc_ffi_sig_t *sig, void (*fn)(void), void *ret, void **args)
+{
+    if (!call_valid(sig, fn, ret, args))
+        return LWC_EINVAL;
+    return lwc_outcall_interruptible(call_now, &(struct call){ sig, fn, ret, args });
+}

@@ -234,6 +234,52 @@ START_TEST(test_throw_at_a_thread_in_a_call)
 }
 END_TEST
 
+/* ---- an interruptible call: the throw makes a blocked read() return EINTR ---------- */
+
+static int intr_pipe[2];
+
+struct intr { atomic_bool in; int saw; };
+
+static void read_until_interrupted(void *arg)
+{
+    struct intr *x = arg;
+    char c;
+    atomic_store(&x->in, true);
+    ssize_t n = read(intr_pipe[0], &c, 1);          /* a blocking fd, empty: only EINTR ends it */
+    x->saw = n < 0 ? errno : 0;
+}
+
+static void interruptible_caller(void *arg)
+{
+    struct intr *x = arg;
+    victim = lwc_scont_self();
+    ck_assert_int_eq(lwc_outcall_interruptible(read_until_interrupted, x), THROWN);
+}
+
+static void interruptible_main(void *arg)
+{
+    (void)arg;
+    struct intr x = { .saw = -1 };
+    atomic_store(&x.in, false);
+    lwc_joinable_t *j;
+    ck_assert_int_eq(lwc_spawn_joinable(interruptible_caller, &x, &j), LWC_OK);
+    while (!atomic_load(&x.in))
+        ck_assert_int_eq(lwc_yield(), LWC_OK);
+    ck_assert_int_eq(lwc_throw_to(victim, THROWN), LWC_OK);
+    ck_assert_int_eq(lwc_join(j), LWC_OK);
+    ck_assert_int_eq(x.saw, EINTR);
+}
+
+START_TEST(test_interruptible_call)
+{
+    use_caps(_i);
+    ck_assert_int_eq(pipe(intr_pipe), 0);
+    ck_assert_int_eq(lwc_main(interruptible_main, NULL), LWC_OK);
+    close(intr_pipe[0]);
+    close(intr_pipe[1]);
+}
+END_TEST
+
 /* ---- callbacks from inside a call, nested ------------------------------------------ */
 
 static lwc_mvar_t *cb_mv;
@@ -401,6 +447,7 @@ int main(void)
     tcase_add_loop_test(tc, test_errno_and_result, 0, 2);
     tcase_add_loop_test(tc, test_bound_calls_stay_on_their_thread, 0, 2);
     tcase_add_loop_test(tc, test_throw_at_a_thread_in_a_call, 0, 2);
+    tcase_add_loop_test(tc, test_interruptible_call, 0, 2);
     tcase_add_loop_test(tc, test_nested_callbacks, 0, 2);
     tcase_add_loop_test(tc, test_scenario21_thread_in_a_call_is_a_root, 0, 2);
     tcase_add_loop_test(tc, test_main_returns_with_calls_in_flight, 0, 2);

@@ -292,6 +292,10 @@ static void safe_reader(void *arg)
     ck_assert_int_eq(lwc_ffi_call(es, NULL, &r, (void *[]){ &e }), LWC_EINVAL);
     ck_assert_int_eq(lwc_ffi_call(es, FN(set_errno), NULL, (void *[]){ &e }), LWC_EINVAL);
     ck_assert_int_eq(lwc_ffi_call(es, FN(set_errno), &r, NULL), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ffi_call_interruptible(es, NULL, &r, (void *[]){ &e }), LWC_EINVAL);
+    errno = 0;
+    ck_assert_int_eq(lwc_ffi_call_interruptible(es, FN(set_errno), &r, (void *[]){ &e }), LWC_OK);
+    ck_assert_int_eq(errno, EDOM);
     lwc_ffi_sig_free(es);
     lwc_ffi_sig_free(sig);
 }
