@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "futex.h"
 #include "internal.h"
@@ -28,8 +29,10 @@
  * most about that long (and 20 us while calls keep blocking) before the
  * other SConts run again, and a program that makes no slow calls pays one
  * futex wake-up per burst of calls.  Eager hand-off, a worker woken for
- * every call, would cost a wake-up and a switch between OS threads for
- * each: microseconds, where the fast path is nanoseconds.
+ * every call, costs a wake-up and a switch between OS threads for each
+ * and the slow way back: microseconds, where the fast path is nanoseconds
+ * ($LWC_CALL_HANDOFF=eager makes every call eager, to measure it:
+ * hand_on_now).
  *
  * A capability's `call` word is the count of calls made on it, shifted left
  * by two, and a state: CALL_NONE; CALL_IN, in a call the monitor may take;
@@ -94,6 +97,7 @@ static struct {
     struct lwc_thread *spares;      /* workers of no capability, waiting for mail */
     unsigned           made, max;   /* spares made, and the limit */
     _Atomic int        interrupts;  /* calls with call_interrupt set: Note [Interruptible calls] */
+    bool               eager;       /* $LWC_CALL_HANDOFF=eager: hand on at every call */
 } mon = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- spares ------------------------------------------------------------------ */
@@ -305,8 +309,25 @@ static __attribute__((noinline, cold)) void kick(void)
     pthread_mutex_unlock(&mon.lock);
 }
 
+/* The eager hand-off, for measuring it against the lazy one (Note
+ * [Outcalls]): the caller takes its own capability and hands it on before
+ * the callee runs. */
+static __attribute__((noinline, cold)) void hand_on_now(struct lwc_cap *cap, uint64_t w)
+{
+    struct lwc_thread *spare = spare_get();
+    if (!spare)
+        return;
+    take(cap, w, &spare);
+    if (spare)
+        spare_put(spare);
+}
+
 void lwc_outcall_init(void)
 {
+    const char *h = getenv("LWC_CALL_HANDOFF");
+    mon.eager = h && !strcmp(h, "eager");
+    if (h && *h && !mon.eager && strcmp(h, "lazy"))
+        lwc_warn("ignoring LWC_CALL_HANDOFF=%s (want eager or lazy)", h);
     const char *v = getenv("LWC_MAX_CALL_THREADS");
     char *end;
     unsigned long n = v && *v ? strtoul(v, &end, 10) : 0;
@@ -359,6 +380,8 @@ static inline void call_begin(struct lwc_thread *t, void *sp)
      * stlr before an ldar on aarch64). */
     if (__builtin_expect(atomic_load(&mon.state) != MON_POLLING, 0) && !keeps)
         kick();
+    if (__builtin_expect(mon.eager, 0) && !keeps)
+        hand_on_now(cap, w);
 }
 
 static lwc_word_t come_back_body(lwc_tx_t *tx, void *arg)

@@ -112,6 +112,43 @@ static double bench_slow(void)
     return total / (double)n;
 }
 
+/* How long a blocked call holds up the capability's other threads: from
+ * the callee's start to another thread running (lazy: the monitor's
+ * period; eager: a worker's wake-up). */
+static double began_at;
+static atomic_bool handed;
+
+static void *block_until_handed(void *arg)
+{
+    began_at = now_ns();
+    while (!atomic_load(&handed))
+        __asm__ __volatile__("pause");
+    return arg;
+}
+
+static void note_handed(void *arg)
+{
+    atomic_store(&handed, true);
+    *(double *)arg = now_ns() - began_at;
+}
+
+static double bench_handoff(void)
+{
+    long n = calls / 1000 ? calls / 1000 : 1;
+    double total = 0;
+    for (long i = 0; i < n; i++) {
+        double latency = 0;
+        lwc_joinable_t *j;
+        atomic_store(&handed, false);
+        if (lwc_spawn_joinable(note_handed, &latency, &j) != LWC_OK)
+            return -1;
+        lwc_call_safe(block_until_handed, NULL, NULL);
+        lwc_join(j);
+        total += latency;
+    }
+    return total / (double)n;
+}
+
 /* Callbacks: a closure int32_t cb(int32_t) whose handler returns its
  * argument, called from inside a safe call (nested: the SCont takes its
  * capability back for the handler) and from a plain pthread (an in-call). */
@@ -184,6 +221,8 @@ static void bench_main(void *arg)
         row("call_safe_fast", bench_call_safe());
     if (wanted("slow"))
         row("call_safe_slow_return", bench_slow());
+    if (wanted("handoff"))
+        row("call_handoff_latency", bench_handoff());
     if (wanted("callback"))
         row("callback_in_safe_call", bench_callback(false));
     if (wanted("incall"))
