@@ -132,7 +132,7 @@ END_TEST
 /* ---- deadlines, hang-ups, closing, one waiter per direction ------------------------ */
 
 static int ends[2];
-static lwc_scont_t *second;
+static _Atomic(lwc_scont_t *) second;   /* the other waiter, once it runs */
 
 static void second_reader(void *arg)
 {
