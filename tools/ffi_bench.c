@@ -102,14 +102,16 @@ static double bench_slow(void)
     if (lwc_spawn_joinable(other, NULL, &j) != LWC_OK)
         return -1;
     long n = calls / 1000 ? calls / 1000 : 1;
-    double total = 0;
-    for (long i = 0; i < n; i++) {
+    double *v = calloc((size_t)n, sizeof *v);
+    for (long i = 0; v && i < n; i++) {
         lwc_call_safe(wait_taken, NULL, NULL);
-        total += now_ns() - returned_at;
+        v[i] = now_ns() - returned_at;
     }
     atomic_store(&slow_over, true);
     lwc_join(j);
-    return total / (double)n;
+    double m = v ? median(v, (int)n) : -1;
+    free(v);
+    return m;
 }
 
 /* How long a blocked call holds up the capability's other threads: from
@@ -135,18 +137,18 @@ static void note_handed(void *arg)
 static double bench_handoff(void)
 {
     long n = calls / 1000 ? calls / 1000 : 1;
-    double total = 0;
-    for (long i = 0; i < n; i++) {
-        double latency = 0;
+    double *v = calloc((size_t)n, sizeof *v);
+    for (long i = 0; v && i < n; i++) {
         lwc_joinable_t *j;
         atomic_store(&handed, false);
-        if (lwc_spawn_joinable(note_handed, &latency, &j) != LWC_OK)
+        if (lwc_spawn_joinable(note_handed, &v[i], &j) != LWC_OK)
             return -1;
         lwc_call_safe(block_until_handed, NULL, NULL);
         lwc_join(j);
-        total += latency;
     }
-    return total / (double)n;
+    double m = v ? median(v, (int)n) : -1;
+    free(v);
+    return m;
 }
 
 /* Callbacks: a closure int32_t cb(int32_t) whose handler returns its
