@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <lwc/ffi.h>
+#include <lwc/rr.h>
 #include <lwc/sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -199,6 +200,36 @@ static double bench_callback(bool from_pthread)
     return sum == echo_calls ? t / (double)echo_calls : -1;
 }
 
+/* lwc_rr_incall from a plain pthread into the running rr instance. */
+static atomic_long incall_sum;
+
+static void add_one(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&incall_sum, 1);
+}
+
+static void *incall_many(void *arg)
+{
+    lwc_rr_t *rr = arg;
+    for (long i = 0; i < echo_calls; i++)
+        lwc_rr_incall(rr, add_one, NULL);
+    return NULL;
+}
+
+static double bench_rr_incall(void)
+{
+    echo_calls = calls / 20 ? calls / 20 : 1;
+    atomic_store(&incall_sum, 0);
+    double t0 = now_ns();
+    pthread_t pt;
+    pthread_create(&pt, NULL, incall_many, lwc_rr_self());
+    while (pthread_tryjoin_np(pt, NULL) != 0)
+        lwc_yield();
+    double t = now_ns() - t0;
+    return atomic_load(&incall_sum) == echo_calls ? t / (double)echo_calls : -1;
+}
+
 static const char *only;
 
 static void row(const char *name, double ns)
@@ -229,6 +260,8 @@ static void bench_main(void *arg)
         row("callback_in_safe_call", bench_callback(false));
     if (wanted("incall"))
         row("incall_from_pthread", bench_callback(true));
+    if (wanted("rr_incall"))
+        row("rr_incall_from_pthread", bench_rr_incall());
 }
 
 int main(int argc, char **argv)

@@ -34,6 +34,13 @@ LWC_API int lwc_rr_yield(void);
 /* The instance the calling thread belongs to, or NULL. */
 LWC_API lwc_rr_t *lwc_rr_self(void);
 
+/* An in-call: run fn(arg) as a thread of rr and wait until it has returned,
+ * from a plain OS thread (a C library's, or the program's own: it sleeps
+ * meanwhile) or from a thread of any scheduler.  Cheap when repeated:
+ * nothing is allocated after the first.  LWC_OK; LWC_EINVAL for rr or fn
+ * NULL; lwc_rr_spawn's errors; an error thrown at a waiting thread (the
+ * in-call's thread runs on). */
+LWC_API int lwc_rr_incall(lwc_rr_t *rr, void (*fn)(void *), void *arg);
 /* From an OS thread outside rr: wait until every thread of rr has returned. */
 LWC_API int lwc_rr_wait(lwc_rr_t *rr);
 

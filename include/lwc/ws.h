@@ -38,6 +38,13 @@ LWC_API int lwc_ws_yield(void);
 /* The instance the calling thread belongs to, or NULL. */
 LWC_API lwc_ws_t *lwc_ws_self(void);
 
+/* An in-call: run fn(arg) as a thread of ws and wait until it has returned,
+ * from a plain OS thread (a C library's, or the program's own: it sleeps
+ * meanwhile) or from a thread of any scheduler.  Cheap when repeated:
+ * nothing is allocated after the first.  LWC_OK; LWC_EINVAL for ws or fn
+ * NULL; lwc_ws_spawn's errors; an error thrown at a waiting thread (the
+ * in-call's thread runs on). */
+LWC_API int lwc_ws_incall(lwc_ws_t *ws, void (*fn)(void *), void *arg);
 /* From an OS thread outside ws: wait until every thread of ws has returned. */
 LWC_API int lwc_ws_wait(lwc_ws_t *ws);
 

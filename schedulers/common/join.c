@@ -37,7 +37,9 @@ static void joinable_main(void *arg)
     lwc_mvar_put(j->done, 1);
 }
 
-int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out)
+/* A joinable thread, made by spawn(sched, ...). */
+static int joinable_spawn(int (*spawn)(void *sched, void (*fn)(void *), void *arg), void *sched,
+                          void (*fn)(void *), void *arg, lwc_joinable_t **out)
 {
     if (!fn || !out)
         return LWC_EINVAL;
@@ -50,13 +52,34 @@ int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out)
     }
     j->fn = fn;
     j->arg = arg;
-    int err = lwc_spawn(joinable_main, j);
+    int err = spawn(sched, joinable_main, j);
     if (err != LWC_OK) {
         lwc_pool_give(&joinables, j);
         return err;
     }
     *out = j;
     return LWC_OK;
+}
+
+static int spawn_here(void *sched, void (*fn)(void *), void *arg)
+{
+    (void)sched;
+    return lwc_spawn(fn, arg);
+}
+
+int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out)
+{
+    return joinable_spawn(spawn_here, NULL, fn, arg, out);
+}
+
+int sched_incall(int (*spawn)(void *sched, void (*fn)(void *), void *arg), void *sched,
+                 void (*fn)(void *), void *arg)
+{
+    if (!sched)
+        return LWC_EINVAL;
+    lwc_joinable_t *j;
+    int err = joinable_spawn(spawn, sched, fn, arg, &j);
+    return err == LWC_OK ? lwc_join(j) : err;
 }
 
 int lwc_join(lwc_joinable_t *j)

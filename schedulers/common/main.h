@@ -16,4 +16,12 @@ struct lwc_main_ops {
 int lwc_main_run(const struct lwc_main_ops *ops, void **current,
                  void (*fn)(void *), void *arg);
 
+/* An in-call (join.c): run fn(arg) as a thread that spawn makes on sched,
+ * and wait until it has returned, from an OS thread or a thread of any
+ * scheduler.  Made and waited for as a joinable, from its pool: nothing
+ * allocated when repeated.  LWC_EINVAL for sched or fn NULL; spawn's
+ * errors; an error thrown at the waiter (the thread runs on). */
+int sched_incall(int (*spawn)(void *sched, void (*fn)(void *), void *arg), void *sched,
+                 void (*fn)(void *), void *arg);
+
 #endif

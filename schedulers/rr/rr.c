@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../common/home.h"
+#include "../common/main.h"
 #include "../common/thread.h"
 #include "rr.h"
 
@@ -218,6 +219,16 @@ static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
     if (sched_any_live(tx, &((lwc_rr_t *)arg)->live))
         lwc_tx_retry(tx);
     return 0;
+}
+
+static int spawn_on(void *sched, void (*fn)(void *), void *arg)
+{
+    return lwc_rr_spawn(sched, fn, arg);
+}
+
+int lwc_rr_incall(lwc_rr_t *rr, void (*fn)(void *), void *arg)
+{
+    return sched_incall(spawn_on, rr, fn, arg);
 }
 
 int lwc_rr_wait(lwc_rr_t *rr)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../common/home.h"
+#include "../common/main.h"
 #include "../common/thread.h"
 #include "deque.h"
 #include "ws.h"
@@ -691,6 +692,16 @@ static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
     if (sched_any_live(tx, &ws->live))
         lwc_tx_retry(tx);
     return 0;
+}
+
+static int spawn_on(void *sched, void (*fn)(void *), void *arg)
+{
+    return lwc_ws_spawn(sched, fn, arg);
+}
+
+int lwc_ws_incall(lwc_ws_t *ws, void (*fn)(void *), void *arg)
+{
+    return sched_incall(spawn_on, ws, fn, arg);
 }
 
 int lwc_ws_wait(lwc_ws_t *ws)

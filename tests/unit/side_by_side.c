@@ -140,12 +140,89 @@ START_TEST(test_three_schedulers_share_a_ring)
 }
 END_TEST
 
+/* In-calls into an rr and a ws instance, from plain pthreads at once and
+ * from a thread of the other scheduler: each runs as a thread of its
+ * instance (it yields), and hands a value across to the other through an
+ * MVar. */
+#define INCALL_THREADS 4
+static lwc_rr_t *in_rr;
+static lwc_ws_t *in_ws;
+static lwc_mvar_t *across;
+static atomic_int incalls_ran, incalls_wrong;
+
+static void in_rr_thread(void *arg)
+{
+    (void)arg;
+    if (lwc_rr_self() != in_rr)
+        atomic_fetch_add(&incalls_wrong, 1);
+    ck_assert_int_eq(lwc_rr_yield(), LWC_OK);
+    ck_assert_int_eq(lwc_mvar_put(across, 1), LWC_OK);
+    atomic_fetch_add(&incalls_ran, 1);
+}
+
+static void in_ws_thread(void *arg)
+{
+    (void)arg;
+    if (lwc_ws_self() != in_ws)
+        atomic_fetch_add(&incalls_wrong, 1);
+    lwc_word_t v;
+    ck_assert_int_eq(lwc_mvar_take(across, &v), LWC_OK);
+    atomic_fetch_add(&incalls_ran, 1);
+}
+
+static void ws_calls_into_rr(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(lwc_rr_incall(in_rr, in_rr_thread, NULL), LWC_OK);
+}
+
+static void *incaller(void *arg)
+{
+    unsigned n = (unsigned)(uintptr_t)arg;
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_int_eq(lwc_rr_incall(in_rr, in_rr_thread, NULL), LWC_OK);
+        ck_assert_int_eq(lwc_ws_incall(in_ws, in_ws_thread, NULL), LWC_OK);
+    }
+    return NULL;
+}
+
+START_TEST(test_incalls_into_instances)
+{
+    ck_assert_int_eq(lwc_init(&(lwc_config_t){ .ncaps = 2 }), LWC_OK);
+    in_rr = lwc_rr_new(1);
+    in_ws = lwc_ws_new(1);
+    across = lwc_mvar_new();
+    lwc_pin(across);
+    atomic_store(&incalls_ran, 0);
+    atomic_store(&incalls_wrong, 0);
+    unsigned n = scaled(200);
+    pthread_t pt[INCALL_THREADS];
+    for (int i = 0; i < INCALL_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&pt[i], NULL, incaller, (void *)(uintptr_t)n), 0);
+    for (int i = 0; i < INCALL_THREADS; i++)
+        ck_assert_int_eq(pthread_join(pt[i], NULL), 0);
+    /* from a thread of ws into rr, and the matching take */
+    ck_assert_int_eq(lwc_ws_incall(in_ws, ws_calls_into_rr, NULL), LWC_OK);
+    ck_assert_int_eq(lwc_ws_incall(in_ws, in_ws_thread, NULL), LWC_OK);
+    ck_assert_int_eq(atomic_load(&incalls_ran), (int)(2 * INCALL_THREADS * n + 2));
+    ck_assert_int_eq(atomic_load(&incalls_wrong), 0);
+    ck_assert_int_eq(lwc_rr_incall(NULL, in_rr_thread, NULL), LWC_EINVAL);
+    ck_assert_int_eq(lwc_ws_incall(in_ws, NULL, NULL), LWC_EINVAL);
+    lwc_rr_free(in_rr);
+    lwc_ws_free(in_ws);
+    lwc_unpin(across);
+    lwc_mvar_free(across);
+    lwc_shutdown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("side_by_side");
     TCase *tc = tcase_create("three");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_three_schedulers_share_a_ring);
+    tcase_add_test(tc, test_incalls_into_instances);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
