@@ -40,7 +40,7 @@ if command -v go >/dev/null; then
         go build -o "$tmp/echo-go" echo.go)
     GOMAXPROCS=$caps serve go "$tmp/echo-go" 0
     echo "-- Go ($(go version | cut -d' ' -f3), GOMAXPROCS=$caps)"
-    LWC_CAPS=$caps "$bin" load "$port" "$conns" "$clients" "$rounds" | sed 's/echo_ws_rps/echo_go_rps/'
+    LWC_CAPS=$caps "$bin" load "$port" "$conns" "$clients" "$rounds" | sed 's/echo_[a-z]*_rps/echo_go_rps/'
 else
     echo "-- Go: not installed (apt-get install golang-go)"
 fi
