@@ -26,14 +26,14 @@
  * The period is Go's sysmon's: 20 us, doubled after 50 looks that took
  * nothing, up to 10 ms; once it has backed off past DEEP_NS the monitor
  * sleeps until the next safe call kicks it (go_deep: never while a call it
- * could take is in progress, though no spare may be had for it yet), so a call that blocks waits at
- * most about that long (and 20 us while calls keep blocking) before the
- * other SConts run again, and a program that makes no slow calls pays one
- * futex wake-up per burst of calls.  Eager hand-off, a worker woken for
- * every call, costs a wake-up and a switch between OS threads for each
- * and the slow way back: microseconds, where the fast path is nanoseconds
- * ($LWC_CALL_HANDOFF=eager makes every call eager, to measure it:
- * hand_on_now).
+ * could take is in progress, though no spare may be had for it yet).  So a
+ * call that blocks holds the others up for two looks and a worker's
+ * wake-up, about 120 us here (up to about DEEP_NS after a quiet spell),
+ * and a program whose calls all return at once pays a futex wake-up per
+ * burst of calls.  Eager hand-off, a worker woken for every call, costs a
+ * wake-up, a switch between OS threads and the slow way back on each: 2
+ * us and more, where the fast path is 25 to 40 ns ($LWC_CALL_HANDOFF=eager
+ * makes every call eager, to measure it: hand_on_now).
  *
  * A capability's `call` word is the count of calls made on it, shifted left
  * by two, and a state: CALL_NONE; CALL_IN, in a call the monitor may take;
