@@ -485,6 +485,9 @@ int lwc_outcall_interruptible(void (*fn)(void *), void *arg)
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, interrupt_install);
     atomic_store_explicit(&interruptible_used, true, memory_order_relaxed);
+    struct lwc_thread *t = lwc_thread_peek();
+    if (t && atomic_exchange(&t->call_interrupt, 0))
+        atomic_fetch_sub(&mon.interrupts, 1);       /* a throw that came as a call ended */
     return outcall(fn, arg, true);
 }
 
