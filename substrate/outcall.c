@@ -59,11 +59,19 @@
  * this OS thread, which waits for it on its native stack like a bound
  * SCont's.  Whichever capability runs it next is mailed here, and this
  * thread becomes that capability's worker, the one it replaces a spare
- * (lwc_outcall_adopt).  So an SCont never changes OS threads inside a call:
- * C frames of a callback's caller stay on the thread that made them, with
- * their locks and thread-locals, and capabilities and workers end as they
- * began.  The slow path costs a wake-up of the capability's worker and a
- * mail here.
+ * (lwc_outcall_adopt).  So a call that only blocks ends on the OS thread
+ * it began on, and capabilities and workers end as they began.  The slow
+ * path costs a wake-up of the capability's worker and a mail here.
+ *
+ * A callback (lwc_outcall_callback) takes the capability back the same way
+ * and runs its handler as the SCont's own code, which may switch: an
+ * unbound SCont may then resume on another worker, and the C code below
+ * the handler goes on there once it returns, as it would after a callback
+ * from a plain call.  Pinning it would mean making the caller's worker a
+ * bound thread for the handler's length, and a spare the capability's
+ * worker meanwhile; a program whose C code keeps thread-locals or locks
+ * across a callback that switches runs it in a bound thread instead.  So
+ * code after fn (and after a callback's handler) finds its thread afresh.
  *
  * Kept calls: a copy SCont's frames lie on its capability's shared stack
  * (Note [Copy stacks] in copy.c), which the next SCont would overwrite, and
@@ -468,7 +476,8 @@ static __attribute__((noinline)) int outcall(void (*fn)(void *), void *arg, bool
     call_begin(t, (void *)&here);
     fn(arg);
     int e = errno;
-    int err = call_end(t, true);          /* the same OS thread: Note [Outcalls] */
+    t = lwc_thread_reload();              /* a callback in fn may have moved s */
+    int err = call_end(t, true);
     atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
     errno = e;
     (void)here;
@@ -502,11 +511,17 @@ int lwc_outcall_callback(void (*fn)(void *), void *arg)
         return LWC_OK;
     }
     /* The detector scans from the call's frame again after: below it lie
-     * the callee's C frames and, once fn returns, nothing of the SCont's. */
+     * the callee's C frames and, once fn returns, nothing of the SCont's.
+     * fn may switch, and s resume on another worker: the call goes on
+     * there (Note [Outcalls]). */
     void *sp = t->call_sp;
+    bool interruptible = atomic_load_explicit(&t->call_interruptible, memory_order_relaxed);
     int e = errno;
     call_end(t, false);
+    atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
     fn(arg);
+    t = lwc_thread_reload();                        /* Note [TLS across switches] in cap.c */
+    atomic_store_explicit(&t->call_interruptible, interruptible, memory_order_relaxed);
     call_begin(t, sp);
     if (atomic_load_explicit(&t->call_interruptible, memory_order_relaxed) &&
         lwc_pvar_load(&s->pending))

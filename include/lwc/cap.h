@@ -84,7 +84,8 @@ LWC_API int lwc_call_safe(void *(*fn)(void *), void *arg, void **result);
  * a C library calls): run fn(arg) as that SCont's own code, holding a
  * capability again, then leave it for the rest of the call.  Anywhere else
  * fn simply runs.  An error thrown meanwhile waits for the call's end.
- * LWC_OK; LWC_EINVAL for fn NULL. */
+ * If fn switches, an unbound SCont may resume on another OS thread, and the
+ * C code that called back goes on there.  LWC_OK; LWC_EINVAL for fn NULL. */
 LWC_API int lwc_outcall_callback(void (*fn)(void *), void *arg);
 
 /* ---- Time and idle services ------------------------------------------------
