@@ -221,14 +221,14 @@ static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-static int spawn_on(void *sched, void (*fn)(void *), void *arg)
+int lwc_rr_spawn_on(void *rr, void (*fn)(void *), void *arg)
 {
-    return lwc_rr_spawn(sched, fn, arg);
+    return lwc_rr_spawn(rr, fn, arg);
 }
 
 int lwc_rr_incall(lwc_rr_t *rr, void (*fn)(void *), void *arg)
 {
-    return sched_incall(spawn_on, rr, fn, arg);
+    return sched_incall(lwc_rr_spawn_on, rr, fn, arg);
 }
 
 int lwc_rr_wait(lwc_rr_t *rr)

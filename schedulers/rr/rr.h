@@ -10,5 +10,7 @@ enum { RR_OPEN, RR_CLOSING, RR_DRAIN };
  * once nothing is runnable) and wait until they have. */
 int  lwc_rr_close(lwc_rr_t *rr, int how);
 void lwc_rr_free_memory(lwc_rr_t *rr);
+/* lwc_rr_spawn on an untyped instance: lwc_main's ops and in-calls. */
+int  lwc_rr_spawn_on(void *rr, void (*fn)(void *), void *arg);
 
 #endif

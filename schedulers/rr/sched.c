@@ -9,11 +9,10 @@
 static void *main_rr;
 
 static void *rr_create(void) { return lwc_rr_new(0); }
-static int   rr_spawn(void *rr, void (*fn)(void *), void *arg) { return lwc_rr_spawn(rr, fn, arg); }
 static void  rr_drain(void *rr) { lwc_rr_close(rr, RR_DRAIN); }
 static void  rr_free(void *rr) { lwc_rr_free_memory(rr); }
 
-static const struct lwc_main_ops rr_ops = { rr_create, rr_spawn, rr_drain, rr_free };
+static const struct lwc_main_ops rr_ops = { rr_create, lwc_rr_spawn_on, rr_drain, rr_free };
 
 int lwc_main(void (*fn)(void *), void *arg)
 {

@@ -10,11 +10,10 @@
 static void *main_ws;
 
 static void *ws_create(void) { return lwc_ws_new(0); }
-static int   ws_spawn(void *ws, void (*fn)(void *), void *arg) { return lwc_ws_spawn(ws, fn, arg); }
 static void  ws_drain(void *ws) { lwc_ws_close(ws, WS_DRAIN); }
 static void  ws_free(void *ws) { lwc_ws_free_memory(ws); }
 
-static const struct lwc_main_ops ws_ops = { ws_create, ws_spawn, ws_drain, ws_free };
+static const struct lwc_main_ops ws_ops = { ws_create, lwc_ws_spawn_on, ws_drain, ws_free };
 
 int lwc_main(void (*fn)(void *), void *arg)
 {

@@ -694,14 +694,14 @@ static lwc_word_t wait_idle(lwc_tx_t *tx, void *arg)
     return 0;
 }
 
-static int spawn_on(void *sched, void (*fn)(void *), void *arg)
+int lwc_ws_spawn_on(void *ws, void (*fn)(void *), void *arg)
 {
-    return lwc_ws_spawn(sched, fn, arg);
+    return lwc_ws_spawn(ws, fn, arg);
 }
 
 int lwc_ws_incall(lwc_ws_t *ws, void (*fn)(void *), void *arg)
 {
-    return sched_incall(spawn_on, ws, fn, arg);
+    return sched_incall(lwc_ws_spawn_on, ws, fn, arg);
 }
 
 int lwc_ws_wait(lwc_ws_t *ws)

@@ -10,5 +10,7 @@ enum { WS_OPEN, WS_CLOSING, WS_DRAIN };
  * once nothing is runnable) and wait until they have. */
 int  lwc_ws_close(lwc_ws_t *ws, int how);
 void lwc_ws_free_memory(lwc_ws_t *ws);
+/* lwc_ws_spawn on an untyped instance: lwc_main's ops and in-calls. */
+int  lwc_ws_spawn_on(void *ws, void (*fn)(void *), void *arg);
 
 #endif
