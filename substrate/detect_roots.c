@@ -239,9 +239,7 @@ static struct in_call *calls_gather(struct pass *ps, size_t *n)
     struct in_call *calls = NULL;
     size_t cap = 0;
     *n = 0;
-    for (int list = 0; list < 2; list++)
-    for (struct lwc_thread *t = list ? lwc_rt.foreign : lwc_rt.threads; t;
-         t = list ? t->foreign_next : t->all_next) {
+    LWC_EACH_KNOWN_THREAD(t) {
         lwc_scont_t *s = atomic_load_explicit(&t->call_scont, memory_order_acquire);
         if (!s)
             continue;

@@ -460,6 +460,20 @@ struct lwc_runtime {
 };
 extern struct lwc_runtime lwc_rt;
 
+/* Every OS thread with a record, with lwc_rt.lock held: the runtime's own
+ * (lwc_rt.threads), then the plain ones that called into lwc (lwc_rt.foreign,
+ * Note [Plain OS threads] in detect.c), which alone are `registered`. */
+static inline struct lwc_thread *lwc_thread_next_known(const struct lwc_thread *t)
+{
+    if (!t)
+        return lwc_rt.threads ? lwc_rt.threads : lwc_rt.foreign;
+    if (t->registered)
+        return t->foreign_next;
+    return t->all_next ? t->all_next : lwc_rt.foreign;
+}
+#define LWC_EACH_KNOWN_THREAD(t) \
+    for (struct lwc_thread *t = lwc_thread_next_known(NULL); t; t = lwc_thread_next_known(t))
+
 struct lwc_thread *lwc_thread_get(void);      /* creates the record on first use */
 
 /* This OS thread's record, NULL if it has none.  Never across a switch in one

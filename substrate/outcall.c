@@ -182,9 +182,7 @@ static void interrupt_install(void)
 static void signal_calls(lwc_scont_t *s)
 {
     pthread_mutex_lock(&lwc_rt.lock);
-    for (int list = 0; list < 2; list++)
-    for (struct lwc_thread *t = list ? lwc_rt.foreign : lwc_rt.threads; t;
-         t = list ? t->foreign_next : t->all_next) {
+    LWC_EACH_KNOWN_THREAD(t) {
         lwc_scont_t *in = atomic_load(&t->call_scont);
         if (!in || !atomic_load_explicit(&t->call_interruptible, memory_order_relaxed) ||
             (s && in != s))
@@ -336,10 +334,13 @@ static __attribute__((noinline, cold)) void hand_on_now(struct lwc_cap *cap, uin
 
 void lwc_outcall_init(void)
 {
+    /* For measuring: eager hands every call on, never none (no monitor:
+     * the fast path alone, as tools/bench-instr.sh counts it). */
     const char *h = getenv("LWC_CALL_HANDOFF");
     mon.eager = h && !strcmp(h, "eager");
-    if (h && *h && !mon.eager && strcmp(h, "lazy"))
-        lwc_warn("ignoring LWC_CALL_HANDOFF=%s (want eager or lazy)", h);
+    bool never = h && !strcmp(h, "never");
+    if (h && *h && !mon.eager && !never && strcmp(h, "lazy"))
+        lwc_warn("ignoring LWC_CALL_HANDOFF=%s (want lazy, eager or never)", h);
     const char *v = getenv("LWC_MAX_CALL_THREADS");
     char *end;
     unsigned long n = v && *v ? strtoul(v, &end, 10) : 0;
@@ -350,7 +351,7 @@ void lwc_outcall_init(void)
     mon.max = v && *v ? (unsigned)n : SPARES_DEFAULT;
     mon.made = 0;
     mon.spares = NULL;
-    atomic_store(&mon.state, MON_OFF);
+    atomic_store(&mon.state, never ? MON_POLLING : MON_OFF);   /* never: as if it ran */
 }
 
 void lwc_outcall_shutdown(void)

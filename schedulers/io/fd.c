@@ -6,6 +6,7 @@
  * unblock_thread. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <lwc/io.h>
 #include <lwc/lwc.h>
 #include <poll.h>
@@ -100,15 +101,22 @@ static int arm(int fd, struct fd_entry *e)
     return 0;
 }
 
+/* A poll(2) or epoll_wait timeout that ends no earlier than deadline. */
+static int timeout_ms(uint64_t deadline)
+{
+    if (deadline == LWC_NEVER)
+        return -1;
+    uint64_t now = lwc_clock_ns();
+    if (deadline <= now)
+        return 0;
+    uint64_t ms = (deadline - now + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 static void poller_wait(void *arg, uint64_t deadline)
 {
     (void)arg;
-    int timeout = -1;
-    if (deadline != LWC_NEVER) {
-        uint64_t now = lwc_clock_ns();
-        timeout = deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
-    }
-    int n = epoll_wait(io.epfd, io.ready, READY_MAX, timeout);
+    int n = epoll_wait(io.epfd, io.ready, READY_MAX, timeout_ms(deadline));
     io.nready = n > 0 ? n : 0;
 }
 
@@ -253,12 +261,7 @@ static int wait_plain(int fd, unsigned events, uint64_t deadline, unsigned *reve
     struct pollfd p = { fd, (short)((events & LWC_FD_READ ? POLLIN : 0) |
                                     (events & LWC_FD_WRITE ? POLLOUT : 0)), 0 };
     for (;;) {
-        int timeout = -1;
-        if (deadline != LWC_NEVER) {
-            uint64_t now = lwc_clock_ns();
-            timeout = deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
-        }
-        int n = poll(&p, 1, timeout);
+        int n = poll(&p, 1, timeout_ms(deadline));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || (p.revents & POLLNVAL))

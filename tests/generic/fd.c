@@ -200,13 +200,12 @@ static void semantics_main(void *arg)
     ck_assert_int_eq(lwc_wait_fd(0, 0, LWC_NEVER, &rev), LWC_EINVAL);
     ck_assert_int_eq(lwc_wait_fd(0, 0x2, LWC_NEVER, &rev), LWC_EINVAL);
     ck_assert_int_eq(lwc_fd_close(-1), LWC_EINVAL);
-    char path[] = "/tmp/lwc-fd-XXXXXX";
-    int f = mkstemp(path);
-    ck_assert_int_ge(f, 0);
-    unlink(path);
-    ck_assert_int_eq(lwc_wait_fd(f, LWC_FD_READ | LWC_FD_WRITE, LWC_NEVER, &rev), LWC_OK);
+    FILE *file = tmpfile();                         /* a regular file, already unlinked */
+    ck_assert_ptr_nonnull(file);
+    ck_assert_int_eq(lwc_wait_fd(fileno(file), LWC_FD_READ | LWC_FD_WRITE, LWC_NEVER, &rev),
+                     LWC_OK);
     ck_assert_uint_eq(rev, LWC_FD_READ | LWC_FD_WRITE);
-    close(f);
+    fclose(file);
 }
 
 START_TEST(test_deadline_hangup_close_busy)
