@@ -80,6 +80,9 @@ struct retry_waiter {
     int              error;   /* set by the detector: the retry returns it (detect.c) */
 };
 
+/* A sleeper's `sleep_word` is &w->state: lwc_retry_interrupt finds w from it. */
+_Static_assert(offsetof(struct retry_waiter, state) == 0, "state first");
+
 struct retry_node {
     struct retry_node   *next, *prev;
     struct retry_waiter *w;
@@ -267,10 +270,9 @@ void lwc_retry_interrupt(struct lwc_thread *t);
  * the idle services and sleeps again to the deadline they leave (a service
  * deadline was lowered: Note [Idle services] in substrate/service.c). */
 void lwc_retry_nudge(struct lwc_thread *t);
-/* A waiter's state word read `old` when it was fired or nudged: wake its
- * sleeper, in the kernel or in the poller (Note [The poller] in
- * substrate/service.c). */
-void lwc_waiter_rouse(_Atomic uint32_t *state, uint32_t old);
+/* w's state was `old` when it was fired or nudged: wake its sleeper, in the
+ * kernel or in the poller (Note [The poller] in substrate/service.c). */
+void lwc_waiter_rouse(struct retry_waiter *w, uint32_t old);
 /* The commit sequence once nothing publishes and nobody holds the bias. */
 uint64_t lwc_ptm_quiet_seq(void);
 /* Guard a PVar's waiter list (the detector walks it), and its first node. */

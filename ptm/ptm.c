@@ -682,7 +682,7 @@ static void pvar_fire(struct lwc_thread *t, lwc_pvar_t *pv)
             lwc_scont_ref(w->scont);
             queue_wake(t, w->scont, w->epoch);
         } else {
-            lwc_waiter_rouse(&w->state, old);
+            lwc_waiter_rouse(w, old);
         }
     }
 }
@@ -728,26 +728,12 @@ static void sleep_unlock(struct lwc_thread *t)
     atomic_store_explicit(&t->sleep_lock, 0, memory_order_release);
 }
 
-void lwc_waiter_rouse(_Atomic uint32_t *state, uint32_t old)
+void lwc_waiter_rouse(struct retry_waiter *w, uint32_t old)
 {
     if (old == W_SLEEPING)
-        lwc_futex_wake(state, 1);
+        lwc_futex_wake(&w->state, 1);
     else if (old == W_POLLING)
         lwc_poller_wake();
-}
-
-/* One sleep of w's thread, in the poller or on w's state word, until it is
- * woken or `wake` passes (LWC_NEVER: no limit).  False once `wake` has
- * passed. */
-static bool sleep_once(struct retry_waiter *w, bool polls, uint64_t wake)
-{
-    if (polls)
-        return lwc_poller_wait(wake);
-    if (wake == LWC_NEVER) {
-        lwc_futex_wait(&w->state, W_SLEEPING);
-        return true;
-    }
-    return lwc_futex_wait_until(&w->state, W_SLEEPING, wake);
 }
 
 /* Sleep until w fires.  A capability (asleep in a switch_to_next retry, with
@@ -788,7 +774,9 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
             wake = timer < until ? timer : until;
         }
         while (!again && atomic_load_explicit(&w->state, memory_order_acquire) == asleep_as) {
-            bool woken = sleep_once(w, polls, wake);
+            bool woken = polls ? lwc_poller_wait(wake)
+                         : wake == LWC_NEVER ? (lwc_futex_wait(&w->state, W_SLEEPING), true)
+                         : lwc_futex_wait_until(&w->state, W_SLEEPING, wake);
             if (polls && woken)
                 break;                              /* events, or a wake: handle them below */
             if (!woken) {
@@ -922,17 +910,19 @@ void lwc_retry_interrupt(struct lwc_thread *t)
 {
     sleep_lock(t);
     if (t->sleep_word)
-        lwc_waiter_rouse(t->sleep_word, atomic_exchange(t->sleep_word, W_FIRED));
+        lwc_waiter_rouse((struct retry_waiter *)t->sleep_word,
+                         atomic_exchange(t->sleep_word, W_FIRED));
     sleep_unlock(t);
 }
 
 void lwc_retry_nudge(struct lwc_thread *t)
 {
     sleep_lock(t);
-    uint32_t asleep = t->sleep_word ? atomic_load(t->sleep_word) : W_WAITING;
-    if ((asleep == W_SLEEPING || asleep == W_POLLING) &&
-        atomic_compare_exchange_strong(t->sleep_word, &asleep, W_WAITING))
-        lwc_waiter_rouse(t->sleep_word, asleep);
+    for (uint32_t asleep = W_SLEEPING; t->sleep_word && asleep <= W_POLLING; asleep++) {
+        uint32_t expect = asleep;
+        if (atomic_compare_exchange_strong(t->sleep_word, &expect, W_WAITING))
+            lwc_waiter_rouse((struct retry_waiter *)t->sleep_word, asleep);
+    }
     sleep_unlock(t);
 }
 

@@ -75,8 +75,7 @@ bool lwc_gc_wake(struct wake *wk)
         if (c->idle_waiter) {
             wk->woken++;
             c->idle_waiter->error = wk->err;
-            lwc_waiter_rouse(&c->idle_waiter->state,
-                             atomic_exchange(&c->idle_waiter->state, W_FIRED));
+            lwc_waiter_rouse(c->idle_waiter, atomic_exchange(&c->idle_waiter->state, W_FIRED));
         }
     }
     return true;
