@@ -109,8 +109,11 @@ static void demo_main(void *arg)
     lwc_mvar_free(done);
 
     unsigned long long want = (unsigned long long)ITEMS * (ITEMS + 1) * (2 * ITEMS + 1) / 6;
-    printf("  %s on %u capabilit%s:\n", lwc_sched_name(), lwc_cap_count(),
-           lwc_cap_count() == 1 ? "y" : "ies");
+    if (lwc_cap_count() == 0)           /* the loop's own host: no worker capability */
+        printf("  %s on the thread that called lwc_main:\n", lwc_sched_name());
+    else
+        printf("  %s on %u capabilit%s:\n", lwc_sched_name(), lwc_cap_count(),
+               lwc_cap_count() == 1 ? "y" : "ies");
     printf("    %d workers squared 1..%d through MVars: sum %llu (%s)\n", WORKERS, ITEMS, sum,
            sum == want ? "right" : "WRONG");
     printf("    a ticker slept %d x 10 ms meanwhile; squares done at each tick:", TICKS);

@@ -171,6 +171,8 @@ lwc_scont_t *lwc_cap_route(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_
     t->cap = NULL;
     if (s)
         lwc_thread_mail(s->bound ? s->bound : cap->worker, cap, s);
+    else if (__builtin_expect(cap->hosted, 0) && cap->worker != t)
+        lwc_thread_mail(cap->worker, cap, NULL);    /* lwc_cap_serve_hosted ends the turn */
     else
         atomic_store_explicit(&cap->busy, CAP_IDLE, memory_order_release);
     return NULL;
@@ -201,21 +203,46 @@ static struct lwc_cap *handle_request(struct lwc_thread *t)
     return NULL;
 }
 
+void lwc_cap_serve(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *first)
+{
+    while (cap) {
+        if (!first && !(first = lwc_idle_run(t, cap)))
+            break;
+        t->cap = cap;
+        lwc_gc_safepoint(t);                /* Note [Stopping the world] in detect.c */
+        lwc_swap_to(t, NULL, first);
+        first = NULL;
+        cap = handle_request(t);
+    }
+}
+
+/* A host's turn on its hosted capability (host.c): a bound SCont runs on
+ * its own OS thread, which mails the capability back here when it switches
+ * to another, or when it gives it back (an empty mail, lwc_cap_route); the
+ * host waits for it meanwhile, as for a blocking call. */
+void lwc_cap_serve_hosted(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *first)
+{
+    /* first is never NULL here: route would give the capability back. */
+    for (;;) {
+        if ((first = lwc_cap_route(t, cap, first)))
+            lwc_cap_serve(t, cap, first);
+        if (atomic_load_explicit(&cap->busy, memory_order_acquire) == CAP_IDLE ||
+            !mail_wait(t))
+            return;
+        if (!(first = t->mail_target)) {
+            atomic_store_explicit(&cap->busy, CAP_IDLE, memory_order_release);
+            return;
+        }
+    }
+}
+
 /* Run what the mailbox brings until the thread's own SCont completes (bound and
  * host threads) or the runtime stops.  cap and first, if given, run at once;
  * cap with no SCont (an empty mail) idles here. */
 static void native_loop(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *first)
 {
     for (;;) {
-        while (cap) {
-            if (!first && !(first = lwc_idle_run(t, cap)))
-                break;
-            t->cap = cap;
-            lwc_gc_safepoint(t);            /* Note [Stopping the world] in detect.c */
-            lwc_swap_to(t, NULL, first);
-            first = NULL;
-            cap = handle_request(t);
-        }
+        lwc_cap_serve(t, cap, first);
         if (t->bound_done || !mail_wait(t))
             return;
         cap = t->mail_cap;
@@ -462,11 +489,16 @@ int lwc_init(const lwc_config_t *cfg)
     unsigned idle_gc_ms = cfg && cfg->idle_gc_ms ? cfg->idle_gc_ms
                           : env_unsigned("LWC_IDLE_GC_MS", 0, 1u << 30);
     lwc_rt.idle_gc_ns = (uint64_t)idle_gc_ms * 1000000u;
-    lwc_rt.caps = calloc(ncaps, sizeof *lwc_rt.caps);
+    if (cfg && cfg->no_workers)
+        ncaps = 0;
+    /* Room for the hosted capabilities too, which never move: Note [Hosted
+     * capabilities] in host.c. */
+    lwc_rt.caps = calloc(ncaps + LWC_MAX_HOSTED_CAPS, sizeof *lwc_rt.caps);
     if (!lwc_rt.caps)
         return LWC_ENOMEM;
     lwc_rt.ncaps = ncaps;
-    for (unsigned i = 0; i < ncaps; i++) {
+    atomic_store(&lwc_rt.ncaps_all, ncaps);
+    for (unsigned i = 0; i < ncaps + LWC_MAX_HOSTED_CAPS; i++) {
         lwc_rt.caps[i].id = i;
         atomic_init(&lwc_rt.caps[i].busy, 0);
     }
@@ -511,13 +543,14 @@ void lwc_shutdown(void)
         t = next;
     }
     lwc_scont_free_all();
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++)
+    for (unsigned i = 0; i < lwc_cap_slots(); i++)
         lwc_copy_stack_free(&lwc_rt.caps[i]);
     lwc_gc_shutdown();
     lwc_overflow_uninstall();
     free(lwc_rt.caps);
     lwc_rt.caps = NULL;
     lwc_rt.ncaps = 0;
+    atomic_store(&lwc_rt.ncaps_all, 0);
     if (self && !self->tx.active) {
         pthread_setspecific(thread_key, NULL);
         lwc_tls_thread = NULL;

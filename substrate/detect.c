@@ -194,10 +194,10 @@ bool lwc_gc_foreign_all_asleep(void)
  * no capability sleeps to a deadline either. */
 static bool all_idle(bool for_good)
 {
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+    for (unsigned i = 0; i < lwc_cap_slots(); i++) {
         struct lwc_cap *c = &lwc_rt.caps[i];
-        if (atomic_load(&c->busy) == CAP_IDLE)
-            continue;
+        if (atomic_load(&c->busy) == CAP_IDLE && !c->hosted)
+            continue;               /* a hosted one idles to what its host was told */
         uint64_t until = atomic_load(&c->idle_until);
         if (for_good ? until != LWC_NEVER : until == 0)
             return false;
@@ -220,25 +220,55 @@ char *lwc_gc_thread_stack_hi(void)
     return err ? NULL : (char *)lo + n;
 }
 
+/* A plain OS thread sleeps in lwc from here (sp), on waiter w (or NULL). */
+static void plain_sleep(struct lwc_thread *t, void *sp, struct retry_waiter *w)
+{
+    if (!t->stack_hi)
+        t->stack_hi = lwc_gc_thread_stack_hi();
+    pthread_mutex_lock(&lwc_rt.lock);               /* Note [Plain OS threads] */
+    t->sleep_sp = sp;
+    t->sleep_waiter = w;
+    pthread_mutex_unlock(&lwc_rt.lock);
+    atomic_store(&t->asleep, 1);                    /* seq_cst: Note [Stopping the world] */
+}
+
 __attribute__((noinline)) void lwc_gc_sleep_begin(struct lwc_thread *t, struct retry_waiter *w,
                                                    bool forever)
 {
     __builtin_unwind_init();
     volatile char here = 0;
-    if (t->cap) {
+    if (t->cap)
         safe_enter(t, (void *)&here);
-    } else {
-        if (!t->stack_hi)
-            t->stack_hi = lwc_gc_thread_stack_hi();
-        pthread_mutex_lock(&lwc_rt.lock);           /* Note [Plain OS threads] */
-        t->sleep_sp = (void *)&here;
-        t->sleep_waiter = w;
-        pthread_mutex_unlock(&lwc_rt.lock);
-        atomic_store(&t->asleep, 1);                /* seq_cst: Note [Stopping the world] */
-    }
+    else
+        plain_sleep(t, (void *)&here, w);
     if (forever && atomic_load(&lwc_rt.up) && all_idle(true))
         collect(t, true);
     (void)here;
+}
+
+/* The host of hosted capabilities, between turns, as if asleep in lwc for
+ * the length of a pass: Note [Hosted capabilities] in host.c. */
+static __attribute__((noinline)) int host_idle(struct lwc_thread *t)
+{
+    __builtin_unwind_init();
+    volatile char here = 0;
+    plain_sleep(t, (void *)&here, NULL);
+    int n = all_idle(true) ? collect(t, true) : 0;
+    lwc_gc_sleep_end(t);
+    (void)here;
+    return n;
+}
+
+int lwc_gc_host_idle(void)
+{
+    if (!atomic_load(&lwc_rt.up))
+        return LWC_EINVAL;
+    struct lwc_thread *t = lwc_thread_get();
+    if (!t)
+        return LWC_ENOMEM;
+    if (t->current || t->cap || t->tx.active || t->draining)
+        return LWC_EINVAL;
+    return host_idle(t);
 }
 
 /* The host is the last to sleep when every capability idled while it
@@ -294,7 +324,7 @@ static void world_stop(struct lwc_thread *t, void *sp)
     if (t->cap && !atomic_load(&t->cap->safe))
         safe_enter(t, sp);
     atomic_store(&lwc_gc_request, 1);               /* seq_cst: Note [Stopping the world] */
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+    for (unsigned i = 0; i < lwc_cap_slots(); i++) {
         struct lwc_cap *c = &lwc_rt.caps[i];
         for (unsigned n = 0; atomic_load(&c->busy) != CAP_IDLE && !atomic_load(&c->safe); n++)
             lwc_spin_step(n);

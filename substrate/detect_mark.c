@@ -461,7 +461,7 @@ void lwc_gc_mark(struct pass *ps)
             lwc_gc_mark_sc(ps, i);
     }
     ps->region = "the scheduler an idle capability sleeps in";
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+    for (unsigned i = 0; i < lwc_cap_slots(); i++) {
         struct lwc_cap *cap = &lwc_rt.caps[i];
         lwc_upcalls_t u;
         if (lwc_gc_cap_upcalls(cap, &u)) {

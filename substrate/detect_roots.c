@@ -134,7 +134,7 @@ static char *ctx_sp(lwc_scont_t *s)
 /* The capability whose holder is parked on s's stack, or NULL. */
 static struct lwc_cap *parked_on(lwc_scont_t *s)
 {
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++)
+    for (unsigned i = 0; i < lwc_cap_slots(); i++)
         if (atomic_load(&lwc_rt.caps[i].safe) && lwc_rt.caps[i].park_scont == s)
             return &lwc_rt.caps[i];
     return NULL;
@@ -146,6 +146,10 @@ static struct lwc_cap *parked_on(lwc_scont_t *s)
  * if it is not parked or works for none. */
 bool lwc_gc_cap_upcalls(struct lwc_cap *cap, lwc_upcalls_t *u)
 {
+    if (cap->host_used && atomic_load(&cap->busy) == CAP_IDLE) {
+        *u = cap->host_up;                  /* Note [Hosted capabilities] in host.c */
+        return true;
+    }
     if (!atomic_load(&cap->safe))
         return false;
     if (cap->park_scont)
@@ -341,7 +345,7 @@ void lwc_gc_gather_sconts(struct pass *ps)
 
 void lwc_gc_gather_overlay(struct pass *ps)
 {
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+    for (unsigned i = 0; i < lwc_cap_slots(); i++) {
         struct lwc_cap *cap = &lwc_rt.caps[i];
         struct lwc_thread *t = atomic_load(&cap->safe) ? cap->park_thread : NULL;
         if (!t || !t->idle_self || atomic_load(&t->idle_waiter->state) == W_FIRED)

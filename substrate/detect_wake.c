@@ -176,7 +176,7 @@ static bool cap_adopter(struct lwc_cap *cap, lwc_upcalls_t *u)
 /* Does a capability work for the scheduler whose env is env? */
 static bool env_runs(const struct pass *ps, void *env)
 {
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++) {
+    for (unsigned i = 0; i < lwc_cap_slots(); i++) {
         lwc_upcalls_t u;
         if (lwc_gc_cap_upcalls(&lwc_rt.caps[i], &u) && u.env == env)
             return true;
@@ -196,7 +196,7 @@ bool lwc_gc_choose_adopter(const struct pass *ps, struct lwc_thread *t, lwc_upca
         if (atomic_load(&ps->sc[i].s->host_waits) && adopter_of(ps->sc[i].s, u) &&
             env_runs(ps, u->env))
             return true;
-    for (unsigned i = 0; i < lwc_rt.ncaps; i++)
+    for (unsigned i = 0; i < lwc_cap_slots(); i++)
         if (cap_adopter(&lwc_rt.caps[i], u))
             return true;
     for (size_t i = 0; i < ps->nsc; i++)

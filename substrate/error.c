@@ -16,6 +16,7 @@ const char *lwc_strerror(int err)
     case LWC_EWOULDBLOCK:     return "synchronous evaluation met a foreign event";
     case LWC_EBUSY:           return "busy";
     case LWC_ECLOSED:         return "the file descriptor was closed while waited on";
+    case LWC_ECANCELED:       return "the token's waiter is gone: nobody will see the value";
     default:                  return "unknown lwc error";
     }
 }

@@ -365,6 +365,13 @@ struct lwc_cap {
     struct lwc_copy_stack *copy;  /* its shared stack, once a copy SCont ran: copy.c */
     /* Note [Outcalls] in outcall.c: calls made here << 2 | CALL_* */
     _Atomic uint64_t  call;
+    /* Note [Hosted capabilities] in host.c: no worker; a host's thread runs
+     * it inside lwc_cap_host_run, and wake asks the host for a turn */
+    bool              hosted;
+    bool              host_used;   /* made by lwc_cap_host_new, not freed */
+    lwc_upcalls_t     host_up;     /* the scheduler it works for, live between turns */
+    void            (*host_wake)(void *ud);
+    void             *host_wake_ud;
 };
 
 enum { CAP_IDLE, CAP_BUSY, CAP_RELEASING };
@@ -425,6 +432,7 @@ struct lwc_thread {
     const void        *host_lo;     /* lwc_host_enter: scan from here instead */
     char              *stack_hi;
     void              *altstack;
+    stack_t            altstack_old; /* the thread's own, put back on leaving */
     struct lwc_thread *all_next;    /* runtime-owned threads, for shutdown */
     /* Note [Outcalls] in outcall.c: the SCont in a safe call on this thread,
      * and the lowest word of its frames the detector scans; the capability
@@ -449,7 +457,8 @@ struct lwc_thread {
 struct lwc_runtime {
     _Atomic int        up;          /* lwc_init done, lwc_shutdown not begun */
     _Atomic int        stopping;
-    unsigned           ncaps;
+    unsigned           ncaps;       /* with a worker: caps[0 .. ncaps) */
+    _Atomic unsigned   ncaps_all;   /* and hosted ones after them: Note [Hosted capabilities] */
     uint64_t           idle_gc_ns;  /* Note [The idle timer] in detect.c; 0: off */
     struct lwc_cap    *caps;
     pthread_mutex_t    lock;        /* threads list, SCont structs */
@@ -459,6 +468,16 @@ struct lwc_runtime {
     struct lwc_depot   scont_depot;    /* free SCont structs */
 };
 extern struct lwc_runtime lwc_rt;
+
+/* Hosted capabilities (host.c): Note [Hosted capabilities].  caps[] has room
+ * for this many after the workers' from lwc_init on, so no lwc_cap moves. */
+#define LWC_MAX_HOSTED_CAPS 64
+/* Every capability slot in use, worker or hosted, for whoever must see them
+ * all (the detector, shutdown). */
+static inline unsigned lwc_cap_slots(void)
+{
+    return atomic_load_explicit(&lwc_rt.ncaps_all, memory_order_acquire);
+}
 
 /* Every OS thread with a record, with lwc_rt.lock held: the runtime's own
  * (lwc_rt.threads), then the plain ones that called into lwc (lwc_rt.foreign,
@@ -517,6 +536,13 @@ lwc_scont_t *lwc_idle_run(struct lwc_thread *t, struct lwc_cap *cap);
 /* t holds cap and runs nothing: run s on t (returned), or mail cap and s to
  * the thread s must run on, or with s NULL give cap back (NULL returned). */
 lwc_scont_t *lwc_cap_route(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *s);
+/* t holds cap: run first (NULL: ask cap's idle upcall for work) and what
+ * follows on cap, until cap leaves t (released, or mailed elsewhere). */
+void lwc_cap_serve(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *first);
+void lwc_cap_serve_hosted(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *first);
+/* Hosted capabilities that are between turns and were told a later
+ * deadline than `deadline` get their host's wake (host.c). */
+void lwc_cap_host_kick(uint64_t deadline);
 /* May s run on thread t?  A bound SCont on its own thread only, any other on
  * a worker (lwc_swap_to and lwc_cap_route ask the same).  Not instrumented
  * by ThreadSanitizer, so that it inlines into lwc_swap_to, which is not
@@ -561,6 +587,8 @@ void lwc_scont_come_back(lwc_tx_t *tx);
 #define LWC_SERVICE_EVERY 64
 /* Poll the services if their deadline has passed; the next deadline. */
 uint64_t lwc_services_serve(void);
+/* A host's turn (host.c): what is due, and a look at the poller if armed. */
+void     lwc_services_serve_now(void);
 void     lwc_services_tick(struct lwc_thread *t);
 /* A switch has committed and t is back on a stack where transactions may run
  * (after the landing, or at once when the switch was to itself). */

@@ -374,7 +374,7 @@ static inline void call_begin(struct lwc_thread *t, void *sp)
 {
     lwc_scont_t *s = t->current;
     struct lwc_cap *cap = t->cap;
-    bool keeps = lwc_scont_home(s) ||
+    bool keeps = cap->hosted || lwc_scont_home(s) ||
                  !atomic_load_explicit(&s->up, memory_order_relaxed)->unblock_thread;
     uint64_t w = ((atomic_load_explicit(&cap->call, memory_order_relaxed) & ~(uint64_t)3) + 4) |
                  (keeps ? CALL_KEPT : CALL_IN);

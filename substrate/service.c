@@ -118,6 +118,7 @@ static void kick_idle(uint64_t deadline)
             lwc_retry_nudge(c->idle_thread);
         idle_unlock(c);
     }
+    lwc_cap_host_kick(deadline);
 }
 
 void lwc_service_due(uint64_t deadline)
@@ -251,6 +252,20 @@ uint64_t lwc_services_serve(void)
         now >= atomic_load_explicit(&poll_next, memory_order_relaxed))
         poll_now(now);
     return atomic_load(&due);
+}
+
+uint64_t lwc_service_next_deadline(void)
+{
+    return atomic_load(&due);
+}
+
+void lwc_services_serve_now(void)
+{
+    uint64_t now = lwc_clock_ns();
+    if (atomic_load(&due) <= now)
+        services_run(now);
+    if (atomic_load_explicit(&poller_armed, memory_order_relaxed))
+        poll_now(now);
 }
 
 void lwc_services_tick(struct lwc_thread *t)

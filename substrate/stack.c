@@ -600,13 +600,17 @@ void lwc_altstack_enter(struct lwc_thread *t)
     if (!t->altstack && !(t->altstack = malloc(size)))
         return;
     stack_t ss = { .ss_sp = t->altstack, .ss_size = size, .ss_flags = 0 };
-    sigaltstack(&ss, NULL);
+    if (sigaltstack(&ss, &t->altstack_old) != 0)
+        t->altstack_old.ss_flags = SS_DISABLE;
 }
 
+/* A host's thread (lwc_eval, a hosted capability's turn) gets back the
+ * alternate stack it had. */
 void lwc_altstack_leave(struct lwc_thread *t)
 {
     if (!t->altstack)
         return;
-    stack_t ss = { .ss_flags = SS_DISABLE };
-    sigaltstack(&ss, NULL);
+    if (t->altstack_old.ss_flags & SS_ONSTACK)
+        t->altstack_old.ss_flags &= ~SS_ONSTACK;
+    sigaltstack(&t->altstack_old, NULL);
 }

@@ -5,15 +5,17 @@
 # `make bench-instr` runs it after building the benchmark programs.
 #
 # usage: tools/bench-instr.sh [figure...]
-#   figure    yield lwc_switch ptm spawn ring pingpong ffi safe (default: all;
-#             ffi and safe when tools/ffi-bench is built)
+#   figure    yield lwc_switch ptm spawn ring pingpong loop ffi safe (default:
+#             all; ffi and safe when tools/ffi-bench is built; loop: yield,
+#             ring and pingpong on the loop scheduler, an empty tick, a
+#             token's settle and resume)
 # Environment: LWC_INSTR_SIZE (default 20000) is N; PEERS_DIR, when set, is a
 # folder of peer programs built by tools/peers/build.sh (ghc-peer, go-peer),
 # counted the same way beside ours (GHC with -N1, Go with GOMAXPROCS=1).
 set -eu
 dir=$(dirname "$0")
 n=${LWC_INSTR_SIZE:-20000}
-figures=${*:-yield lwc_switch ptm spawn ring pingpong ffi safe}
+figures=${*:-yield lwc_switch ptm spawn ring pingpong loop ffi safe}
 command -v valgrind >/dev/null || { echo "bench-instr: needs valgrind" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -40,7 +42,7 @@ per_op() {
     name=$1 mult=$2; shift 2
     prog=$1; shift
     collect=
-    case $prog in */sched-bench-*|*/bench|*/ffi-bench) collect=--instr-atstart=no ;; esac
+    case $prog in */sched-bench-*|*/bench|*/ffi-bench|*/loop-bench) collect=--instr-atstart=no ;; esac
     a=$(count "$prog" --size "$n" "$@") || { printf '%-26s failed\n' "$name"; return 0; }
     b=$(count "$prog" --size $((2 * n)) "$@") || { printf '%-26s failed\n' "$name"; return 0; }
     awk -v name="$name" -v a="$a" -v b="$b" -v ops="$((n * mult))" 'BEGIN {
@@ -70,6 +72,11 @@ for fig in $figures; do
         spawn)      per_op spawn_rr 1 "$dir/sched-bench-rr" spawn; peer spawn 1 ;;
         ring)       per_op ring_hop_rr 1 "$dir/sched-bench-rr" ring; peer ring 1 ;;
         pingpong)   per_op pingpong_rr 1 "$dir/sched-bench-rr" pingpong; peer pingpong 1 ;;
+        loop)       per_op yield_loop 2 "$dir/sched-bench-loop" yield
+                    per_op ring_hop_loop 1 "$dir/sched-bench-loop" ring
+                    per_op pingpong_loop 1 "$dir/sched-bench-loop" pingpong
+                    per_op loop_empty_tick 1 "$dir/loop-bench" tick
+                    per_op loop_token_settle_resume 1 "$dir/loop-bench" token ;;
         ffi)        [ -x "$dir/ffi-bench" ] && per_op ffi_unsafe_call 1 "$dir/ffi-bench" unsafe ;;
         # The caller's fast path: under valgrind's slowness the monitor
         # would take calls and add its own looks to the count.

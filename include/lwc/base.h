@@ -43,7 +43,8 @@ enum {
     LWC_EAGAIN          = -8,   /* a try-operation would have blocked */
     LWC_EWOULDBLOCK     = -9,   /* a synchronous evaluation met a foreign event */
     LWC_EBUSY           = -10,  /* no idle capability / re-entered / resource in use */
-    LWC_ECLOSED         = -11   /* the fd waited on was closed (lwc_fd_close) */
+    LWC_ECLOSED         = -11,  /* the fd waited on was closed (lwc_fd_close) */
+    LWC_ECANCELED       = -12   /* a token's waiter is gone: nobody sees the value */
 };
 
 /* A short English description of err; never NULL, also for unknown codes. */

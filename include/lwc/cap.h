@@ -24,6 +24,10 @@ typedef struct lwc_config {
     /* The kind of stack an SCont gets when its attr names none: 0 (DEFAULT):
      * $LWC_STACK_KIND ("guarded", "plain" or "copy"), else guarded. */
     lwc_stack_kind_t stack_kind;
+    /* Nonzero: start no capability of the runtime's own (ncaps is ignored):
+     * only hosted capabilities (below) run SConts, on threads the program
+     * owns.  liblwc-loop's lwc_loop_new starts the runtime so. */
+    int      no_workers;
 } lwc_config_t;
 
 /* Start the runtime (cfg NULL = defaults).  LWC_EBUSY if it is already running,
@@ -33,7 +37,7 @@ LWC_API int      lwc_init(const lwc_config_t *cfg);
  * from a plain OS thread once the capabilities are idle or asleep in a retry:
  * it waits for any that are running code. */
 LWC_API void     lwc_shutdown(void);
-LWC_API unsigned lwc_cap_count(void);            /* 0 before lwc_init */
+LWC_API unsigned lwc_cap_count(void);            /* with a worker; 0 before lwc_init */
 LWC_API unsigned lwc_cap_self(void);             /* the capability running the caller; -1u outside */
 /* runOnIdleHEC: run s on an idle capability.  LWC_EBUSY if none is idle,
  * LWC_ESTATE if s cannot be resumed, LWC_EINVAL before lwc_init. */
@@ -49,6 +53,42 @@ LWC_API int      lwc_eval(lwc_scont_t *s);
  * that counts the capabilities it runs on (rr, ws), which an idle one taken
  * behind its back would upset.  LWC_EINVAL if s has no unblock_thread. */
 LWC_API int      lwc_eval_queued(lwc_scont_t *s);
+
+/* ---- Hosted capabilities --------------------------------------------------------
+ *
+ * A capability that no OS thread of the runtime serves: the program's own
+ * thread (a foreign event loop's) runs SConts on it, inside
+ * lwc_cap_host_run, and between those turns nothing runs on it.  Its
+ * scheduler gives the capability back (switch_to_next returns NULL) rather
+ * than idling it in a retry, which would block the host's thread there; a
+ * bound SCont it runs runs on its own OS thread while the host waits, as
+ * for a blocking call; a safe foreign call there keeps the capability, as
+ * an unsafe call would.  No
+ * lwc_cap_start or lwc_eval ever takes one.  liblwc-loop is built on them
+ * (Note [Hosted capabilities] in substrate/host.c). */
+
+/* sched: the upcalls of the scheduler the capability works for (its env is
+ * what the detector keeps live between turns, as it does the scheduler an
+ * idle capability sleeps in).  wake(ud) is called, from any OS thread, when
+ * the host should take a turn sooner than it was told (a service came due
+ * earlier); NULL for none.  *id gets the capability's number (lwc_cap_self
+ * inside a turn).  LWC_EINVAL before lwc_init, for id NULL or sched without
+ * switch_to_next; LWC_EBUSY once 64 exist. */
+LWC_API int lwc_cap_host_new(const lwc_upcalls_t *sched, void (*wake)(void *ud), void *ud,
+                             unsigned *id);
+/* LWC_EINVAL for an id that is not a hosted capability, LWC_EBUSY during a turn. */
+LWC_API int lwc_cap_host_free(unsigned id);
+/* One turn on the calling OS thread: serve the services that are due and
+ * look at the poller without blocking; then, if pick names an SCont (it
+ * runs inside a transaction that marks that SCont running on capability
+ * id), run it there, and whatever the switches that follow name, until a
+ * switch_to_next gives the capability back.  *next_deadline (if not NULL)
+ * gets the earliest deadline any service has (LWC_NEVER: none): the host
+ * takes its next turn by then.  LWC_OK; LWC_EINVAL for a bad id or from
+ * inside an SCont or a turn, LWC_EBUSY while another thread takes a turn on
+ * id; pick's transaction's error (it ran nothing). */
+LWC_API int lwc_cap_host_run(unsigned id, lwc_scont_t *(*pick)(lwc_tx_t *tx, void *arg),
+                             void *arg, uint64_t *next_deadline);
 
 /* ---- Safe foreign calls -------------------------------------------------------
  *
@@ -116,6 +156,8 @@ LWC_API int  lwc_service_add(lwc_service_poll_fn poll, void *arg);
  * by then (an idle one wakes; a busy one polls at a switch point).  Call it
  * after the work is where poll will find it. */
 LWC_API void lwc_service_due(uint64_t deadline);
+/* The earliest deadline any service has reported (LWC_NEVER: none). */
+LWC_API uint64_t lwc_service_next_deadline(void);
 
 /* ---- The poller ------------------------------------------------------------
  *

@@ -81,6 +81,18 @@ LWC_API int lwc_sched_adopts_orphans(lwc_scont_t *(*switch_to_next)(lwc_tx_t *tx
                                                                     lwc_scont_t *self,
                                                                     lwc_status_t why, void *env));
 
+/* For the host of a hosted capability (<lwc/cap.h>; liblwc-loop), between
+ * turns, whose loop has nothing left that could make its threads runnable
+ * (no timer, no fd, nothing it will settle): run the pass that runs by
+ * itself when nothing can run, counting the calling thread asleep in lwc
+ * (its stack scanned from here up, or from lwc_host_enter's mark), if every
+ * capability idles for good and every other plain OS thread sleeps in lwc.
+ * What the host keeps outside its stack and lwc's sight, to give its
+ * threads later, must be pinned (the rule for lwc_gc).  Returns how many
+ * SConts it woke (0 when it did not run); LWC_EINVAL inside an SCont, a
+ * turn or a transaction, or before lwc_init. */
+LWC_API int lwc_gc_host_idle(void);
+
 /* The host (lwc_main, lwc_eval, an embedding's event loop) waits for s to
  * finish.  When the whole program deadlocks, such SConts are woken with
  * LWC_EDEADLOCK.  _end returns LWC_EDEADLOCK if that happened since _begin,

@@ -50,6 +50,16 @@ LWC_API int lwc_wait_fd(int fd, unsigned events, uint64_t deadline, unsigned *re
  * then close it.  LWC_OK, or LWC_EINVAL if close(2) failed. */
 LWC_API int lwc_fd_close(int fd);
 
+/* For a host that waits for lwc's fds in an event loop of its own (a
+ * hosted capability's, liblwc-loop's): the fds threads wait for now, into
+ * out[0 .. max), and how many there are (out NULL: only count them); and an
+ * fd (the epoll set's) that is readable whenever one of them may be ready,
+ * or -1 when it cannot be made.  A turn of the hosted capability then
+ * serves what is ready. */
+typedef struct lwc_fd_wait { int fd; unsigned events; } lwc_fd_wait_t;
+LWC_API unsigned lwc_fd_waits(lwc_fd_wait_t *out, unsigned max);
+LWC_API int      lwc_fd_backend(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -66,6 +66,7 @@ static struct {
     /* between the poller's wait and its handle, which never overlap */
     struct epoll_event  ready[READY_MAX];
     int                 nready;
+    _Atomic unsigned    nwaiting;       /* fds with a waiter, for lwc_fd_waits */
 } io = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .wakefd = -1 };
 
 __attribute__((destructor)) static void fds_drain(void)
@@ -128,6 +129,16 @@ static void poller_wake(void *arg)
     (void)rc;                           /* full (EAGAIN): a wake is pending anyway */
 }
 
+/* e's waiter in direction k becomes tm (NULL: none), with io.lock held. */
+static void waiter_set(struct fd_entry *e, int k, struct timer *tm)
+{
+    bool had = e->waiter[RD] || e->waiter[WR];
+    e->waiter[k] = tm;
+    bool has = e->waiter[RD] || e->waiter[WR];
+    if (has != had)
+        atomic_fetch_add_explicit(&io.nwaiting, has ? 1u : -1u, memory_order_relaxed);
+}
+
 /* Take off e's waiters that `events` makes ready into batch; arm e again
  * for the rest. */
 static unsigned take_ready(int fd, struct fd_entry *e, uint32_t events, struct firing *batch)
@@ -141,7 +152,7 @@ static unsigned take_ready(int fd, struct fd_entry *e, uint32_t events, struct f
             continue;
         batch[n++] = (struct firing){ tm, e->gen[k], tm->token, tm->s,
                                       (k == RD ? LWC_FD_READ : LWC_FD_WRITE) | extra };
-        e->waiter[k] = NULL;
+        waiter_set(e, k, NULL);
     }
     arm(fd, e);
     return n;
@@ -225,7 +236,7 @@ static int fd_register(int fd, unsigned events, struct timer *tm)
     }
     for (int k = RD; k <= WR; k++) {
         if (k == RD ? rd : wr) {
-            e->waiter[k] = tm;
+            waiter_set(e, k, tm);
             e->gen[k] = tm->gen;
         }
     }
@@ -233,7 +244,7 @@ static int fd_register(int fd, unsigned events, struct timer *tm)
     if (rc) {
         for (int k = RD; k <= WR; k++)
             if (e->waiter[k] == tm)
-                e->waiter[k] = NULL;
+                waiter_set(e, k, NULL);
         arm(fd, e);
         err = rc == EPERM ? ALWAYS_READY : rc == ENOMEM || rc == ENOSPC ? LWC_ENOMEM : LWC_EINVAL;
     }
@@ -249,7 +260,7 @@ static void fd_unregister(int fd, struct timer *tm)
     struct fd_entry *e = &io.fds[fd];
     for (int k = RD; k <= WR; k++)
         if (e->waiter[k] == tm)
-            e->waiter[k] = NULL;
+            waiter_set(e, k, NULL);
     pthread_mutex_unlock(&io.lock);
 }
 
@@ -321,7 +332,7 @@ int lwc_fd_close(int fd)
             struct timer *tm = e->waiter[k];
             if (tm)
                 batch[n++] = (struct firing){ tm, e->gen[k], tm->token, tm->s, CLOSED_BIT };
-            e->waiter[k] = NULL;
+            waiter_set(e, k, NULL);
         }
         if (e->added)
             epoll_ctl(io.epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -331,4 +342,30 @@ int lwc_fd_close(int fd)
     for (unsigned i = 0; i < n; i++)
         io_fire(&batch[i]);
     return close(fd) == 0 ? LWC_OK : LWC_EINVAL;
+}
+
+/* ---- for a host that waits in its own loop ------------------------------------ */
+
+unsigned lwc_fd_waits(lwc_fd_wait_t *out, unsigned max)
+{
+    if (!out || !max)
+        return atomic_load_explicit(&io.nwaiting, memory_order_relaxed);
+    unsigned n = 0;
+    pthread_mutex_lock(&io.lock);
+    for (size_t fd = 0; fd < io.nfds; fd++) {
+        struct fd_entry *e = &io.fds[fd];
+        if (!e->waiter[RD] && !e->waiter[WR])
+            continue;
+        if (n < max)
+            out[n] = (lwc_fd_wait_t){ (int)fd, (e->waiter[RD] ? LWC_FD_READ : 0u) |
+                                               (e->waiter[WR] ? LWC_FD_WRITE : 0u) };
+        n++;
+    }
+    pthread_mutex_unlock(&io.lock);
+    return n;
+}
+
+int lwc_fd_backend(void)
+{
+    return io_setup() == LWC_OK ? io.epfd : -1;
 }

@@ -1,0 +1,21 @@
+#!/bin/sh
+# The loop scheduler's examples say what they should: examples/loop-host.c (a
+# host's own epoll loop with lwc threads inside, tokens settled by the host
+# and by a pthread) and examples/demo.c linked against liblwc-loop; under
+# valgrind too, when it is there (zero errors, zero definite leaks).
+set -u
+fail() { echo "loop-host: $*"; exit 1; }
+out=$(./examples/loop-host) || fail "examples/loop-host exited $?"
+echo "$out" | grep -q 'sum of squares 55; resolved at frame 5; the pthread said 42' ||
+    fail "loop-host said: $out"
+echo "$out" | grep -q 'evaluation done: success, result 55' || fail "loop-host said: $out"
+out=$(./examples/demo-loop) || fail "examples/demo-loop exited $?"
+[ "$(echo "$out" | grep -c '(right)')" = 2 ] || fail "demo-loop said: $out"
+if command -v "${VALGRIND:-valgrind}" >/dev/null 2>&1; then
+    for prog in loop-host demo-loop; do
+        ${VALGRIND:-valgrind} -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect --aspace-minaddr=0x100000000 \
+            ./examples/$prog >/dev/null || fail "$prog under valgrind"
+    done
+fi
+exit 0
