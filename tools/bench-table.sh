@@ -1,6 +1,7 @@
 #!/bin/sh
 # The scheduler benchmarks as one table: a row per figure, a column per
-# configuration (rr on 1 capability, ws on 1 and on 2).  Each figure runs in a
+# configuration (rr on 1 capability, ws on 1 and on 2, the loop scheduler's
+# lwc_main on its host's thread).  Each figure runs in a
 # process of its own, so one that fails leaves its cell "failed" and the rest
 # still run.  The raw BENCH lines go to stdout as they come, for machines.
 #
@@ -14,7 +15,7 @@ figures=${*:-yield spawn ring pingpong skynet fib}
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT INT TERM
 for fig in $figures; do
-    for cfg in rr:1 ws:1 ws:2; do
+    for cfg in rr:1 ws:1 ws:2 loop:1; do
         sched=${cfg%:*} caps=${cfg#*:}
         printf '  running %-8s on %s, %s cap%s\n' "$fig" "$sched" "$caps" \
             "$( [ "$caps" = 1 ] || echo s)" >&2
@@ -40,12 +41,12 @@ function cell(v, u) { return u == "s" ? sprintf("%.3f s", v) : u == "x" ? sprint
     val[fig, cfg] = cell(value, unit); if (target != "") tgt[fig] = target
 }
 END {
-    printf "%-22s %12s %12s %12s   %s\n", "figure", "rr 1 cap", "ws 1 cap", "ws 2 caps", "target"
-    split("rr_1cap ws_1cap ws_2cap", cfgs, " ")
+    printf "%-22s %12s %12s %12s %12s   %s\n", "figure", "rr 1 cap", "ws 1 cap", "ws 2 caps", "loop", "target"
+    split("rr_1cap ws_1cap ws_2cap loop_1cap", cfgs, " ")
     for (k = 1; k <= nfig; k++) {
         f = figs[k]
         printf "%-22s", f
-        for (c = 1; c <= 3; c++)
+        for (c = 1; c <= 4; c++)
             printf " %12s", val[f, cfgs[c]] == "" ? "-" : val[f, cfgs[c]]
         printf "   %s\n", tgt[f]
     }

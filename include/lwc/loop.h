@@ -46,6 +46,11 @@ typedef struct lwc_loop_config {
  * LWC_EINVAL for out NULL or from inside an SCont, LWC_EBUSY when 64 loops
  * exist, LWC_ENOMEM. */
 LWC_API int lwc_loop_new(lwc_loop_t **out, const lwc_loop_config_t *cfg);
+/* Change the wake hook (an adapter installs its own, lwc_loop_uv_attach):
+ * before anything outside the host's thread may wake the loop (a token
+ * settled elsewhere, another scheduler's thread).  LWC_EINVAL for NULL or
+ * from another thread. */
+LWC_API int lwc_loop_set_wake(lwc_loop_t *loop, void (*wake)(void *ud), void *ud);
 /* LWC_EBUSY while threads of the loop are live (their function has not
  * returned) or from inside its tick; LWC_EINVAL for NULL. */
 LWC_API int lwc_loop_free(lwc_loop_t *loop);
@@ -111,8 +116,8 @@ typedef void (*lwc_loop_done_fn)(int err, lwc_word_t result, void *ud);
  * with LWC_EDEADLOCK (a whole-program deadlock left it blocked for good) or
  * LWC_EKILLED (it called lwc_exit).  Threads it spawned go on after it.
  * Called from inside a tick (from a thread of the loop), it only starts
- * the thread: LWC_EAGAIN.  If the tick ends with runnable threads left, the
- * wake hook is called.  LWC_EINVAL for loop or fn NULL, or from another
+ * the thread: LWC_EAGAIN.  When it returns LWC_EAGAIN the wake hook has
+ * been called: the host looks at the loop again.  LWC_EINVAL for loop or fn NULL, or from another
  * thread; LWC_ENOMEM. */
 LWC_API int lwc_loop_eval_async(lwc_loop_t *loop, lwc_word_t (*fn)(void *), void *arg,
                                 lwc_loop_done_fn done, void *ud, lwc_word_t *result);

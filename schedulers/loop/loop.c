@@ -284,7 +284,12 @@ static int tick(lwc_loop_t *l, uint64_t budget_ns, unsigned long max_switches,
     l->max_switches = max_switches ? max_switches : (unsigned long)-1;
     l->budget_end = budget_ns == LWC_NEVER ? LWC_NEVER : lwc_clock_ns() + budget_ns;
     uint64_t next = LWC_NEVER;
-    int err = lwc_cap_host_run(l->cap, pick, l, &next);
+    /* An empty queue needs no transaction (a push from another thread from
+     * now on wakes the host), unless the turn's timers and fds fill it. */
+    bool any = lwc_pvar_read(NULL, l->head) != 0;
+    int err = lwc_cap_host_run(l->cap, any ? pick : NULL, l, &next);
+    if (!any && err == LWC_OK && lwc_pvar_read(NULL, l->head))
+        err = lwc_cap_host_run(l->cap, pick, l, &next);
     l->in_tick = false;
     l->ran |= l->switches != 0;
     status_fill(l, next, st);
@@ -309,6 +314,15 @@ int lwc_loop_tick_limit(lwc_loop_t *loop, uint64_t budget_ns, unsigned long max_
 int lwc_loop_tick(lwc_loop_t *loop, uint64_t budget_ns, lwc_loop_status_t *st)
 {
     return lwc_loop_tick_limit(loop, budget_ns, 0, st);
+}
+
+int lwc_loop_set_wake(lwc_loop_t *loop, void (*wake)(void *ud), void *ud)
+{
+    if (!mine(loop))
+        return LWC_EINVAL;
+    loop->cfg.wake_ud = ud;
+    loop->cfg.wake = wake;
+    return LWC_OK;
 }
 
 int lwc_loop_pending(lwc_loop_t *loop, lwc_loop_status_t *st)
@@ -380,11 +394,10 @@ int lwc_loop_eval_async(lwc_loop_t *loop, lwc_word_t (*fn)(void *), void *arg,
     }
     lwc_loop_status_t st;
     tick(loop, loop->cfg.eval_budget_ns, loop->cfg.eval_max_switches, &st);
-    if (st.state == LWC_LOOP_MORE)
-        wake_host(loop);
     if (e->finished)
         return eval_collect(e, result);
     e->mode = EVAL_NOTIFY;
+    wake_host(loop);                            /* look at the loop again: it has work */
     return LWC_EAGAIN;
 }
 

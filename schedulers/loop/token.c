@@ -33,10 +33,10 @@
 enum { FREED_BIT = 8 };                 /* or'ed into the state */
 
 struct lwc_token {
-    lwc_pvar_t *state;                  /* lwc_token_state_t | FREED_BIT */
-    lwc_pvar_t *value;
-    lwc_pvar_t *waiter;                 /* the SCont that awaits, or 0 */
-    lwc_pvar_t *wait;                   /* ... its wait token */
+    lwc_pvar_t state[1];                /* lwc_token_state_t | FREED_BIT */
+    lwc_pvar_t value[1];
+    lwc_pvar_t waiter[1];               /* the SCont that awaits, or 0 */
+    lwc_pvar_t wait[1];                 /* ... its wait token */
 };
 
 #define RD(pv)      lwc_pvar_read(tx, (pv))
@@ -44,26 +44,19 @@ struct lwc_token {
 
 static void token_memory_free(lwc_token_t *t)
 {
-    lwc_pvar_free(t->state);
-    lwc_pvar_free(t->value);
-    lwc_pvar_free(t->waiter);
-    lwc_pvar_free(t->wait);
+    lwc_pvar_fini(t->state);
+    lwc_pvar_fini(t->value);
+    lwc_pvar_fini(t->waiter);
+    lwc_pvar_fini(t->wait);
     free(t);
 }
 
+/* Zeroed, the PVars are made, and the token is pending (<lwc/ptm.h>). */
+_Static_assert(LWC_TOKEN_PENDING == 0, "a zeroed token is pending");
+
 lwc_token_t *lwc_token_new(void)
 {
-    lwc_token_t *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->state = lwc_pvar_new(LWC_TOKEN_PENDING);
-    t->value = lwc_pvar_new(0);
-    t->waiter = lwc_pvar_new(0);
-    t->wait = lwc_pvar_new(0);
-    if (t->state && t->value && t->waiter && t->wait)
-        return t;
-    token_memory_free(t);
-    return NULL;
+    return calloc(1, sizeof(lwc_token_t));
 }
 
 /* ---- awaiting ---------------------------------------------------------------------- */
