@@ -249,6 +249,8 @@ static void native_loop(struct lwc_thread *t, struct lwc_cap *cap, lwc_scont_t *
         first = t->mail_target;
         if (cap)
             lwc_outcall_mail(t, cap);       /* Note [Outcalls] in outcall.c */
+        else if (t->mail_job)
+            lwc_outcall_run_job(t);         /* Note [Calls from a hosted capability] */
     }
 }
 

@@ -399,6 +399,7 @@ struct lwc_thread {
     struct lwc_cap    *mail_cap;
     lwc_scont_t       *mail_target;
     bool               mail_exit;
+    struct offload    *mail_job;    /* a spare's job: Note [Calls from a hosted capability] */
     lwc_scont_t       *bound_scont; /* THREAD_BOUND / THREAD_HOST: the one it runs */
     bool               bound_done;  /* ... and it has completed */
     pthread_t          pthread;
@@ -444,6 +445,10 @@ struct lwc_thread {
     struct lwc_cap    *call_cap;
     uint64_t           call_word;
     struct lwc_thread *spare_next;
+    /* Note [Calls from a hosted capability] in outcall.c: the job a spare
+     * runs for a suspended SCont, and that SCont, for interrupts */
+    struct offload    *offload;
+    _Atomic(lwc_scont_t *) offload_scont;
 #if LWC_ASAN
     void              *asan_fake_stack;
     void              *native_lo;
@@ -563,6 +568,8 @@ enum { CALL_NONE, CALL_IN, CALL_KEPT, CALL_TAKEN };
 /* A worker thread, for the pool of spares. */
 struct lwc_thread *lwc_thread_new_worker(void);
 void lwc_outcall_adopt(struct lwc_thread *t, struct lwc_cap *cap);
+/* A spare got a job by mail: run it (outcall.c). */
+void lwc_outcall_run_job(struct lwc_thread *t);
 /* t got cap by mail (native_loop): take over from a monitor's hand-off, or
  * become cap's worker after a call (both rare: one load when neither). */
 static inline void lwc_outcall_mail(struct lwc_thread *t, struct lwc_cap *cap)

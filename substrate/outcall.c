@@ -184,6 +184,8 @@ static void signal_calls(lwc_scont_t *s)
     pthread_mutex_lock(&lwc_rt.lock);
     LWC_EACH_KNOWN_THREAD(t) {
         lwc_scont_t *in = atomic_load(&t->call_scont);
+        if (!in)
+            in = atomic_load(&t->offload_scont);    /* Note [Calls from a hosted capability] */
         if (!in || !atomic_load_explicit(&t->call_interruptible, memory_order_relaxed) ||
             (s && in != s))
             continue;
@@ -457,6 +459,152 @@ static inline int call_end(struct lwc_thread *t, bool deliver)
     return err;
 }
 
+/* ---- calls from a hosted capability ---------------------------------------------- */
+
+/* Note [Calls from a hosted capability]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * A hosted capability is its host's own thread (Note [Hosted capabilities]
+ * in host.c).  Handed on as above, the host's other SConts would run on a
+ * thread the host does not own; kept, a call that blocks would block the
+ * host's event loop.  So the call goes to a spare worker, as libuv's thread
+ * pool takes blocking work off its loop, and the SCont waits for it as it
+ * would for a data structure:
+ *  - the job is mailed to the spare, and the SCont blocks
+ *    (LWC_BLOCKED_ON_CONCDS, through its own switch_to_next) unless the
+ *    job's phase, a PVar, says the call is over already; it is pinned
+ *    while it waits (a root: the call will wake it), with errors thrown
+ *    meanwhile held, to be returned once the call is over, as on the other
+ *    paths;
+ *  - the spare runs fn, keeps its errno, and moves the phase to DONE and
+ *    wakes the SCont (lwc_unblock_thread: its scheduler's unblock_thread, a
+ *    loop's queue and wake hook) in one transaction, so that the wake is
+ *    never lost: the block either committed first or sees DONE;
+ *  - a callback from inside fn (lwc_outcall_callback on the spare) asks the
+ *    SCont to run it: the spare posts it in the job, moves the phase to
+ *    CALLBACK and wakes the SCont likewise, and waits; the SCont runs it as
+ *    its own code, in its host's turn, moves the phase back, lets the spare
+ *    go on, and blocks again.
+ * An interruptible call has the spare signalled (`offload_scont`, Note
+ * [Interruptible calls]).  The job lives on the SCont's stack, which does
+ * not move while it waits; a copy SCont's does (copy.c), so it keeps the
+ * capability for the call, as does an SCont with no unblock_thread, or one
+ * that finds no spare ($LWC_MAX_CALL_THREADS).  fn runs on another OS
+ * thread than the caller's: its thread-locals are the spare's. */
+enum { OFF_CALL, OFF_CALLBACK, OFF_DONE };
+
+struct offload {
+    void (*fn)(void *);
+    void *arg;
+    lwc_scont_t *s;
+    bool interruptible;
+    int err_no;
+    void (*callback)(void *);
+    void *callback_arg;
+    lwc_pvar_t phase;                       /* OFF_*: the SCont blocks only on OFF_CALL */
+    _Atomic uint32_t go;                    /* futex word: a callback has run */
+};
+
+static lwc_word_t offload_block(lwc_tx_t *tx, void *arg)
+{
+    struct offload *job = arg;
+    if (lwc_pvar_read(tx, &job->phase) == OFF_CALL)
+        lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
+    return 0;
+}
+
+struct offload_move { struct offload *job; lwc_word_t phase; };
+
+/* The phase moves, and the SCont wakes if it waits, in one transaction: the
+ * SCont's block reads the phase, so it either blocks first and is woken, or
+ * sees the new phase and does not block. */
+static lwc_word_t offload_move_body(lwc_tx_t *tx, void *arg)
+{
+    struct offload_move *m = arg;
+    lwc_pvar_write(tx, &m->job->phase, m->phase);
+    if (m->phase != OFF_CALL)
+        lwc_unblock_thread(tx, m->job->s);
+    return 0;
+}
+
+static void offload_move(struct offload *job, lwc_word_t phase)
+{
+    struct offload_move m = { job, phase };
+    while (lwc_atomically(offload_move_body, &m, NULL) != LWC_OK && !atomic_load(&lwc_rt.stopping))
+        sched_yield();
+}
+
+void lwc_outcall_run_job(struct lwc_thread *t)
+{
+    struct offload *job = t->mail_job;
+    t->mail_job = NULL;
+    t->offload = job;
+    atomic_store_explicit(&t->call_interruptible, job->interruptible, memory_order_relaxed);
+    atomic_store(&t->offload_scont, job->s);
+    job->fn(job->arg);
+    job->err_no = errno;
+    atomic_store(&t->offload_scont, NULL);
+    atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
+    if (atomic_exchange(&t->call_interrupt, 0))
+        atomic_fetch_sub(&mon.interrupts, 1);
+    t->offload = NULL;
+    offload_move(job, OFF_DONE);                    /* the job may be gone after this */
+    spare_put(t);
+}
+
+/* lwc_outcall_callback from a spare's job: the SCont runs fn (the Note). */
+static void offload_callback(struct lwc_thread *t, void (*fn)(void *), void *arg)
+{
+    struct offload *job = t->offload;
+    bool interruptible = atomic_load_explicit(&t->call_interruptible, memory_order_relaxed);
+    atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
+    atomic_store(&t->offload_scont, NULL);
+    job->callback = fn;
+    job->callback_arg = arg;
+    atomic_store(&job->go, 0);
+    offload_move(job, OFF_CALLBACK);
+    while (!atomic_load(&job->go))
+        lwc_futex_wait(&job->go, 0);
+    atomic_store(&t->offload_scont, job->s);
+    atomic_store_explicit(&t->call_interruptible, interruptible, memory_order_relaxed);
+}
+
+/* The call on a spare, the calling SCont waiting (the Note).  False: no
+ * spare, the caller makes the call itself. */
+static bool offload_call(struct lwc_thread *t, void (*fn)(void *), void *arg, bool interruptible,
+                         int *err)
+{
+    lwc_scont_t *s = t->current;
+    if (lwc_scont_home(s) || !atomic_load_explicit(&s->up, memory_order_relaxed)->unblock_thread)
+        return false;
+    struct lwc_thread *spare = spare_get();
+    if (!spare)
+        return false;
+    struct offload job = { .fn = fn, .arg = arg, .s = s, .interruptible = interruptible };
+    lwc_pvar_init(&job.phase, OFF_CALL);
+    lwc_pin(s);
+    lwc_scont_hold_errors(s, true);
+    spare->mail_job = &job;
+    lwc_thread_mail(spare, NULL, NULL);
+    for (;;) {
+        lwc_atomically(offload_block, &job, NULL);  /* errors are held: it waits */
+        lwc_word_t phase = lwc_pvar_read(NULL, &job.phase);
+        if (phase == OFF_DONE)
+            break;
+        if (phase == OFF_CALLBACK) {
+            job.callback(job.callback_arg);
+            offload_move(&job, OFF_CALL);
+            atomic_store(&job.go, 1);
+            lwc_futex_wake(&job.go, 1);
+        }
+    }
+    lwc_pvar_fini(&job.phase);
+    lwc_scont_hold_errors(s, false);
+    lwc_unpin(s);
+    errno = job.err_no;
+    *err = lwc_scont_take_error(s, LWC_BLOCKED_ON_SCHED);
+    return true;
+}
+
 /* Not inlined: its frame holds the callee-saved registers that
  * __builtin_unwind_init spilled, above `here`, for the detector to scan
  * while the callee runs (it may keep them anywhere). */
@@ -471,6 +619,9 @@ static __attribute__((noinline)) int outcall(void (*fn)(void *), void *arg, bool
     }
     if (t->tx.active || t->draining)
         return LWC_EINVAL;
+    int err;
+    if (__builtin_expect(t->cap->hosted, 0) && offload_call(t, fn, arg, interruptible, &err))
+        return err;
     __builtin_unwind_init();
     volatile char here = 0;
     atomic_store_explicit(&t->call_interruptible, interruptible, memory_order_relaxed);
@@ -478,7 +629,7 @@ static __attribute__((noinline)) int outcall(void (*fn)(void *), void *arg, bool
     fn(arg);
     int e = errno;
     t = lwc_thread_reload();              /* a callback in fn may have moved s */
-    int err = call_end(t, true);
+    err = call_end(t, true);
     atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
     errno = e;
     (void)here;
@@ -506,6 +657,10 @@ int lwc_outcall_callback(void (*fn)(void *), void *arg)
     if (!fn)
         return LWC_EINVAL;
     struct lwc_thread *t = lwc_thread_peek();
+    if (t && t->offload && !t->current) {
+        offload_callback(t, fn, arg);               /* Note [Calls from a hosted capability] */
+        return LWC_OK;
+    }
     lwc_scont_t *s = t ? t->current : NULL;
     if (!s || atomic_load_explicit(&t->call_scont, memory_order_relaxed) != s) {
         fn(arg);                    /* not inside a safe call: nothing to take back */

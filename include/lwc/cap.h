@@ -62,8 +62,9 @@ LWC_API int      lwc_eval_queued(lwc_scont_t *s);
  * scheduler gives the capability back (switch_to_next returns NULL) rather
  * than idling it in a retry, which would block the host's thread there; a
  * bound SCont it runs runs on its own OS thread while the host waits, as
- * for a blocking call; a safe foreign call there keeps the capability, as
- * an unsafe call would.  No
+ * for a blocking call; a safe foreign call there runs on a spare worker
+ * while the SCont waits, so that the host's thread goes on (Note [Calls
+ * from a hosted capability] in substrate/outcall.c).  No
  * lwc_cap_start or lwc_eval ever takes one.  liblwc-loop is built on them
  * (Note [Hosted capabilities] in substrate/host.c). */
 
@@ -103,6 +104,10 @@ LWC_API int lwc_cap_host_run(unsigned id, lwc_scont_t *(*pick)(lwc_tx_t *tx, voi
  * callee's.  A thread in a safe call is a root for the detector, and an
  * error thrown at it (lwc_throw_to, lwc_kill) is returned when the call
  * returns, never inside C code; the call itself has run all the same.
+ *
+ * On a hosted capability (a loop's thread) the call runs on a spare
+ * worker instead, while the SCont waits as for an MVar and the host's
+ * thread goes on; thread-locals in fn are the spare's.
  *
  * The callee must not call into lwc, except through lwc_outcall_callback
  * (closures in <lwc/ffi.h> do).  A copy SCont (LWC_STACK_COPY), or one with

@@ -506,10 +506,9 @@ void lwc_loop_free_anyway(lwc_loop_t *l)
         free(e);
     }
     lwc_cap_host_free(l->cap);
-    bool owns = l->owns_runtime;
+    if (l->owns_runtime)
+        runtime_give();             /* first: a call in flight may still wake a thread */
     loop_memory_free(l);
-    if (owns)
-        runtime_give();
 }
 
 int lwc_loop_free(lwc_loop_t *loop)

@@ -123,7 +123,7 @@ static void errno_main(void *arg)
             ck_assert_int_eq(lwc_join(j), LWC_OK);
         /* still a thread of its scheduler, on a capability */
         ck_assert_int_eq(lwc_yield(), LWC_OK);
-        ck_assert_uint_lt(lwc_cap_self(), lwc_cap_count());
+        ck_assert_uint_ne(lwc_cap_self(), -1u);             /* holding one again */
     }
     ck_assert_int_eq(lwc_call_safe(NULL, NULL, NULL), LWC_EINVAL);
     ck_assert_int_eq(lwc_outcall(NULL, NULL), LWC_EINVAL);
@@ -179,6 +179,10 @@ static void bound_main(void *arg)
 
 START_TEST(test_bound_calls_stay_on_their_thread)
 {
+    /* The loop's threads are not bound (all run on its host's thread), and
+     * its calls run on a spare (Note [Calls from a hosted capability]). */
+    if (!strcmp(lwc_sched_name(), "loop"))
+        return;
     use_caps(_i);
     ck_assert_int_eq(lwc_main(bound_main, NULL), LWC_OK);
     ck_assert_int_eq(atomic_load(&bound_ok), 2);
@@ -293,7 +297,7 @@ static void callback_body(void *arg)
 {
     struct nest *n = arg;
     ck_assert_ptr_nonnull(lwc_scont_self());
-    ck_assert_uint_lt(lwc_cap_self(), lwc_cap_count());
+    ck_assert_uint_ne(lwc_cap_self(), -1u);
     for (int i = 0; i < 5; i++)                     /* lwc code again: it may switch, */
         ck_assert_int_eq(lwc_yield(), LWC_OK);      /* and on ws resume elsewhere */
     ck_assert_int_eq(lwc_mvar_put(cb_mv, (lwc_word_t)n->depth), LWC_OK);
