@@ -3,6 +3,7 @@
  * from others, kills, timers and fds reported to the host, deadlocks, and
  * threads of ws and of a loop sharing MVars. */
 #include "harness.h"
+#include "loop_done.h"
 
 #include <fcntl.h>
 #include <lwc/io.h>
@@ -165,16 +166,6 @@ static lwc_word_t add_one(void *arg)
 {
     ck_assert_int_eq(lwc_yield(), LWC_OK);
     return (lwc_word_t)(uintptr_t)arg + 1;
-}
-
-struct done { int calls, err; lwc_word_t result; };
-
-static void record_done(int err, lwc_word_t result, void *ud)
-{
-    struct done *d = ud;
-    d->calls++;
-    d->err = err;
-    d->result = result;
 }
 
 START_TEST(test_eval_completes_at_once)

@@ -2,22 +2,13 @@
  * lwc's timers, fds and wakes, keeps going exactly while lwc has something
  * that could happen, and returns when nothing is left. */
 #include "harness.h"
+#include "loop_done.h"
 
 #include <lwc/io.h>
 #include <lwc/loop_uv.h>
 #include <lwc/mvar.h>
 #include <lwc/sched.h>
 #include <unistd.h>
-
-struct done { int calls, err; lwc_word_t result; };
-
-static void record_done(int err, lwc_word_t result, void *ud)
-{
-    struct done *d = ud;
-    d->calls++;
-    d->err = err;
-    d->result = result;
-}
 
 static lwc_loop_t *attach(uv_loop_t *uv)
 {
