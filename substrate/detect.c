@@ -247,28 +247,53 @@ __attribute__((noinline)) void lwc_gc_sleep_begin(struct lwc_thread *t, struct r
 }
 
 /* The host of hosted capabilities, between turns, as if asleep in lwc for
- * the length of a pass: Note [Hosted capabilities] in host.c. */
-static __attribute__((noinline)) int host_idle(struct lwc_thread *t)
+ * the length of a pass: Note [Hosted capabilities] in host.c.  for_good:
+ * the pass when nothing can run; else the idle timer's (Note [The idle
+ * timer]), which the host runs once its loop has idled that long. */
+static __attribute__((noinline)) int host_idle(struct lwc_thread *t, bool for_good)
 {
     __builtin_unwind_init();
     volatile char here = 0;
     plain_sleep(t, (void *)&here, NULL);
-    int n = all_idle(true) ? collect(t, true) : 0;
+    int n = 0;
+    if (for_good && all_idle(true)) {
+        n = collect(t, true);
+    } else if (!for_good && all_idle(false) &&
+               pthread_mutex_trylock(&lwc_detector.lock) == 0) {
+        if (all_idle(false))
+            n = collect_locked(t, true);
+        pthread_mutex_unlock(&lwc_detector.lock);
+    }
     lwc_gc_sleep_end(t);
     (void)here;
     return n;
 }
 
-int lwc_gc_host_idle(void)
+static int host_idle_checked(bool for_good)
 {
-    if (!atomic_load(&lwc_rt.up))
+    if (!atomic_load(&lwc_rt.up) || (!for_good && !lwc_rt.idle_gc_ns))
         return LWC_EINVAL;
     struct lwc_thread *t = lwc_thread_get();
     if (!t)
         return LWC_ENOMEM;
     if (t->current || t->cap || t->tx.active || t->draining)
         return LWC_EINVAL;
-    return host_idle(t);
+    return host_idle(t, for_good);
+}
+
+int lwc_gc_host_idle(void)
+{
+    return host_idle_checked(true);
+}
+
+int lwc_gc_host_idle_timer(void)
+{
+    return host_idle_checked(false);
+}
+
+uint64_t lwc_gc_idle_timer_ns(void)
+{
+    return atomic_load(&lwc_rt.up) ? lwc_rt.idle_gc_ns : 0;
 }
 
 /* The host is the last to sleep when every capability idled while it

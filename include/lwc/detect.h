@@ -92,6 +92,13 @@ LWC_API int lwc_sched_adopts_orphans(lwc_scont_t *(*switch_to_next)(lwc_tx_t *tx
  * SConts it woke (0 when it did not run); LWC_EINVAL inside an SCont, a
  * turn or a transaction, or before lwc_init. */
 LWC_API int lwc_gc_host_idle(void);
+/* The idle timer (lwc_config_t.idle_gc_ms, GHC's -I) for such a host: how
+ * long it is (0: off), and its pass, which the host runs once its loop has
+ * idled that long with threads blocked, whatever timers or fds are
+ * pending, if every capability idles.  LWC_EINVAL also when the timer is
+ * off. */
+LWC_API uint64_t lwc_gc_idle_timer_ns(void);
+LWC_API int lwc_gc_host_idle_timer(void);
 
 /* The host (lwc_main, lwc_eval, an embedding's event loop) waits for s to
  * finish.  When the whole program deadlocks, such SConts are woken with

@@ -271,6 +271,31 @@ static bool idle_for_good(const lwc_loop_status_t *st)
            !st->fds && st->threads;
 }
 
+/* Note [The loop's idle timer]
+ * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+ * With lwc_config_t.idle_gc_ms (GHC's -I), a worker idle that long towards
+ * a deadline runs a pass (Note [The idle timer] in substrate/detect.c).  A
+ * loop's host sleeps outside lwc, so the loop keeps the time instead: once
+ * its ticks have run nothing for that long while threads are blocked, the
+ * tick runs the idle timer's pass (lwc_gc_host_idle_timer), once until a
+ * thread runs again, and until then it reports that moment as a deadline,
+ * so that the host comes back for it. */
+static void idle_timer(lwc_loop_t *l, uint64_t next, lwc_loop_status_t *st)
+{
+    uint64_t after = lwc_gc_idle_timer_ns();
+    if (!after)
+        return;
+    uint64_t due = l->ran_at + after;
+    if (lwc_clock_ns() < due) {
+        if (due < st->next_deadline)
+            st->next_deadline = due;
+        return;
+    }
+    l->timer_passed = true;
+    if (lwc_gc_host_idle_timer() > 0)
+        status_fill(l, next, st);
+}
+
 static int tick(lwc_loop_t *l, uint64_t budget_ns, unsigned long max_switches,
                 lwc_loop_status_t *st)
 {
@@ -291,12 +316,18 @@ static int tick(lwc_loop_t *l, uint64_t budget_ns, unsigned long max_switches,
     if (!any && err == LWC_OK && lwc_pvar_read(NULL, l->head))
         err = lwc_cap_host_run(l->cap, pick, l, &next);
     l->in_tick = false;
-    l->ran |= l->switches != 0;
+    if (l->switches) {
+        l->ran = true;
+        l->ran_at = lwc_clock_ns();
+        l->timer_passed = false;
+    }
     status_fill(l, next, st);
     if (idle_for_good(st) && l->ran) {
         l->ran = false;
         if (lwc_gc_host_idle() > 0)
             status_fill(l, next, st);
+    } else if (st->state == LWC_LOOP_IDLE && st->threads && !l->timer_passed) {
+        idle_timer(l, next, st);
     }
     report_done(l);
     return err;

@@ -23,6 +23,8 @@ struct lwc_loop {
     uint64_t          budget_end;
     unsigned          tokens;       /* threads awaiting a token (token.c) */
     bool              ran;          /* something ran since the last idle pass */
+    uint64_t          ran_at;       /* when a tick last ran a thread: the idle timer */
+    bool              timer_passed; /* ... and the idle timer's pass ran since */
     _Atomic int       woken;        /* the wake hook was called since the tick began */
     struct eval      *done, **done_tail;    /* finished evaluations to report */
     struct eval      *unfinished;   /* evaluations whose thread has not finished */

@@ -283,9 +283,6 @@ static void idle_timer(void *arg)
 
 START_TEST(test_idle_timer)
 {
-    /* The loop's host sleeps outside lwc, and has no idle timer yet. */
-    if (!strcmp(lwc_sched_name(), "loop"))
-        return;
     use_caps(_i);
     setenv("LWC_IDLE_GC_MS", "1", 1);
     ck_assert_int_eq(lwc_main(idle_timer, NULL), LWC_OK);
