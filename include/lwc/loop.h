@@ -52,7 +52,8 @@ LWC_API int lwc_loop_new(lwc_loop_t **out, const lwc_loop_config_t *cfg);
  * from another thread. */
 LWC_API int lwc_loop_set_wake(lwc_loop_t *loop, void (*wake)(void *ud), void *ud);
 /* LWC_EBUSY while threads of the loop are live (their function has not
- * returned) or from inside its tick; LWC_EINVAL for NULL. */
+ * returned), from inside its tick, or from an evaluation's done callback;
+ * LWC_EINVAL for NULL or from another thread. */
 LWC_API int lwc_loop_free(lwc_loop_t *loop);
 
 typedef enum {

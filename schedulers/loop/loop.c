@@ -228,6 +228,7 @@ static void eval_thread(void *arg)
  * (which may tick again). */
 static void report_done(lwc_loop_t *l)
 {
+    l->reporting++;
     while (l->done && !l->in_tick) {
         struct eval *e = l->done;
         if (!(l->done = e->next))
@@ -236,6 +237,7 @@ static void report_done(lwc_loop_t *l)
             e->done(e->err, e->result, e->ud);
         free(e);
     }
+    l->reporting--;
 }
 
 /* ---- ticks ------------------------------------------------------------------------ */
@@ -546,7 +548,7 @@ int lwc_loop_free(lwc_loop_t *loop)
 {
     if (!mine(loop))
         return LWC_EINVAL;
-    if (loop->in_tick || atomic_load(&loop->live) > 0)
+    if (loop->in_tick || loop->reporting || atomic_load(&loop->live) > 0)
         return LWC_EBUSY;
     lwc_loop_free_anyway(loop);
     return LWC_OK;

@@ -18,6 +18,7 @@ struct lwc_loop {
     lwc_loop_config_t cfg;
     pthread_t         owner;        /* the host's thread */
     bool              in_tick;
+    unsigned          reporting;    /* done callbacks running (report_done), nested */
     /* the budget of the tick in progress: Note [Tick budgets] in loop.c */
     unsigned long     switches, max_switches;
     uint64_t          budget_end;

@@ -168,6 +168,42 @@ static lwc_word_t add_one(void *arg)
     return (lwc_word_t)(uintptr_t)arg + 1;
 }
 
+static lwc_loop_t *freed_from_done;
+static int free_in_done;
+
+static void free_in_done_cb(int err, lwc_word_t result, void *ud)
+{
+    (void)err, (void)result, (void)ud;
+    free_in_done = lwc_loop_free(freed_from_done);
+}
+
+static lwc_token_t *free_tok;
+
+static lwc_word_t awaits_free_tok(void *arg)
+{
+    (void)arg;
+    lwc_word_t v = 0;
+    lwc_token_await(free_tok, &v);
+    return v;
+}
+
+START_TEST(test_free_from_done_is_refused)
+{
+    freed_from_done = loop_make();
+    free_tok = lwc_token_new();
+    ck_assert_int_eq(lwc_loop_eval_async(freed_from_done, awaits_free_tok, NULL, free_in_done_cb,
+                                         NULL, NULL), LWC_EAGAIN);
+    ck_assert_int_eq(lwc_token_resolve(free_tok, 3), LWC_OK);
+    free_in_done = 1;
+    lwc_loop_status_t st;
+    tick_idle(freed_from_done, &st);
+    ck_assert_int_eq(free_in_done, LWC_EBUSY);
+    ck_assert_int_eq(lwc_loop_free(freed_from_done), LWC_OK);
+    lwc_token_free(free_tok);
+    freed_from_done = NULL;
+}
+END_TEST
+
 START_TEST(test_eval_completes_at_once)
 {
     lwc_loop_t *l = loop_make();
@@ -738,6 +774,7 @@ int main(void)
     tcase_add_test(tc, test_time_budget);
     tcase_add_test(tc, test_reentrant_tick);
     tcase_add_test(tc, test_eval_completes_at_once);
+    tcase_add_test(tc, test_free_from_done_is_refused);
     tcase_add_test(tc, test_token_from_another_thread);
     tcase_add_test(tc, test_token_reject_and_early_settle);
     tcase_add_test(tc, test_kill_while_parked);
