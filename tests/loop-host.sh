@@ -1,8 +1,10 @@
 #!/bin/sh
 # The loop scheduler's examples say what they should: examples/loop-host.c (a
 # host's own epoll loop with lwc threads inside, tokens settled by the host
-# and by a pthread) and examples/demo.c linked against liblwc-loop; under
-# valgrind too, when it is there (zero errors, zero definite leaks).
+# and by a pthread), examples/loop-uv.c (a libuv TCP server whose connection
+# handlers are lwc threads; built when libuv is found) and examples/demo.c
+# linked against liblwc-loop; under valgrind too when make check names one
+# ($MEMCHECK, empty in a sanitized build: zero errors, zero definite leaks).
 set -u
 fail() { echo "loop-host: $*"; exit 1; }
 out=$(./examples/loop-host) || fail "examples/loop-host exited $?"
@@ -19,9 +21,9 @@ if [ -x ./examples/loop-uv ]; then                  # built when libuv is found
 fi
 out=$(./examples/demo-loop) || fail "examples/demo-loop exited $?"
 [ "$(echo "$out" | grep -c '(right)')" = 2 ] || fail "demo-loop said: $out"
-if command -v "${VALGRIND:-valgrind}" >/dev/null 2>&1; then
+if [ -n "${MEMCHECK:-}" ]; then
     for prog in $progs; do
-        ${VALGRIND:-valgrind} -q --error-exitcode=99 --leak-check=full \
+        $MEMCHECK -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --aspace-minaddr=0x100000000 \
             ./examples/$prog >/dev/null || fail "$prog under valgrind"
     done
