@@ -196,7 +196,7 @@ static bool all_idle(bool for_good)
 {
     for (unsigned i = 0; i < lwc_cap_slots(); i++) {
         struct lwc_cap *c = &lwc_rt.caps[i];
-        if (atomic_load(&c->busy) == CAP_IDLE && !c->hosted)
+        if (atomic_load(&c->busy) == CAP_IDLE && !c->host_used)
             continue;               /* a hosted one idles to what its host was told */
         uint64_t until = atomic_load(&c->idle_until);
         if (for_good ? until != LWC_NEVER : until == 0)

@@ -102,7 +102,8 @@ void lwc_cap_host_kick(uint64_t deadline)
     for (unsigned i = lwc_rt.ncaps; i < lwc_cap_slots(); i++) {
         struct lwc_cap *c = &lwc_rt.caps[i];
         uint64_t told = atomic_load(&c->idle_until);    /* seq_cst: the Note */
-        if (told <= deadline || !atomic_compare_exchange_strong(&c->idle_until, &told, deadline))
+        if (!c->host_used || told <= deadline ||
+            !atomic_compare_exchange_strong(&c->idle_until, &told, deadline))
             continue;
         pthread_mutex_lock(&lwc_rt.lock);           /* against lwc_cap_host_free */
         if (c->host_used && c->host_wake)

@@ -368,7 +368,7 @@ struct lwc_cap {
     /* Note [Hosted capabilities] in host.c: no worker; a host's thread runs
      * it inside lwc_cap_host_run, and wake asks the host for a turn */
     bool              hosted;
-    bool              host_used;   /* made by lwc_cap_host_new, not freed */
+    _Atomic bool      host_used;   /* made by lwc_cap_host_new, not freed */
     lwc_upcalls_t     host_up;     /* the scheduler it works for, live between turns */
     void            (*host_wake)(void *ud);
     void             *host_wake_ud;
