@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <linux/membarrier.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -368,8 +369,20 @@ void lwc_tx_destroy(lwc_tx_t *tx)
     if (tx->defers != tx->inline_defers) free(tx->defers);
 }
 
+/* A handle that is no running transaction's (NULL, or kept from one that
+ * has committed): there is no body to leave, and going on would jump
+ * through a stale context.  Named, as a stack overflow is. */
+static _Noreturn __attribute__((noinline, cold)) void misused(const char *what, lwc_tx_t *tx)
+{
+    fprintf(stderr, "lwc: %s(%p) outside the body of a running transaction: a NULL tx, or "
+            "one kept from a transaction that has ended; aborting\n", what, (void *)tx);
+    abort();
+}
+
 _Noreturn void lwc_tx_abort(lwc_tx_t *tx, int err)
 {
+    if (__builtin_expect(!tx || !tx->active, 0))
+        misused(err == LWC_TX_RETRY ? "lwc_tx_retry" : "lwc_tx_abort", tx);
     /* Never 0: lwc_tx_run would take the abandoned body for one that returned
      * and commit it (Note [Leaving a body]). */
     tx->abort_code = err ? err : LWC_EINVAL;

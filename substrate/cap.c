@@ -343,6 +343,9 @@ int lwc_cap_start(lwc_scont_t *s)
 {
     if (!s || !atomic_load(&lwc_rt.up))
         return LWC_EINVAL;
+    lwc_status_t st = lwc_scont_status(NULL, s);
+    if (st != LWC_BLOCKED_ON_SCHED && st != LWC_BLOCKED_ON_CONCDS)
+        return LWC_ESTATE;          /* one answer, whether a capability is idle or not */
     struct lwc_cap *cap = cap_take_idle(lwc_scont_home(s));   /* Note [Copy stacks] in copy.c */
     if (!cap)
         return LWC_EBUSY;

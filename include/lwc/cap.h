@@ -39,8 +39,9 @@ LWC_API int      lwc_init(const lwc_config_t *cfg);
 LWC_API void     lwc_shutdown(void);
 LWC_API unsigned lwc_cap_count(void);            /* with a worker; 0 before lwc_init */
 LWC_API unsigned lwc_cap_self(void);             /* the capability running the caller; -1u outside */
-/* runOnIdleHEC: run s on an idle capability.  LWC_EBUSY if none is idle,
- * LWC_ESTATE if s cannot be resumed, LWC_EINVAL before lwc_init. */
+/* runOnIdleHEC: run s on an idle capability.  LWC_ESTATE if s cannot be
+ * resumed (running, completed), whether a capability is idle or not;
+ * LWC_EBUSY if none is idle; LWC_EINVAL before lwc_init. */
 LWC_API int      lwc_cap_start(lwc_scont_t *s);
 /* The calling OS thread enters the runtime and returns when s completes: s becomes
  * bound to this OS thread and runs on an idle capability, or, when none is idle,

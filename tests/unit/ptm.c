@@ -2,7 +2,11 @@
 #include "harness.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <string.h>
 
@@ -763,6 +767,65 @@ START_TEST(test_in_place_peek_sees_commits_only)
 }
 END_TEST
 
+/* ---- misuse names itself ---------------------------------------------------- */
+
+static lwc_tx_t *kept_tx;
+
+static lwc_word_t keep_tx(lwc_tx_t *tx, void *pv)
+{
+    kept_tx = tx;
+    lwc_pvar_write(tx, pv, lwc_pvar_read(tx, pv) + 1);
+    return 0;
+}
+
+/* Run misuse(arg) in a child: it must die of SIGABRT, saying so on stderr. */
+static void dies_named(void (*misuse)(void *), void *arg, const char *says)
+{
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(out[1], 2);
+        misuse(arg);
+        _exit(0);                               /* it returned: the parent fails */
+    }
+    close(out[1]);
+    char buf[512] = { 0 };
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf - 1 && (n = read(out[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(out[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x", status);
+    ck_assert_msg(strstr(buf, says) != NULL, "said: %s", buf);
+}
+
+static void retry_null(void *arg)
+{
+    (void)arg;
+    lwc_tx_retry(NULL);
+}
+
+static void retry_kept(void *arg)
+{
+    lwc_pvar_t *pv = arg;
+    ck_assert_int_eq(lwc_atomically(keep_tx, pv, NULL), LWC_OK);
+    lwc_tx_retry(kept_tx);                      /* its transaction has committed */
+}
+
+START_TEST(test_misused_tx_is_named)
+{
+    lwc_pvar_t *pv = lwc_pvar_new(0);
+    dies_named(retry_null, NULL, "lwc_tx_retry((nil)) outside the body of a running transaction");
+    dies_named(retry_kept, pv, "outside the body of a running transaction");
+    lwc_pvar_free(pv);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ptm");
@@ -774,6 +837,7 @@ int main(void)
     tcase_add_test(tc, test_retry_nothing_to_wait_for);
     tcase_add_test(tc, test_conflict_reruns_and_defer_runs_once);
     tcase_add_test(tc, test_large_transaction);
+    tcase_add_test(tc, test_misused_tx_is_named);
     suite_add_tcase(s, tc);
     tc = tcase_create("concurrent");
     tcase_set_timeout(tc, 600);
