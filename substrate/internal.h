@@ -227,11 +227,16 @@ void lwc_scont_make_context(lwc_scont_t *s, char *lo, size_t size);
  * transaction commits (Note [Stacks on first run] in scont.c); a copy SCont
  * never has one of its own, and runs only on its home (Note [Copy stacks]
  * in copy.c). */
+/* A switch_to_next upcall named s, which cannot run (scont.c): say which. */
+void lwc_scont_bad_target(lwc_tx_t *tx, lwc_scont_t *s, lwc_status_t st);
 static inline void lwc_scont_mark_running_on(lwc_tx_t *tx, lwc_scont_t *s, struct lwc_cap *cap)
 {
     lwc_word_t w = lwc_tx_read(tx, &s->status);
-    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS)
+    if (status_of(w) != LWC_BLOCKED_ON_SCHED && status_of(w) != LWC_BLOCKED_ON_CONCDS) {
+        if (tx->in_upcall)
+            lwc_scont_bad_target(tx, s, status_of(w));
         lwc_tx_abort(tx, LWC_ESTATE);
+    }
     if (__builtin_expect(!lwc_stack_map(&s->stack), 0))
         lwc_scont_reserve_stack(tx, s, cap);
     lwc_tx_write(tx, &s->status, with_status(w, LWC_RUNNING));

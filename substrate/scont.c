@@ -630,6 +630,27 @@ void lwc_switch_to(lwc_tx_t *tx, lwc_scont_t *target, lwc_status_t self_status)
     switch_to(tx, target, self_status, false);
 }
 
+/* A scheduler that lost track of a thread (queued it twice, kept a finished
+ * one) shows up as LWC_ESTATE from whatever switch its switch_to_next served,
+ * an MVar take say: the message names the upcall and what it returned.  A
+ * doomed transaction may read a stale queue too, so the message waits for
+ * the abort to stand: it is printed only if the reads were current. */
+__attribute__((noinline, cold)) void lwc_scont_bad_target(lwc_tx_t *tx, lwc_scont_t *s,
+                                                          lwc_status_t st)
+{
+    static _Atomic unsigned said;
+    if (!lwc_tx_reads_current(tx) || atomic_fetch_add(&said, 1) >= 8)
+        return;
+    lwc_upcalls_t u = { 0 };
+    if (tx->self)
+        lwc_scont_load_upcalls(tx->self, &u);
+    lwc_warn("the switch_to_next upcall %p (env %p) of SCont %llu named SCont %llu, which is "
+             "%s: its scheduler lost track of it, and the switch fails with LWC_ESTATE",
+             (void *)(uintptr_t)u.switch_to_next, u.env,
+             (unsigned long long)lwc_scont_id(tx->self), (unsigned long long)lwc_scont_id(s),
+             st == LWC_RUNNING ? "running" : st == LWC_COMPLETED ? "completed" : "not resumable");
+}
+
 void lwc_switch_to_next(lwc_tx_t *tx, lwc_status_t why)
 {
     if (!tx || !tx->self) {

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static void setup(void)
 {
@@ -613,6 +614,64 @@ START_TEST(test_bad_switch_to_next_releases_capability)
 }
 END_TEST
 
+/* ---- a scheduler that lost track of a thread says so -------------------------------- */
+
+static lwc_scont_t *names_dead(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
+{
+    (void)tx, (void)self, (void)why;
+    return env;                             /* a completed SCont: the bug */
+}
+
+static void never_queues(lwc_tx_t *tx, lwc_scont_t *s, void *env)
+{
+    (void)tx, (void)s, (void)env;
+}
+
+static lwc_word_t block_here(lwc_tx_t *tx, void *arg)
+{
+    (void)arg;
+    lwc_switch_to_next(tx, LWC_BLOCKED_ON_CONCDS);
+    return 0;
+}
+
+static atomic_int lost_err = 1;
+
+static void blocks_through_bad_scheduler(void *arg)
+{
+    (void)arg;
+    atomic_store(&lost_err, lwc_atomically(block_here, NULL, NULL));
+}
+
+START_TEST(test_lost_thread_is_named)
+{
+    lwc_scont_t *dead = lwc_scont_new(nothing, NULL, NULL);
+    ck_assert_int_eq(lwc_cap_start(dead), LWC_OK);
+    wait_completed(dead);
+    lwc_upcalls_t bad = { names_dead, never_queues, dead };
+    lwc_scont_attr_t attr = { .upcalls = &bad };
+    lwc_scont_t *s = lwc_scont_new(blocks_through_bad_scheduler, NULL, &attr);
+    FILE *log = tmpfile();
+    ck_assert_ptr_nonnull(log);
+    int saved = dup(2);
+    dup2(fileno(log), 2);
+    ck_assert_int_eq(lwc_cap_start(s), LWC_OK);
+    wait_completed(s);
+    dup2(saved, 2);
+    close(saved);
+    ck_assert_int_eq(atomic_load(&lost_err), LWC_ESTATE);
+    char buf[512] = { 0 };
+    rewind(log);
+    size_t n = fread(buf, 1, sizeof buf - 1, log);
+    fclose(log);
+    char want[160];
+    snprintf(want, sizeof want, "of SCont %llu named SCont %llu, which is completed",
+             (unsigned long long)lwc_scont_id(s), (unsigned long long)lwc_scont_id(dead));
+    ck_assert_msg(n > 0 && strstr(buf, want), "said: %s", buf);
+    lwc_scont_release(s);
+    lwc_scont_release(dead);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("scont");
@@ -635,6 +694,7 @@ int main(void)
     tcase_add_test(tc, test_unblock_thread_hands_a_new_scont_over);
     tcase_add_test(tc, test_defer_runs_after_switch);
     tcase_add_test(tc, test_bad_switch_to_next_releases_capability);
+    tcase_add_test(tc, test_lost_thread_is_named);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
