@@ -1,8 +1,14 @@
 /* lwc: the scheduler interface every scheduler library defines.
  *
- * Link one of liblwc-rr, liblwc-ws ... and these calls use it: one object file
- * links against any of them (design.md, "The scheduler interface").  Each
- * library also has an explicit API for its own instances (lwc/rr.h ...). */
+ * Link one of liblwc-rr, liblwc-ws, liblwc-loop ... and these calls use it:
+ * one object file links against any of them.  Each library also has an
+ * explicit API for its own instances (lwc/rr.h ...).
+ *
+ * A scheduler library of your own defines these seven: lwc_main, lwc_spawn,
+ * lwc_spawn_bound, lwc_yield, lwc_sched_name, lwc_spawn_joinable and
+ * lwc_join.  lwc_sleep_ns is not among them: liblwc-io defines it once for
+ * every scheduler.  tools/check-sched-lib.sh LIBRARY says whether a library
+ * defines them all. */
 #ifndef LWC_SCHED_H
 #define LWC_SCHED_H
 
