@@ -449,6 +449,14 @@ int lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out)
     return LWC_OK;
 }
 
+int lwc_scont_has_scheduler(const lwc_scont_t *s)
+{
+    if (!s)
+        return 0;
+    const lwc_upcalls_t *u = atomic_load_explicit(&s->up, memory_order_acquire);
+    return u->switch_to_next && u->unblock_thread;
+}
+
 /* ---- Switching ----------------------------------------------------------- */
 
 static struct lwc_thread *tx_thread(lwc_tx_t *tx)

@@ -123,6 +123,10 @@ typedef struct lwc_upcalls {
  * for the life of the process (32 bytes); LWC_ENOMEM if it cannot be. */
 LWC_API int  lwc_scont_set_upcalls(lwc_scont_t *s, const lwc_upcalls_t *u);
 LWC_API int  lwc_scont_get_upcalls(lwc_scont_t *s, lwc_upcalls_t *out);
+/* Can s block through its scheduler: has it both upcalls?  What a data
+ * structure asks before it blocks a waiter (MVars, timers, fd waits,
+ * tokens); without them nothing could wake it.  0 for NULL. */
+LWC_API int  lwc_scont_has_scheduler(const lwc_scont_t *s);
 /* switchToNext for the current SCont: ask its switch_to_next upcall for the next
  * SCont and switch to it when tx commits, the current one taking status why.
  * Without an upcall the capability is released. */

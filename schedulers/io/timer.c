@@ -219,8 +219,7 @@ static atomic_bool service_added;
 int io_wait_prepare(struct timer **out, uint64_t deadline)
 {
     lwc_scont_t *self = lwc_scont_self();
-    lwc_upcalls_t up;
-    if (lwc_scont_get_upcalls(self, &up) != LWC_OK || !up.switch_to_next || !up.unblock_thread)
+    if (!lwc_scont_has_scheduler(self))
         return LWC_EINVAL;
     if (!atomic_load_explicit(&service_added, memory_order_acquire)) {
         int err = lwc_service_add(timers_poll, NULL);

@@ -111,17 +111,10 @@ static int outcome(const struct await *a, lwc_word_t *value)
     }
 }
 
-/* Can s block through upcalls?  Without an unblock_thread nobody could wake it. */
-static bool has_scheduler(lwc_scont_t *s)
-{
-    lwc_upcalls_t u;
-    return s && lwc_scont_get_upcalls(s, &u) == LWC_OK && u.switch_to_next && u.unblock_thread;
-}
-
 int lwc_token_await(lwc_token_t *t, lwc_word_t *value)
 {
     lwc_scont_t *self = lwc_scont_self();
-    if (!t || !has_scheduler(self))
+    if (!t || !lwc_scont_has_scheduler(self))
         return LWC_EINVAL;
     struct await a = { t, self, 0, 0 };
     lwc_loop_t *loop = lwc_loop_self();

@@ -217,13 +217,6 @@ static bool read_now(lwc_tx_t *tx, lwc_mvar_t *mv, lwc_word_t st, lwc_word_t *ou
 
 /* ---- the blocking operations ------------------------------------------------------ */
 
-/* Can s block through upcalls?  Without an unblock_thread nobody could wake it. */
-static bool has_scheduler(lwc_scont_t *s)
-{
-    lwc_upcalls_t u;
-    return s && lwc_scont_get_upcalls(s, &u) == LWC_OK && u.switch_to_next && u.unblock_thread;
-}
-
 /* Note [Waiting only when it must]
  * ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
  * Most operations find the MVar ready and never wait.  So what only a wait
@@ -262,7 +255,7 @@ static lwc_word_t op_body(lwc_tx_t *tx, void *arg)
     if (!op->w && !(op->w = waiter_get()))
         return LWC_ENOMEM;
     lwc_scont_t *self = lwc_scont_self();
-    op->self = has_scheduler(self) ? self : NULL;
+    op->self = lwc_scont_has_scheduler(self) ? self : NULL;
     struct waiter *w = op->w;
     op->served = RD(&w->served);
     atomic_store_explicit(&w->who, op->self, memory_order_relaxed);
