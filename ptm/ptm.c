@@ -768,7 +768,7 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
     sleep_unlock(t);
     struct lwc_cap *cap = t->cap;
     while (!atomic_load(&lwc_rt.stopping)) {
-        uint64_t until = cap ? lwc_services_serve() : LWC_NEVER;
+        uint64_t until = cap ? lwc_services_serve(false) : LWC_NEVER;
         bool polls = cap && lwc_poller_claim();
         uint32_t asleep_as = polls ? W_POLLING : W_SLEEPING;
         uint32_t expect = W_WAITING;

@@ -255,15 +255,7 @@ static __attribute__((noinline)) int host_idle(struct lwc_thread *t, bool for_go
     __builtin_unwind_init();
     volatile char here = 0;
     plain_sleep(t, (void *)&here, NULL);
-    int n = 0;
-    if (for_good && all_idle(true)) {
-        n = collect(t, true);
-    } else if (!for_good && all_idle(false) &&
-               pthread_mutex_trylock(&lwc_detector.lock) == 0) {
-        if (all_idle(false))
-            n = collect_locked(t, true);
-        pthread_mutex_unlock(&lwc_detector.lock);
-    }
+    int n = !for_good ? lwc_gc_idle_timer(t) : all_idle(true) ? collect(t, true) : 0;
     lwc_gc_sleep_end(t);
     (void)here;
     return n;
@@ -319,15 +311,15 @@ void lwc_gc_host_sleeps(struct lwc_thread *t)
  * again until it has slept afresh.  Called from sleep_thread (ptm.c) while
  * the capability is parked (lwc_gc_sleep_begin).  A pass already running
  * makes it step aside. */
-void lwc_gc_idle_timer(struct lwc_thread *t)
+int lwc_gc_idle_timer(struct lwc_thread *t)
 {
     if (!atomic_load(&lwc_rt.up) || !all_idle(false))
-        return;
+        return 0;
     if (pthread_mutex_trylock(&lwc_detector.lock) != 0)
-        return;
-    if (all_idle(false))
-        collect_locked(t, true);
+        return 0;
+    int n = all_idle(false) ? collect_locked(t, true) : 0;
     pthread_mutex_unlock(&lwc_detector.lock);
+    return n;
 }
 
 void lwc_gc_sleep_end(struct lwc_thread *t)

@@ -37,9 +37,19 @@
  *    they are not stranded.  The host's thread itself is a plain OS
  *    thread, awake between turns, so no pass runs by itself meanwhile
  *    unless the host runs one (lwc_gc_host_idle in detect.c).
- *  - a safe foreign call keeps the capability (Note [Outcalls]): handed to
- *    a spare worker, the host's SConts would run on a thread the host does
- *    not own.
+ *  - a safe foreign call cannot hand the capability on (Note [Outcalls]):
+ *    the host's SConts would run on a thread the host does not own.  The
+ *    call goes to a spare instead, and the SConts stay (Note [Calls from a
+ *    hosted capability] in outcall.c).
+ *  - `worker` is the host's thread during a turn only, and stale between
+ *    turns; nothing reads it then, since no mail goes to an idle hosted
+ *    capability.  During a turn, a bound SCont runs on its own thread,
+ *    which mails the capability back to `worker` when it switches to an
+ *    unbound one, or mails it empty when it gives it back (lwc_cap_route),
+ *    and the host waits for that mail (lwc_cap_serve_hosted in cap.c).
+ *  - `hosted` is `id >= lwc_rt.ncaps`, kept in the capability so that the
+ *    release path (lwc_cap_route) and the safe call's fast path test one
+ *    byte they have in cache; it never changes once set.
  * Capabilities never move (Note [TLS across switches] caches pointers to
  * them), so lwc_init makes room for LWC_MAX_HOSTED_CAPS of them after the
  * workers' and `ncaps_all` counts the slots in use; a freed one is taken
@@ -147,7 +157,7 @@ int lwc_cap_host_run(unsigned id, lwc_scont_t *(*pick)(lwc_tx_t *tx, void *arg),
     if (!atomic_compare_exchange_strong(&cap->busy, &idle, CAP_BUSY))
         return LWC_EBUSY;
     atomic_store(&cap->idle_until, 0);
-    lwc_services_serve_now();
+    lwc_services_serve(true);
     int err = LWC_OK;
     lwc_word_t first = 0;
     if (pick)
@@ -157,8 +167,7 @@ int lwc_cap_host_run(unsigned id, lwc_scont_t *(*pick)(lwc_tx_t *tx, void *arg),
         t->kind = THREAD_WORKER;
         lwc_altstack_enter(t);
         lwc_cap_serve_hosted(t, cap, (lwc_scont_t *)first);
-        lwc_altstack_leave(t);
-        t = lwc_thread_reload();
+        lwc_altstack_leave(t);                      /* on t's own stack again */
         t->kind = THREAD_FOREIGN;
     } else {
         atomic_store_explicit(&cap->busy, CAP_IDLE, memory_order_release);

@@ -597,10 +597,10 @@ void lwc_scont_come_back(lwc_tx_t *tx);
 /* ---- Idle services (service.c): Note [Idle services] ------------------------ */
 
 #define LWC_SERVICE_EVERY 64
-/* Poll the services if their deadline has passed; the next deadline. */
-uint64_t lwc_services_serve(void);
-/* A host's turn (host.c): what is due, and a look at the poller if armed. */
-void     lwc_services_serve_now(void);
+/* Poll the services if their deadline has passed, and the poller if armed
+ * and its period has passed (or anyway: a host's turn, host.c); the next
+ * deadline. */
+uint64_t lwc_services_serve(bool poll_anyway);
 void     lwc_services_tick(struct lwc_thread *t);
 /* A switch has committed and t is back on a stack where transactions may run
  * (after the landing, or at once when the switch was to itself). */
@@ -639,7 +639,7 @@ void lwc_gc_host_sleeps(struct lwc_thread *t);
 void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w);
 void lwc_gc_idle_clear(struct lwc_thread *t);
 void lwc_gc_shutdown(void);
-void lwc_gc_idle_timer(struct lwc_thread *t);  /* Note [The idle timer] in detect.c */
+int  lwc_gc_idle_timer(struct lwc_thread *t);  /* Note [The idle timer] in detect.c; how many woken */
 /* Zero the frames a transaction body left below the caller (Note [Switch
  * targets] in scont.c): lwc_stack_scrub's little sibling, for every block. */
 void lwc_stack_scrub_body(void);

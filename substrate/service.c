@@ -243,13 +243,13 @@ static void services_run(uint64_t now)
         lwc_service_due(services[i].poll(services[i].arg, now));
 }
 
-uint64_t lwc_services_serve(void)
+uint64_t lwc_services_serve(bool poll_anyway)
 {
     uint64_t now = lwc_clock_ns();
     if (atomic_load(&due) <= now)
         services_run(now);
     if (atomic_load_explicit(&poller_armed, memory_order_relaxed) &&
-        now >= atomic_load_explicit(&poll_next, memory_order_relaxed))
+        (poll_anyway || now >= atomic_load_explicit(&poll_next, memory_order_relaxed)))
         poll_now(now);
     return atomic_load(&due);
 }
@@ -259,21 +259,12 @@ uint64_t lwc_service_next_deadline(void)
     return atomic_load(&due);
 }
 
-void lwc_services_serve_now(void)
-{
-    uint64_t now = lwc_clock_ns();
-    if (atomic_load(&due) <= now)
-        services_run(now);
-    if (atomic_load_explicit(&poller_armed, memory_order_relaxed))
-        poll_now(now);
-}
-
 void lwc_services_tick(struct lwc_thread *t)
 {
     t->service_countdown = LWC_SERVICE_EVERY;
     if (atomic_load_explicit(&due, memory_order_relaxed) != LWC_NEVER ||
         atomic_load_explicit(&poller_armed, memory_order_relaxed))
-        lwc_services_serve();
+        lwc_services_serve(false);
 }
 
 uint64_t lwc_idle_publish(struct lwc_cap *c, struct lwc_thread *t, uint64_t until)
