@@ -74,12 +74,6 @@ static void watch(int ep, int fd)
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int ms_until(uint64_t deadline)
-{
-    uint64_t now = lwc_clock_ns();
-    return deadline == LWC_NEVER ? -1 : deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
-}
-
 int main(void)
 {
     int wakefd = eventfd(0, EFD_NONBLOCK), ep = epoll_create1(0);
@@ -102,8 +96,7 @@ int main(void)
     lwc_loop_status_t st = { .state = LWC_LOOP_MORE };
     while (!finished) {
         struct epoll_event ev[4];
-        int timeout = st.state == LWC_LOOP_MORE ? 0 : ms_until(st.next_deadline);
-        int n = epoll_wait(ep, ev, 4, timeout);
+        int n = epoll_wait(ep, ev, 4, lwc_loop_timeout_ms(&st));   /* 0 while MORE */
         for (int i = 0; i < n; i++) {
             uint64_t v;
             if (ev[i].data.fd == frames && read(frames, &v, sizeof v) > 0 && ++frame == 5)

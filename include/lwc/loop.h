@@ -51,6 +51,8 @@ LWC_API int lwc_loop_new(lwc_loop_t **out, const lwc_loop_config_t *cfg);
  * settled elsewhere, another scheduler's thread).  LWC_EINVAL for NULL or
  * from another thread. */
 LWC_API int lwc_loop_set_wake(lwc_loop_t *loop, void (*wake)(void *ud), void *ud);
+/* The wake hook and its argument now.  LWC_EINVAL as for set. */
+LWC_API int lwc_loop_get_wake(lwc_loop_t *loop, void (**wake)(void *ud), void **ud);
 /* LWC_EBUSY while threads of the loop are live (their function has not
  * returned), from inside its tick, or from an evaluation's done callback;
  * LWC_EINVAL for NULL or from another thread. */
@@ -93,6 +95,11 @@ LWC_API int lwc_loop_tick_limit(lwc_loop_t *loop, uint64_t budget_ns, unsigned l
 /* What lwc_loop_tick would report, without running anything: state IDLE or
  * MORE (BUSY inside a tick), the next deadline, tokens, fds, threads. */
 LWC_API int lwc_loop_pending(lwc_loop_t *loop, lwc_loop_status_t *st);
+
+/* How long the host may wait, in st's terms, as poll(2) and epoll_wait
+ * take it: 0 when st says MORE (or BUSY), -1 with no deadline, else the
+ * milliseconds until st->next_deadline, rounded up. */
+LWC_API int lwc_loop_timeout_ms(const lwc_loop_status_t *st);
 
 typedef lwc_fd_wait_t lwc_loop_fd_t;    /* fd, events: LWC_FD_READ | LWC_FD_WRITE */
 /* The fds that threads wait for (lwc_wait_fd), into fds[0 .. max): returns

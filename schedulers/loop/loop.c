@@ -2,6 +2,7 @@
  * capability serves, in the turns a host's event loop gives it (ticks), on
  * the public API. */
 #include <errno.h>
+#include <limits.h>
 #include <lwc/io.h>
 #include <lwc/loop.h>
 #include <lwc/lwc.h>
@@ -356,6 +357,28 @@ int lwc_loop_set_wake(lwc_loop_t *loop, void (*wake)(void *ud), void *ud)
     loop->cfg.wake_ud = ud;
     loop->cfg.wake = wake;
     return LWC_OK;
+}
+
+int lwc_loop_get_wake(lwc_loop_t *loop, void (**wake)(void *ud), void **ud)
+{
+    if (!mine(loop) || !wake || !ud)
+        return LWC_EINVAL;
+    *wake = loop->cfg.wake;
+    *ud = loop->cfg.wake_ud;
+    return LWC_OK;
+}
+
+int lwc_loop_timeout_ms(const lwc_loop_status_t *st)
+{
+    if (!st || st->state != LWC_LOOP_IDLE)
+        return 0;
+    if (st->next_deadline == LWC_NEVER)
+        return -1;
+    uint64_t now = lwc_clock_ns();
+    if (st->next_deadline <= now)
+        return 0;
+    uint64_t ms = (st->next_deadline - now + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 int lwc_loop_pending(lwc_loop_t *loop, lwc_loop_status_t *st)

@@ -2,7 +2,6 @@
  * a plain host, ticking one loop on the calling thread and sleeping in
  * poll(2) between ticks. */
 #include <errno.h>
-#include <limits.h>
 #include <lwc/loop.h>
 #include <lwc/lwc.h>
 #include <lwc/sched.h>
@@ -27,13 +26,7 @@ static void host_wait(int wakefd, lwc_loop_t *loop, const lwc_loop_status_t *st)
     struct pollfd p[2] = { { wakefd, POLLIN, 0 }, { -1, POLLIN, 0 } };
     if (st->fds)
         p[1].fd = lwc_loop_backend_fd(loop);
-    int ms = -1;
-    if (st->next_deadline != LWC_NEVER) {
-        uint64_t now = lwc_clock_ns();
-        uint64_t wait = st->next_deadline > now ? st->next_deadline - now : 0;
-        ms = wait / 1000000u >= INT_MAX ? INT_MAX : (int)((wait + 999999) / 1000000u);
-    }
-    if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN)) {
+    if (poll(p, 2, lwc_loop_timeout_ms(st)) > 0 && (p[0].revents & POLLIN)) {
         uint64_t v;
         ssize_t rc = read(wakefd, &v, sizeof v);
         (void)rc;

@@ -1,6 +1,5 @@
 /* liblwc-loop-uv: a loop ticked by a libuv loop (lwc/loop_uv.h). */
 #include <lwc/loop_uv.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -39,23 +38,16 @@ struct attached {
     uv_thread_t     owner;      /* the thread that runs the uv loop */
     uint64_t        budget_ns;
     unsigned long   max_switches;
-    struct attached *next;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct attached *all;
+static void wake(void *ud);
 
-static struct attached *find(lwc_loop_t *loop, bool unlink)
+/* The adapter of an attached loop is its wake hook's argument. */
+static struct attached *find(lwc_loop_t *loop)
 {
-    pthread_mutex_lock(&lock);
-    struct attached **p = &all;
-    while (*p && (*p)->loop != loop)
-        p = &(*p)->next;
-    struct attached *a = *p;
-    if (a && unlink)
-        *p = a->next;
-    pthread_mutex_unlock(&lock);
-    return a;
+    void (*fn)(void *);
+    void *ud;
+    return lwc_loop_get_wake(loop, &fn, &ud) == LWC_OK && fn == wake ? ud : NULL;
 }
 
 static void idle_cb(uv_idle_t *h) { (void)h; }
@@ -86,13 +78,11 @@ static void prepare_cb(uv_prepare_t *h)
         uv_idle_start(&a->idle, idle_cb);
     else
         uv_idle_stop(&a->idle);
-    if (st.next_deadline != LWC_NEVER) {
-        uint64_t now = lwc_clock_ns();
-        uint64_t ms = st.next_deadline > now ? (st.next_deadline - now + 999999) / 1000000 : 0;
-        uv_timer_start(&a->timer, timer_cb, ms, 0);
-    } else {
+    int ms = lwc_loop_timeout_ms(&st);
+    if (ms >= 0)
+        uv_timer_start(&a->timer, timer_cb, (uint64_t)ms, 0);
+    else
         uv_timer_stop(&a->timer);
-    }
     if (st.fds && !a->poll_open && (a->poll_fd = lwc_loop_backend_fd(a->loop)) >= 0 &&
         uv_poll_init(a->uv, &a->poll, a->poll_fd) == 0) {
         a->poll_open = true;
@@ -110,8 +100,10 @@ static void prepare_cb(uv_prepare_t *h)
 
 int lwc_loop_uv_attach(lwc_loop_t *loop, uv_loop_t *uv)
 {
-    if (!loop || !uv || find(loop, false))
-        return LWC_EINVAL;
+    void (*fn)(void *);
+    void *ud;
+    if (!uv || lwc_loop_get_wake(loop, &fn, &ud) != LWC_OK || fn == wake)
+        return LWC_EINVAL;                      /* NULL, not the caller's, attached */
     struct attached *a = calloc(1, sizeof *a);
     if (!a)
         return LWC_ENOMEM;
@@ -130,19 +122,12 @@ int lwc_loop_uv_attach(lwc_loop_t *loop, uv_loop_t *uv)
     uv_prepare_start(&a->prepare, prepare_cb);
     uv_unref((uv_handle_t *)&a->prepare);
     uv_unref((uv_handle_t *)&a->async);
-    pthread_mutex_lock(&lock);
-    a->next = all;
-    all = a;
-    pthread_mutex_unlock(&lock);
-    int err = lwc_loop_set_wake(loop, wake, a);
-    if (err != LWC_OK)
-        lwc_loop_uv_detach(loop);
-    return err;
+    return lwc_loop_set_wake(loop, wake, a);     /* cannot fail: get_wake did not */
 }
 
 int lwc_loop_uv_set_budget(lwc_loop_t *loop, uint64_t budget_ns, unsigned long max_switches)
 {
-    struct attached *a = find(loop, false);
+    struct attached *a = find(loop);
     if (!a)
         return LWC_EINVAL;
     a->budget_ns = budget_ns;
@@ -159,7 +144,7 @@ static void closed(uv_handle_t *h)
 
 int lwc_loop_uv_detach(lwc_loop_t *loop)
 {
-    struct attached *a = find(loop, true);
+    struct attached *a = find(loop);
     if (!a)
         return LWC_EINVAL;
     lwc_loop_set_wake(loop, NULL, NULL);

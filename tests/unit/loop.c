@@ -59,6 +59,19 @@ START_TEST(test_idle_tick)
     ck_assert_uint_eq(st.tokens, 0);
     ck_assert_uint_eq(st.fds, 0);
     ck_assert_uint_eq(st.next_deadline, LWC_NEVER);
+    ck_assert_int_eq(lwc_loop_timeout_ms(&st), -1);             /* wait for a wake */
+    st.next_deadline = lwc_clock_ns() + 1500000;
+    ck_assert_int_ge(lwc_loop_timeout_ms(&st), 1);              /* rounded up */
+    ck_assert_int_le(lwc_loop_timeout_ms(&st), 2);
+    st.next_deadline = 1;
+    ck_assert_int_eq(lwc_loop_timeout_ms(&st), 0);              /* passed */
+    st.state = LWC_LOOP_MORE;
+    st.next_deadline = LWC_NEVER;
+    ck_assert_int_eq(lwc_loop_timeout_ms(&st), 0);
+    void (*wake)(void *);
+    void *ud;
+    ck_assert_int_eq(lwc_loop_get_wake(l, &wake, &ud), LWC_OK);
+    ck_assert_ptr_eq((void *)(uintptr_t)wake, (void *)(uintptr_t)count_wake);
     ck_assert_int_eq(lwc_loop_free(l), LWC_OK);
 }
 END_TEST
@@ -144,6 +157,7 @@ static void ticks_inside(void *arg)
     inner_state = st.state;
     ck_assert_ptr_eq(lwc_loop_self(), the_loop);
     ck_assert_str_eq(lwc_sched_name(), "loop");
+    ck_assert(lwc_scont_has_scheduler(lwc_scont_self()));
 }
 
 START_TEST(test_reentrant_tick)
@@ -745,6 +759,7 @@ START_TEST(test_bad_input)
     ck_assert_int_eq(lwc_loop_spawn(NULL, nothing, NULL), LWC_EINVAL);
     ck_assert_int_eq(lwc_token_resolve(NULL, 0), LWC_EINVAL);
     ck_assert_int_eq(lwc_token_await(NULL, NULL), LWC_EINVAL);
+    ck_assert(!lwc_scont_has_scheduler(NULL));
     lwc_token_free(NULL);
     lwc_loop_t *l = loop_make();
     ck_assert_int_eq(lwc_loop_spawn(l, NULL, NULL), LWC_EINVAL);
