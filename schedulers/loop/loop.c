@@ -55,14 +55,20 @@ static bool budget_spent(lwc_loop_t *l)
 
 /* ---- upcalls ------------------------------------------------------------------------ */
 
+/* The next runnable thread, or NULL: what a tick starts with, and what a
+ * switch goes to. */
+static lwc_scont_t *pick(lwc_tx_t *tx, void *arg)
+{
+    lwc_loop_t *l = arg;
+    struct sched_thread *t = fifo_pop(tx, l->head, l->tail);
+    return t ? thread_scont(t) : NULL;
+}
+
 static lwc_scont_t *loop_next(lwc_tx_t *tx, lwc_scont_t *self, lwc_status_t why, void *env)
 {
     lwc_loop_t *l = env;
     sched_thread_completing(tx, self, why);     /* Note [Orphans] in ../common/thread.h */
-    if (budget_spent(l))
-        return NULL;
-    struct sched_thread *t = fifo_pop(tx, l->head, l->tail);
-    return t ? thread_scont(t) : NULL;          /* NULL: the tick ends (Note [Ticks]) */
+    return budget_spent(l) ? NULL : pick(tx, l);    /* NULL: the tick ends (Note [Ticks]) */
 }
 
 static void wake_host(void *arg)
@@ -242,13 +248,6 @@ static void report_done(lwc_loop_t *l)
 }
 
 /* ---- ticks ------------------------------------------------------------------------ */
-
-static lwc_scont_t *pick(lwc_tx_t *tx, void *arg)
-{
-    lwc_loop_t *l = arg;
-    struct sched_thread *t = fifo_pop(tx, l->head, l->tail);
-    return t ? thread_scont(t) : NULL;
-}
 
 static bool mine(lwc_loop_t *l)
 {
