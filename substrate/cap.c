@@ -517,6 +517,7 @@ int lwc_init(const lwc_config_t *cfg)
     lwc_overflow_install();
     lwc_outcall_init();
     atomic_store(&lwc_rt.up, 1);
+    lwc_view_init();
     return LWC_OK;
 }
 
@@ -529,6 +530,7 @@ void lwc_shutdown(void)
         lwc_warn("lwc_shutdown called from inside the runtime: ignored");
         return;
     }
+    lwc_view_shutdown();
     atomic_store(&lwc_rt.stopping, 1);
     atomic_store(&lwc_rt.up, 0);
     lwc_outcall_shutdown();             /* no hand-off from here on */

@@ -388,6 +388,23 @@ static bool deadlocked(const struct pass *ps)
 
 #define PASS_TRIES 8
 
+/* The mark, with the traced blocks held still (it reads every word
+ * conservatively, which memcheck would report); the pins it counted then. */
+static size_t mark(struct pass *ps)
+{
+    lwc_traced_lock();
+    size_t npins = lwc_traced_npins();
+#if LWC_VALGRIND
+    VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+    lwc_gc_mark(ps);
+#if LWC_VALGRIND
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+    lwc_traced_unlock();
+    return npins;
+}
+
 /* The pass, with the lock held and every capability stopped.  Returns how
  * many SConts it woke, or -1 if the world kept moving. */
 static int pass_run(struct lwc_thread *t, const void *sp, bool idle)
@@ -395,16 +412,7 @@ static int pass_run(struct lwc_thread *t, const void *sp, bool idle)
     for (unsigned attempt = 0; attempt < PASS_TRIES; attempt++) {
         struct pass ps = { .caller = t, .caller_sp = sp };
         uint64_t seq = lwc_ptm_quiet_seq();
-        lwc_traced_lock();
-        size_t npins = lwc_traced_npins();
-#if LWC_VALGRIND
-        VALGRIND_DISABLE_ERROR_REPORTING;
-#endif
-        lwc_gc_mark(&ps);
-#if LWC_VALGRIND
-        VALGRIND_ENABLE_ERROR_REPORTING;
-#endif
-        lwc_traced_unlock();
+        size_t npins = mark(&ps);
         if (lwc_gc_debug())
             lwc_gc_debug_report(&ps);
         if (ps.nomem) {
@@ -467,6 +475,29 @@ static int pass_run(struct lwc_thread *t, const void *sp, bool idle)
     return -1;
 }
 
+/* The calling thread's record, if it may run a pass: the runtime is up,
+ * and the thread is in no transaction and not draining. */
+static int pass_caller(struct lwc_thread **out)
+{
+    if (!atomic_load(&lwc_rt.up))
+        return LWC_EINVAL;
+    struct lwc_thread *t = lwc_thread_get();
+    if (!t)
+        return LWC_ENOMEM;
+    if (t->tx.active || t->draining)
+        return LWC_EINVAL;
+    *out = t;
+    return LWC_OK;
+}
+
+static void detector_lock(struct lwc_thread *t)
+{
+    while (pthread_mutex_trylock(&lwc_detector.lock) != 0) {
+        lwc_gc_safepoint(t);                        /* the pass that holds it may wait for us */
+        sched_yield();
+    }
+}
+
 /* An idle pass wanted while another ran: Note [Idle passes never lost]. */
 static _Atomic int idle_again;
 
@@ -491,10 +522,7 @@ static int collect(struct lwc_thread *t, bool idle)
         }
         return n;
     }
-    while (pthread_mutex_trylock(&lwc_detector.lock) != 0) {
-        lwc_gc_safepoint(t);                        /* the pass that holds it may wait for us */
-        sched_yield();
-    }
+    detector_lock(t);
     int n = collect_locked(t, false);
     pthread_mutex_unlock(&lwc_detector.lock);
     return n;
@@ -515,18 +543,70 @@ static int collect_locked(struct lwc_thread *t, bool idle)
     return n < 0 ? 0 : n;
 }
 
+/* world_stop, for a pass that only looks: gives up after LOOK_WAIT_NS,
+ * leaving the world running, and says which capability did not stop. */
+#define LOOK_WAIT_NS 1000000000ull
+
+static bool world_stop_within(struct lwc_thread *t, void *sp, unsigned *stuck)
+{
+    if (t->cap && !atomic_load(&t->cap->safe))
+        safe_enter(t, sp);
+    atomic_store(&lwc_gc_request, 1);
+    uint64_t give_up = lwc_clock_ns() + LOOK_WAIT_NS;
+    for (unsigned i = 0; i < lwc_cap_slots(); i++) {
+        struct lwc_cap *c = &lwc_rt.caps[i];
+        for (unsigned n = 0; atomic_load(&c->busy) != CAP_IDLE && !atomic_load(&c->safe); n++) {
+            lwc_spin_step(n);
+            if ((n & 255) == 255 && lwc_clock_ns() > give_up) {
+                *stuck = i;
+                world_start();
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* A pass that only looks (the thread view, detect_report.c): one mark with
+ * the world stopped, fn(ps, stuck, arg) reads it, and nobody is woken.
+ * What one mark saw is what the view prints, even if the world moved since:
+ * it is a picture, not a verdict.  A capability that does not stop within a
+ * second (it runs code that reaches no switch point) leaves the world
+ * running: fn then gets no pass, and the number of that capability. */
+int lwc_gc_look(void (*fn)(struct pass *ps, unsigned stuck, void *arg), void *arg)
+{
+    struct lwc_thread *t;
+    int err = pass_caller(&t);
+    if (err != LWC_OK)
+        return err;
+    detector_lock(t);
+    __builtin_unwind_init();
+    volatile char here = 0;
+    bool was_safe = t->cap && atomic_load(&t->cap->safe);
+    unsigned stuck = 0;
+    bool stopped = world_stop_within(t, (void *)&here, &stuck);
+    struct pass ps = { .caller = t, .caller_sp = (const void *)&here };
+    if (stopped)
+        mark(&ps);
+    if (!ps.nomem)
+        fn(stopped ? &ps : NULL, stuck, arg);
+    lwc_gc_pass_free(&ps);
+    if (stopped)
+        world_start();
+    if (t->cap && !was_safe)
+        safe_leave(&t->cap->safe);
+    pthread_mutex_unlock(&lwc_detector.lock);
+    (void)here;
+    return ps.nomem ? LWC_ENOMEM : LWC_OK;
+}
+
 /* ---- the public side ------------------------------------------------------------------------ */
 
 int lwc_gc(void)
 {
-    if (!atomic_load(&lwc_rt.up))
-        return LWC_EINVAL;
-    struct lwc_thread *t = lwc_thread_get();
-    if (!t)
-        return LWC_ENOMEM;
-    if (t->tx.active || t->draining)
-        return LWC_EINVAL;
-    return collect(t, false);
+    struct lwc_thread *t;
+    int err = pass_caller(&t);
+    return err != LWC_OK ? err : collect(t, false);
 }
 
 int lwc_host_wait_begin(lwc_scont_t *s)

@@ -129,6 +129,9 @@ void lwc_gc_mark(struct pass *ps);
 int lwc_gc_static_segments(struct dl_phdr_info *info, size_t size, void *arg);
 void lwc_gc_pin_root(void *arg, const void *p);
 void lwc_gc_pass_free(struct pass *ps);
+/* detect.c: one mark that wakes nobody, read by fn (the thread view); ps
+ * NULL if capability `stuck` would not stop. */
+int  lwc_gc_look(void (*fn)(struct pass *ps, unsigned stuck, void *arg), void *arg);
 bool lwc_gc_cap_upcalls(struct lwc_cap *cap, lwc_upcalls_t *u);
 void lwc_gc_gather_sconts(struct pass *ps);
 void lwc_gc_gather_overlay(struct pass *ps);

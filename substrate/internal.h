@@ -639,6 +639,10 @@ void lwc_gc_host_sleeps(struct lwc_thread *t);
 void lwc_gc_idle_record(struct lwc_thread *t, lwc_tx_t *tx, struct retry_waiter *w);
 void lwc_gc_idle_clear(struct lwc_thread *t);
 void lwc_gc_shutdown(void);
+/* view.c: LWC_SCONTS_SIGNAL's watcher, started by lwc_init, stopped first by
+ * lwc_shutdown. */
+void lwc_view_init(void);
+void lwc_view_shutdown(void);
 int  lwc_gc_idle_timer(struct lwc_thread *t);  /* Note [The idle timer] in detect.c; how many woken */
 /* Zero the frames a transaction body left below the caller (Note [Switch
  * targets] in scont.c): lwc_stack_scrub's little sibling, for every block. */

@@ -292,6 +292,21 @@ const char *lwc_scont_name(const lwc_scont_t *s)
     return s && s->name ? s->name : "";
 }
 
+/* Once only: the view and the debugger read a name while its SCont runs,
+ * and a name replaced would be freed under them. */
+int lwc_scont_set_name(lwc_scont_t *s, const char *name)
+{
+    if (!s || !name || !lwc_scont_id(s))
+        return LWC_EINVAL;
+    if (s->name)
+        return LWC_EBUSY;
+    char *copy = strdup(name);
+    if (!copy)
+        return LWC_ENOMEM;
+    s->name = copy;
+    return LWC_OK;
+}
+
 int lwc_scont_is_bound(const lwc_scont_t *s)
 {
     return s && s->bound_own;

@@ -14,6 +14,8 @@ built() {
 for lib in rr ws loop; do
     sh "$check" "$(built $lib)" || exit 1
 done
+# The priority scheduler of examples/prio/, a library on the kit.
+sh "$check" examples/.libs/libprio.a || exit 1
 if sh "$check" "$(built mvar)" >/dev/null; then
     echo "sched-symbols: liblwc-mvar passed the check, which it should not"
     exit 1

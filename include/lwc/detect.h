@@ -120,6 +120,24 @@ LWC_API void lwc_host_leave(void);
 typedef void (*lwc_report_fn)(const char *report, void *arg);
 LWC_API void lwc_set_deadlock_report(lwc_report_fn fn, void *arg);
 
+/* The thread view: write to fd one line per SCont that exists (not yet
+ * completed): id, name, status, what it waits on, its scheduler, and whether
+ * the detector reaches it (a root, reachable and through what, or
+ * unreachable: blocked for good).  It stops the world for one mark of the
+ * detector and wakes nobody: for a program that hangs, not for a hot path.
+ * From any OS thread or SCont outside a transaction; LWC_EINVAL before
+ * lwc_init or inside a transaction, LWC_ENOMEM.  LWC_SCONTS_SIGNAL=USR1 (or
+ * USR2, or a number) in the environment at lwc_init makes that signal print
+ * the view to stderr (from a thread of lwc's, so a hung program answers). */
+LWC_API int lwc_sconts_print(int fd);
+
+/* A scheduler names itself for the view (and tools/gdb/lwc.py): name(env)
+ * for an SCont whose switch_to_next is this one.  LWC_ENOMEM when 16
+ * schedulers have names already. */
+LWC_API int lwc_sched_set_namer(lwc_scont_t *(*switch_to_next)(lwc_tx_t *tx, lwc_scont_t *self,
+                                                               lwc_status_t why, void *env),
+                                const char *(*name)(void *env));
+
 /* Zero the dead stack just below the caller's frame, where the functions
  * it has called kept their locals (Note [Scrubbing the stack] in
  * substrate/detect.c).  A scheduler's spawn calls it on its way out, so the

@@ -64,6 +64,10 @@ LWC_API void         lwc_scont_release(lwc_scont_t *s);
 LWC_API lwc_scont_t *lwc_scont_self(void);              /* NULL outside an SCont */
 LWC_API uint64_t     lwc_scont_id(const lwc_scont_t *s);  /* unique, from 1; 0 for NULL */
 LWC_API const char  *lwc_scont_name(const lwc_scont_t *s);/* "" when it has none */
+/* Name s (copied) for the thread view, reports and the debugger, if it was
+ * made without one: LWC_EBUSY if it has one, LWC_EINVAL, LWC_ENOMEM.  A
+ * thread names itself with lwc_scont_set_name(lwc_scont_self(), "..."). */
+LWC_API int          lwc_scont_set_name(lwc_scont_t *s, const char *name);
 LWC_API int          lwc_scont_is_bound(const lwc_scont_t *s);
 /* The capability s must run on: a copy SCont's (LWC_STACK_COPY) once it has
  * run, for its frames live at its capability's shared stack's addresses.

@@ -22,8 +22,13 @@ struct sched_thread {
     _Atomic(lwc_scont_t *) s;
     void       (*fn)(void *);
     void        *arg;
-    unsigned     round;             /* ws: Note [Fair turns] in ../ws/ws.c */
-    _Atomic uint64_t waker;         /* ws: Note [The hand-off slot] in ../ws/ws.c */
+    union {
+        struct {
+            unsigned round;         /* ws: Note [Fair turns] in ../ws/ws.c */
+            _Atomic uint64_t waker; /* ws: Note [The hand-off slot] in ../ws/ws.c */
+        };
+        lwc_word_t word;            /* a kit policy's (lwc_kit_thread_word) */
+    };
 };
 _Static_assert(sizeof(struct sched_thread) <= 64,
                "Note [What a blocked thread costs] in substrate/internal.h");

@@ -515,6 +515,12 @@ static void loop_memory_free(lwc_loop_t *l)
     free(l);
 }
 
+static const char *loop_name(void *env)
+{
+    (void)env;
+    return "loop";
+}
+
 int lwc_loop_new(lwc_loop_t **out, const lwc_loop_config_t *cfg)
 {
     if (!out)
@@ -526,6 +532,7 @@ int lwc_loop_new(lwc_loop_t **out, const lwc_loop_config_t *cfg)
     if (!l)
         return LWC_ENOMEM;
     lwc_sched_adopts_orphans(loop_next);
+    lwc_sched_set_namer(loop_next, loop_name);
     if (cfg)
         l->cfg = *cfg;
     if (!l->cfg.eval_budget_ns)

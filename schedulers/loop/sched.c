@@ -5,6 +5,7 @@
 #include <lwc/loop.h>
 #include <lwc/lwc.h>
 #include <lwc/sched.h>
+#include <lwc/kit.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -117,4 +118,14 @@ int lwc_yield(void)
 const char *lwc_sched_name(void)
 {
     return "loop";
+}
+
+int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out)
+{
+    return lwc_kit_spawn_joinable(lwc_spawn, fn, arg, out);
+}
+
+int lwc_join(lwc_joinable_t *j)
+{
+    return lwc_kit_join(j);
 }

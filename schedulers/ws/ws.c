@@ -1,6 +1,7 @@
 /* The work-stealing scheduler: a Chase-Lev deque per capability (deque.h),
  * a shared FIFO in PVars for threads woken by transactions, on the public API. */
 #include <lwc/lwc.h>
+#include <lwc/kit.h>
 #include <lwc/ws.h>
 #include <errno.h>
 #include <pthread.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 
 #include "../common/home.h"
-#include "../common/main.h"
 #include "../common/thread.h"
 #include "deque.h"
 #include "ws.h"
@@ -646,6 +646,12 @@ int lwc_ws_yield(void)
 
 /* ---- instances ------------------------------------------------------------------------- */
 
+static const char *ws_name(void *env)
+{
+    (void)env;
+    return "ws";
+}
+
 lwc_ws_t *lwc_ws_new(unsigned ncaps)
 {
     unsigned n = lwc_cap_count();
@@ -654,6 +660,7 @@ lwc_ws_t *lwc_ws_new(unsigned ncaps)
         return NULL;
     }
     lwc_sched_adopts_orphans(ws_next);
+    lwc_sched_set_namer(ws_next, ws_name);
     lwc_ws_t *ws = calloc(1, sizeof *ws);
     if (!ws)
         goto nomem;
@@ -701,7 +708,7 @@ int lwc_ws_spawn_on(void *ws, void (*fn)(void *), void *arg)
 
 int lwc_ws_incall(lwc_ws_t *ws, void (*fn)(void *), void *arg)
 {
-    return sched_incall(lwc_ws_spawn_on, ws, fn, arg);
+    return lwc_kit_incall_with(lwc_ws_spawn_on, ws, fn, arg);
 }
 
 int lwc_ws_wait(lwc_ws_t *ws)

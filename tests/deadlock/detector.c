@@ -1,4 +1,4 @@
-/* The detector's own cases, beyond ../shared/scenarios.md: many islands in one
+/* The detector's own cases, beyond doc/scenarios.md: many islands in one
  * pass, many blocked threads, passes racing with wake-ups, a pin released
  * while its waiter sleeps, and bad input.  Compiled once and linked against
  * every scheduler library; each runs on 1 and on 2 capabilities.  As in

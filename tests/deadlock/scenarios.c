@@ -1,4 +1,4 @@
-/* The blocked-forever scenarios of ../shared/scenarios.md: each test is
+/* The blocked-forever scenarios of doc/scenarios.md: each test is
  * named after its scenario and cites its source.  Compiled once and linked
  * against every scheduler library; each runs on 1 and on 2 capabilities.
  *

@@ -1,11 +1,11 @@
-/* Joinable threads, for every scheduler library: a thread and an MVar that
- * its last act fills.  Needs only lwc_spawn from the library it is built into. */
+/* Joinable threads for every scheduler (lwc/kit.h): a thread and an MVar
+ * that its last act fills. */
 #include <lwc/lwc.h>
+#include <lwc/kit.h>
 #include <lwc/mvar.h>
-#include <lwc/sched.h>
 #include <stdlib.h>
 
-#include "pool.h"
+#include "../common/pool.h"
 
 struct lwc_joinable {
     lwc_mvar_t *done;           /* empty, and kept, while the node is in the pool */
@@ -61,28 +61,30 @@ static int joinable_spawn(int (*spawn)(void *sched, void (*fn)(void *), void *ar
     return LWC_OK;
 }
 
-static int spawn_here(void *sched, void (*fn)(void *), void *arg)
+typedef int spawn_fn(void (*fn)(void *), void *arg);
+
+static int spawn_plain(void *spawn, void (*fn)(void *), void *arg)
 {
-    (void)sched;
-    return lwc_spawn(fn, arg);
+    return (*(spawn_fn **)spawn)(fn, arg);
 }
 
-int lwc_spawn_joinable(void (*fn)(void *), void *arg, lwc_joinable_t **out)
+int lwc_kit_spawn_joinable(int (*spawn)(void (*fn)(void *), void *arg),
+                           void (*fn)(void *), void *arg, lwc_joinable_t **out)
 {
-    return joinable_spawn(spawn_here, NULL, fn, arg, out);
+    return spawn ? joinable_spawn(spawn_plain, &spawn, fn, arg, out) : LWC_EINVAL;
 }
 
-int sched_incall(int (*spawn)(void *sched, void (*fn)(void *), void *arg), void *sched,
-                 void (*fn)(void *), void *arg)
+int lwc_kit_incall_with(int (*spawn)(void *sched, void (*fn)(void *), void *arg),
+                        void *sched, void (*fn)(void *), void *arg)
 {
-    if (!sched)
+    if (!spawn || !sched)
         return LWC_EINVAL;
     lwc_joinable_t *j;
     int err = joinable_spawn(spawn, sched, fn, arg, &j);
-    return err == LWC_OK ? lwc_join(j) : err;
+    return err == LWC_OK ? lwc_kit_join(j) : err;
 }
 
-int lwc_join(lwc_joinable_t *j)
+int lwc_kit_join(lwc_joinable_t *j)
 {
     if (!j)
         return LWC_EINVAL;

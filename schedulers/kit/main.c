@@ -1,7 +1,9 @@
-/* lwc_main, shared by the scheduler libraries (main.h). */
+/* lwc_main's contract for any scheduler (lwc_kit_main_run), and on a kit
+ * instance (lwc_kit_main). */
 #include <lwc/lwc.h>
+#include <lwc/kit.h>
 
-#include "main.h"
+#include "kit.h"
 
 struct main_call { void (*fn)(void *); void *arg; lwc_pvar_t *done; int deadlock; };
 
@@ -22,16 +24,16 @@ static lwc_word_t wait_done(lwc_tx_t *tx, void *done)
     return 0;
 }
 
-int lwc_main_run(const struct lwc_main_ops *ops, void **current,
-                 void (*fn)(void *), void *arg)
+int lwc_kit_main_run(const lwc_kit_main_ops_t *ops, void *ctx, void **current,
+                     void (*fn)(void *), void *arg)
 {
-    if (!fn)
+    if (!ops || !current || !fn)
         return LWC_EINVAL;
     int err = lwc_init(NULL);
     if (err != LWC_OK)
         return err;
     struct main_call mc = { fn, arg, lwc_pvar_new(0), LWC_OK };
-    void *sched = mc.done ? ops->create() : NULL;
+    void *sched = mc.done ? ops->create(ctx) : NULL;
     if (!sched) {
         lwc_pvar_free(mc.done);
         lwc_shutdown();
@@ -53,4 +55,34 @@ int lwc_main_run(const struct lwc_main_ops *ops, void **current,
     *current = NULL;
     lwc_pvar_free(mc.done);
     return err;
+}
+
+/* ---- on a kit instance ------------------------------------------------------------------ */
+
+struct kit_main_ctx { const lwc_kit_policy_t *policy; void *state; };
+
+static void *main_kit;
+
+static void *kit_create(void *ctx)
+{
+    struct kit_main_ctx *c = ctx;
+    return lwc_kit_new(c->policy, c->state, 0);
+}
+
+/* lwc_main's function has returned: the capabilities leave once nothing is
+ * runnable, and threads blocked for good stay where they are. */
+static void kit_drain(void *k) { kit_close(k, KIT_DRAIN); }
+static void kit_free(void *k) { kit_free_memory(k); }
+
+static const lwc_kit_main_ops_t kit_ops = { kit_create, kit_spawn_on, kit_drain, kit_free };
+
+int lwc_kit_main(const lwc_kit_policy_t *policy, void *state, void (*fn)(void *), void *arg)
+{
+    struct kit_main_ctx c = { policy, state };
+    return lwc_kit_main_run(&kit_ops, &c, &main_kit, fn, arg);
+}
+
+lwc_kit_t *lwc_kit_main_instance(void)
+{
+    return main_kit;
 }
