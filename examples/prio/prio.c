@@ -7,8 +7,8 @@
 
 #include "prio.h"
 
-/* The runnable threads, a queue per level.  Zeroed queues are empty, and
- * lwc_main runs one instance at a time, so static ones do. */
+/* The runnable threads, a queue per level: lwc_main runs one instance at a
+ * time, so static queues do, made afresh for each run. */
 struct prio { lwc_kit_queue_t level[PRIO_LEVELS]; };
 static struct prio runnable;
 
@@ -76,7 +76,12 @@ static unsigned inherited(void)
 
 int lwc_main(void (*fn)(void *), void *arg)
 {
-    return lwc_kit_main(&prio_policy, &runnable, fn, arg);
+    for (unsigned i = 0; i < PRIO_LEVELS; i++)
+        lwc_kit_queue_init(&runnable.level[i]);
+    int err = lwc_kit_main(&prio_policy, &runnable, fn, arg);
+    for (unsigned i = 0; i < PRIO_LEVELS; i++)
+        lwc_kit_queue_fini(&runnable.level[i]);
+    return err;
 }
 
 int lwc_spawn(void (*fn)(void *), void *arg)

@@ -7,8 +7,9 @@
  * A scheduler library of your own defines these seven: lwc_main, lwc_spawn,
  * lwc_spawn_bound, lwc_yield, lwc_sched_name, lwc_spawn_joinable and
  * lwc_join.  lwc_sleep_ns is not among them: liblwc-io defines it once for
- * every scheduler.  tools/check-sched-lib.sh LIBRARY says whether a library
- * defines them all. */
+ * every scheduler.  lwc-check-sched-lib LIBRARY (installed; in the source
+ * tree, tools/check-sched-lib.sh) says whether a library defines them all.
+ * <lwc/kit.h> makes a scheduler library of a policy. */
 #ifndef LWC_SCHED_H
 #define LWC_SCHED_H
 

@@ -123,7 +123,12 @@ class LwcBt(gdb.Command):
         arch = gdb.selected_frame().architecture().name()
         if "x86-64" not in arch:
             raise gdb.GdbError("lwc bt: x86-64 only (this is %s)" % arch)
-        sp = int(s["ctx"]["sp"])
+        try:
+            sp = int(s["ctx"]["sp"])
+        except gdb.error:
+            raise gdb.GdbError("lwc bt: this build switches with ucontext, which keeps no "
+                               "saved frames the script can read (configure "
+                               "--with-context=asm)")
         if sp == 0:
             raise gdb.GdbError("lwc: SCont %d has no saved frames of its own (not yet run, "
                                "or a copy stack's, saved aside)" % scont_id)
