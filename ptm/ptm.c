@@ -18,6 +18,7 @@
 
 #include "../substrate/futex.h"
 #include "../substrate/internal.h"
+#include "../substrate/trace.h"
 #include "internal.h"
 
 /* Note [Opacity]
@@ -766,6 +767,8 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
     sleep_lock(t);
     t->sleep_word = &w->state;
     sleep_unlock(t);
+    if (lwc_tracing())
+        lwc_trace_put(t, TR_IDLE, 1, 0, 0);
     struct lwc_cap *cap = t->cap;
     while (!atomic_load(&lwc_rt.stopping)) {
         uint64_t until = cap ? lwc_services_serve(false) : LWC_NEVER;
@@ -818,6 +821,8 @@ static void sleep_thread(struct lwc_thread *t, struct retry_waiter *w)
         if (fired)
             break;
     }
+    if (lwc_tracing())
+        lwc_trace_put(t, TR_IDLE, 0, 0, 0);
     sleep_lock(t);
     t->sleep_word = NULL;
     sleep_unlock(t);

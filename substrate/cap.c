@@ -9,6 +9,7 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "trace.h"
 #include "sanitize.h"
 
 struct lwc_runtime lwc_rt = { .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -518,6 +519,7 @@ int lwc_init(const lwc_config_t *cfg)
     lwc_outcall_init();
     atomic_store(&lwc_rt.up, 1);
     lwc_view_init();
+    lwc_trace_init();
     return LWC_OK;
 }
 
@@ -549,6 +551,7 @@ void lwc_shutdown(void)
         lwc_thread_free(t);
         t = next;
     }
+    lwc_trace_shutdown();               /* no capability records any more */
     lwc_scont_free_all();
     for (unsigned i = 0; i < lwc_cap_slots(); i++)
         lwc_copy_stack_free(&lwc_rt.caps[i]);

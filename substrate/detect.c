@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "detect.h"
+#include "trace.h"
 #include "futex.h"
 
 #if LWC_VALGRIND
@@ -535,7 +536,11 @@ static int collect_locked(struct lwc_thread *t, bool idle)
     volatile char here = 0;
     bool was_safe = t->cap && atomic_load(&t->cap->safe);
     world_stop(t, (void *)&here);
+    if (lwc_tracing())
+        lwc_trace_put(t, TR_GC, 1, 0, 0);
     int n = pass_run(t, (const void *)&here, idle);
+    if (lwc_tracing())
+        lwc_trace_put(t, TR_GC, 0, n < 0 ? 0 : (uint64_t)n, 0);
     world_start();
     if (t->cap && !was_safe)
         safe_leave(&t->cap->safe);

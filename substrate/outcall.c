@@ -11,6 +11,7 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "trace.h"
 
 /* Note [Outcalls]
  * ~~~~~~~~~~~~~~~
@@ -626,9 +627,13 @@ static __attribute__((noinline)) int outcall(void (*fn)(void *), void *arg, bool
     volatile char here = 0;
     atomic_store_explicit(&t->call_interruptible, interruptible, memory_order_relaxed);
     call_begin(t, (void *)&here);
+    if (lwc_tracing())
+        lwc_trace_put(t, TR_CALL, 1, lwc_scont_id(t->current), 0);
     fn(arg);
     int e = errno;
     t = lwc_thread_reload();              /* a callback in fn may have moved s */
+    if (lwc_tracing())
+        lwc_trace_put(NULL, TR_CALL, 0, 0, 0);
     err = call_end(t, true);
     atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
     errno = e;

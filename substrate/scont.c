@@ -7,6 +7,7 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "trace.h"
 #include "sanitize.h"
 
 static _Atomic uint64_t next_id = 1;
@@ -184,6 +185,8 @@ static lwc_scont_t *scont_create(void (*fn)(void *), void *arg,
      * thread may be making one (an in-call), and must see it whole or not
      * at all (lwc_gc_gather_sconts). */
     atomic_store_explicit(&s->alive, true, memory_order_release);
+    if (lwc_tracing())
+        lwc_trace_created(s);
     return s;
 nomem:
     if (s) {
@@ -304,6 +307,8 @@ int lwc_scont_set_name(lwc_scont_t *s, const char *name)
     if (!copy)
         return LWC_ENOMEM;
     s->name = copy;
+    if (lwc_tracing())
+        lwc_trace_named(s);
     return LWC_OK;
 }
 
@@ -715,6 +720,8 @@ static bool unblock(lwc_tx_t *tx, lwc_scont_t *s, lwc_word_t token, bool any_tok
     if (status_of(w) != LWC_BLOCKED_ON_CONCDS || (!any_token && w >> STATUS_BITS != token))
         return false;
     lwc_tx_write(tx, &s->status, with_status(w + (1u << STATUS_BITS), LWC_BLOCKED_ON_SCHED));
+    if (lwc_tracing())
+        lwc_trace_wake_in(tx, s);
     u.unblock_thread(tx, s, u.env);
     return true;
 }
@@ -750,6 +757,8 @@ static void hand_over_new(lwc_tx_t *tx, lwc_scont_t *s)
         !lwc_scont_never_ran(s))
         return;
     lwc_tx_write(tx, &s->status, w + (1u << STATUS_BITS));
+    if (lwc_tracing())
+        lwc_trace_wake_in(tx, s);
     u.unblock_thread(tx, s, u.env);
 }
 
@@ -895,6 +904,8 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr)
     lwc_ctx_saved(t->prev_ctx, tr);
     lwc_san_switch_end(t);
     lwc_scont_t *prev = t->prev;
+    if (lwc_tracing())
+        lwc_trace_landed(t, prev);
     if (prev) {
         t->prev = NULL;
         if (prev->completed) {

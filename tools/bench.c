@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <lwc/lwc.h>
+#include <lwc/trace.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -245,6 +246,36 @@ static double bench_ptm(void)       { return time_txs(incr, (lwc_word_t)TXS); }
 static double bench_ptm_read(void)  { return time_txs(read_only, 0); }
 static double bench_ptm_empty(void) { return time_txs(empty, 0); }
 
+/* ---- tracing: what an event costs while a trace records (lwc/trace.h) ---------- */
+
+/* Traces are written to /dev/null, after the timed part.  Fewer operations
+ * than untraced: every one is 32 bytes of buffer, and a line of JSON. */
+static long MARKS = 1000000L;
+
+static double bench_trace_mark(void)
+{
+    lwc_trace_start("/dev/null");
+    MEASURE_START();
+    double t0 = now_ns();
+    for (long i = 0; i < MARKS; i++)
+        lwc_trace_mark("bench");
+    double t = (now_ns() - t0) / MARKS;
+    MEASURE_STOP();
+    lwc_trace_stop();
+    return t;
+}
+
+static double bench_lwc_switch_traced(void)
+{
+    long untraced = SCONT_SWITCHES;
+    SCONT_SWITCHES = MARKS;
+    lwc_trace_start("/dev/null");
+    double t = switch_pair(own_a, own_b);
+    lwc_trace_stop();
+    SCONT_SWITCHES = untraced;
+    return t;
+}
+
 /* MXCSR status flags: set by any inexact floating-point result (printf of a
  * double sets them).  Note [FP control words] in substrate/context_x86_64.S. */
 static void mxcsr_flags(int set)
@@ -277,7 +308,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench: --size takes a positive count\n");
             return 2;
         }
-        SWITCHES = SCONT_SWITCHES = TXS = n;
+        SWITCHES = SCONT_SWITCHES = TXS = MARKS = n;
         runs = 1;
         argc -= 2, argv += 2;
     }
@@ -318,6 +349,11 @@ int main(int argc, char **argv)
         report("ptm_read_write_tx", run(bench_ptm), "<= 15 ns", NULL);
         report("ptm_read_only_tx", run(bench_ptm_read), "(for comparison)", NULL);
         report("ptm_empty_tx", run(bench_ptm_empty), "(for comparison)", NULL);
+    }
+    if (!only || !strcmp(only, "trace")) {
+        report("trace_mark", run(bench_trace_mark), "(an event, recording)", NULL);
+        report("lwc_switch_traced", run(bench_lwc_switch_traced), "(lwc_switch, recording)",
+               NULL);
     }
     lwc_shutdown();
     return 0;

@@ -9,5 +9,6 @@
 #include <lwc/cap.h>
 #include <lwc/exception.h>
 #include <lwc/detect.h>
+#include <lwc/trace.h>
 
 #endif

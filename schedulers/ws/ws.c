@@ -2,6 +2,7 @@
  * a shared FIFO in PVars for threads woken by transactions, on the public API. */
 #include <lwc/lwc.h>
 #include <lwc/kit.h>
+#include <lwc/trace.h>
 #include <lwc/ws.h>
 #include <errno.h>
 #include <pthread.h>
@@ -197,7 +198,8 @@ static unsigned next_random(struct ws_worker *w)
 /* A thread from another capability's deque, or NULL.  A few random victims
  * first; then, if `sweep`, every deque until each has been seen empty, which
  * is what Note [Sleeping and waking] needs before sleeping. */
-static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
+static struct sched_thread *steal_from(lwc_ws_t *ws, struct ws_worker *w, bool sweep,
+                                       unsigned *victim)
 {
     unsigned n = ws->nslots, me = (unsigned)(w - ws->workers);
     if (n < 2)
@@ -207,14 +209,14 @@ static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
         void *x = v == me ? NULL : deque_steal_if(&ws->workers[v].dq, stealable,
                                                   (void *)(uintptr_t)me);
         if (x && x != DEQUE_ABORT)
-            return x;
+            return *victim = v, x;
     }
     for (unsigned v = 0; sweep && v < n; v++) {
         void *x;
         while (v != me && (x = deque_steal_if(&ws->workers[v].dq, stealable,
                                               (void *)(uintptr_t)me)) != NULL)
             if (x != DEQUE_ABORT)
-                return x;
+                return *victim = v, x;
     }
     for (unsigned v = 0; v < n; v++) {         /* Note [The hand-off slot] */
         struct ws_worker *o = &ws->workers[v];
@@ -223,9 +225,19 @@ static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
             (t = atomic_load_explicit(&o->handoff, memory_order_relaxed)) &&
             stealable(t, (void *)(uintptr_t)me) &&
             atomic_compare_exchange_strong(&o->handoff, &t, NULL))
-            return t;
+            return *victim = v, t;
     }
     return NULL;
+}
+
+/* steal_from, and the steal in a trace (lwc/trace.h). */
+static struct sched_thread *steal(lwc_ws_t *ws, struct ws_worker *w, bool sweep)
+{
+    unsigned victim;
+    struct sched_thread *t = steal_from(ws, w, sweep, &victim);
+    if (t && lwc_trace_recording())
+        lwc_trace_steal(thread_scont(t), victim);
+    return t;
 }
 
 static bool push_own(struct ws_worker *w, struct sched_thread *t)
