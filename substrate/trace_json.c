@@ -33,22 +33,25 @@
 
 struct track {
     uint64_t running, since;        /* the SCont on it and since when (0: none) */
+    uint64_t woken_by;              /* ... who woke it for this run (~0: none known) */
+    bool     first_run;             /* ... its first */
     uint64_t paused;                /* the SCont that stopped as it went idle */
     uint64_t idle_since, call_since, call_scont, gc_since;
     bool     seen, idle, in_call, in_gc;
 };
 
 /* A small open-addressed map from SCont id to a pair of words. */
-struct map { uint64_t *key, *v1, *v2; size_t cap, used; };
+struct map { uint64_t *key, *v1, *v2, *v3; size_t cap, used; };
 
 static bool map_grow(struct map *m)
 {
-    struct map n = { NULL, NULL, NULL, m->cap ? 2 * m->cap : 1024, 0 };
+    struct map n = { NULL, NULL, NULL, NULL, m->cap ? 2 * m->cap : 1024, 0 };
     n.key = calloc(n.cap, sizeof *n.key);
     n.v1 = calloc(n.cap, sizeof *n.v1);
     n.v2 = calloc(n.cap, sizeof *n.v2);
-    if (!n.key || !n.v1 || !n.v2) {
-        free(n.key), free(n.v1), free(n.v2);
+    n.v3 = calloc(n.cap, sizeof *n.v3);
+    if (!n.key || !n.v1 || !n.v2 || !n.v3) {
+        free(n.key), free(n.v1), free(n.v2), free(n.v3);
         return false;
     }
     for (size_t i = 0; i < m->cap; i++)
@@ -56,10 +59,10 @@ static bool map_grow(struct map *m)
             size_t j = m->key[i] * 0x9e3779b97f4a7c15ull % n.cap;
             while (n.key[j])
                 j = (j + 1) % n.cap;
-            n.key[j] = m->key[i], n.v1[j] = m->v1[i], n.v2[j] = m->v2[i];
+            n.key[j] = m->key[i], n.v1[j] = m->v1[i], n.v2[j] = m->v2[i], n.v3[j] = m->v3[i];
             n.used++;
         }
-    free(m->key), free(m->v1), free(m->v2);
+    free(m->key), free(m->v1), free(m->v2), free(m->v3);
     *m = n;
     return true;
 }
@@ -86,7 +89,7 @@ static size_t *map_slot(struct map *m, uint64_t key, bool make, size_t *slot)
 
 static void map_free(struct map *m)
 {
-    free(m->key), free(m->v1), free(m->v2);
+    free(m->key), free(m->v1), free(m->v2), free(m->v3);
 }
 
 static int by_time(const void *x, const void *y)
@@ -100,8 +103,9 @@ static int by_time(const void *x, const void *y)
 struct out {
     FILE       *f;
     uint64_t    t0;
-    struct map  names;          /* id -> name */
-    struct map  wakes;          /* id -> ts of its wake, tid of the waker's track */
+    struct map  names;          /* id -> name, and whether it has run */
+    struct map  wakes;          /* id -> ts of its wake, tid of the waker's track, and the
+                                 * waker (an SCont id; 0: an OS thread; ~0: its creator) */
     uint64_t    flows;
     bool        first;
 };
@@ -159,7 +163,7 @@ static const char *why_name(unsigned st)
 }
 
 static void slice(struct out *o, unsigned tid, const char *name, const char *cat, uint64_t from,
-                  uint64_t to, uint64_t scont, const char *then)
+                  uint64_t to, uint64_t scont, const char *then, const char *more)
 {
     begin_event(o);
     fprintf(o->f, "{\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":" US_FMT ",\"dur\":" US_FMT
@@ -170,6 +174,8 @@ static void slice(struct out *o, unsigned tid, const char *name, const char *cat
         fprintf(o->f, "\"scont\":%" PRIu64 "%s", scont, then ? "," : "");
     if (then)
         fprintf(o->f, "\"then\":\"%s\"", then);
+    if (more && *more)
+        fprintf(o->f, ",%s", more);
     fputs("}}", o->f);
 }
 
@@ -185,17 +191,39 @@ static void instant(struct out *o, unsigned tid, uint64_t ts, const char *cat, c
 static void run_slice(struct out *o, unsigned tid, struct track *tr, uint64_t until,
                       const char *then)
 {
-    char name[96];
+    char name[96], by[96], more[160] = "";
     scont_name(o, tr->running, name, sizeof name);
-    slice(o, tid, name, "scont", tr->since, until, tr->running, then);
+    if (tr->woken_by != ~(uint64_t)0) {
+        if (tr->woken_by)
+            scont_name(o, tr->woken_by, by, sizeof by);
+        else
+            snprintf(by, sizeof by, "an OS thread");
+        size_t n = (size_t)snprintf(more, sizeof more, "\"woken_by\":\"");
+        for (const char *c = by; *c && n + 3 < sizeof more; c++) {    /* escaped */
+            if (*c == '"' || *c == '\\')
+                more[n++] = '\\';
+            more[n++] = *c;
+        }
+        snprintf(more + n, sizeof more - n, "\"");
+    }
+    if (tr->first_run)
+        snprintf(more + strlen(more), sizeof more - strlen(more), "%s\"first_run\":true",
+                 *more ? "," : "");
+    slice(o, tid, name, "scont", tr->since, until, tr->running, then, more);
 }
 
-/* The woken SCont runs: the arrow from its wake. */
-static void flow_to(struct out *o, unsigned tid, uint64_t id, uint64_t ts)
+/* The woken SCont runs on tr: the arrow from its wake, and who woke it. */
+static void flow_to(struct out *o, unsigned tid, struct track *tr, uint64_t id, uint64_t ts)
 {
     size_t j;
+    tr->woken_by = ~(uint64_t)0;
+    if (map_slot(&o->names, id, true, &j)) {
+        tr->first_run = !o->names.v2[j];
+        o->names.v2[j] = 1;
+    }
     if (!map_slot(&o->wakes, id, false, &j) || !o->wakes.v1[j])
         return;
+    tr->woken_by = o->wakes.v3[j];
     uint64_t id_flow = ++o->flows;
     begin_event(o);
     fprintf(o->f, "{\"ph\":\"s\",\"pid\":1,\"tid\":%" PRIu64 ",\"ts\":" US_FMT ",\"id\":%" PRIu64
@@ -229,19 +257,21 @@ static void one(struct out *o, struct track *tracks, const struct trace_event *e
         tr->since = e->ts;
         tr->paused = 0;
         if (e->b)
-            flow_to(o, tid, e->b, e->ts);
+            flow_to(o, tid, tr, e->b, e->ts);
         break;
     case TR_IDLE:
         tr = e->cap == TRACE_NO_CAP ? os : tr;
         if (e->st && !tr->idle) {
             if (tr->running)
                 run_slice(o, tid, tr, e->ts, "idle");
+            tr->woken_by = ~(uint64_t)0;            /* the rest of the run, after */
+            tr->first_run = false;
             tr->paused = tr->running;
             tr->running = 0;
             tr->idle = true;
             tr->idle_since = e->ts;
         } else if (!e->st && tr->idle) {
-            slice(o, tid, "idle", "idle", tr->idle_since, e->ts, 0, NULL);
+            slice(o, tid, "idle", "idle", tr->idle_since, e->ts, 0, NULL, NULL);
             tr->idle = false;
             if ((tr->running = tr->paused))
                 tr->since = e->ts;
@@ -256,7 +286,8 @@ static void one(struct out *o, struct track *tracks, const struct trace_event *e
             scont_name(o, os->call_scont, name, sizeof name - 16);
             char title[160];
             snprintf(title, sizeof title, "foreign call of %s", name);
-            slice(o, CAP_TRACKS + e->os % OS_TRACKS, title, "call", os->call_since, e->ts, os->call_scont, NULL);
+            slice(o, CAP_TRACKS + e->os % OS_TRACKS, title, "call", os->call_since, e->ts, os->call_scont,
+                  NULL, NULL);
             os->in_call = false;
         }
         os->seen = true;
@@ -268,13 +299,14 @@ static void one(struct out *o, struct track *tracks, const struct trace_event *e
             tr->gc_since = e->ts;
         } else if (tr->in_gc) {
             snprintf(name, sizeof name, "detector pass: %" PRIu64 " woken", e->a);
-            slice(o, tid, name, "detector", tr->gc_since, e->ts, 0, NULL);
+            slice(o, tid, name, "detector", tr->gc_since, e->ts, 0, NULL, NULL);
             tr->in_gc = false;
         }
         break;
-    case TR_CREATE:
+    case TR_CREATE:             /* its first run's arrow: from its creator */
         if (map_slot(&o->wakes, e->a, true, &j))
-            o->wakes.v1[j] = e->ts, o->wakes.v2[j] = tid;
+            o->wakes.v1[j] = e->ts, o->wakes.v2[j] = tid,
+            o->wakes.v3[j] = e->cap == TRACE_NO_CAP ? 0 : tr->running;
         break;
     case TR_NAME:
         if (map_slot(&o->names, e->a, true, &j))
@@ -282,7 +314,7 @@ static void one(struct out *o, struct track *tracks, const struct trace_event *e
         break;
     case TR_WAKE:
         if (map_slot(&o->wakes, e->a, true, &j))
-            o->wakes.v1[j] = e->ts, o->wakes.v2[j] = tid;
+            o->wakes.v1[j] = e->ts, o->wakes.v2[j] = tid, o->wakes.v3[j] = e->b;
         break;
     case TR_STEAL:
         snprintf(name, sizeof name, "stole SCont %" PRIu64 " from capability %" PRIu64, e->a,
@@ -336,7 +368,7 @@ static void close_open(struct out *o, struct track *tracks, uint64_t end)
         if (tracks[i].running)
             run_slice(o, i, &tracks[i], end, "running at the end");
         if (tracks[i].idle)
-            slice(o, i, "idle", "idle", tracks[i].idle_since, end, 0, NULL);
+            slice(o, i, "idle", "idle", tracks[i].idle_since, end, 0, NULL, NULL);
     }
 }
 

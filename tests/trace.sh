@@ -26,6 +26,10 @@ grep -q '"cat":"call","name":"foreign call of SCont 1"' "$json" || fail "no fore
 grep -q '"cat":"detector","name":"detector pass: ' "$json" || fail "no detector pass"
 grep -q '"name":"capability 0"' "$json" || fail "no track for capability 0"
 [ "$(grep -c '"ph":"f"' "$json")" -ge 40 ] || fail "fewer than 40 arrows"
+# Each of ping's runs after its first was a wake by pong, and said so.
+grep -q '"name":"SCont [0-9]* \\"ping\\"".*"woken_by":"SCont [0-9]* \\"pong\\""' "$json" ||
+    fail "no run of ping woken by pong"
+[ "$(grep -c '"first_run":true' "$json")" -eq 3 ] || fail "not three first runs"
 ./tools/lwc-trace summary "$json" | grep -q '^SCont [0-9]* "ping" ' || fail "summary has no ping"
 
 # The demo on ws with two capabilities (steals, idle capabilities, a
