@@ -328,15 +328,24 @@ void lwc_trace_mark(const char *name)
         lwc_trace_put(NULL, TR_MARK, 0, 0, (uint64_t)(uintptr_t)name);
 }
 
+/* A span belongs to the SCont that opens it (or, outside every SCont, to
+ * the OS thread), which may move between capabilities while it is open. */
+static uint64_t span_owner(void)
+{
+    lwc_scont_t *s = lwc_scont_self();
+    return s ? lwc_scont_id(s) : (uint64_t)1 << 63 | (my_buf ? my_buf->os : 0);
+}
+
 void lwc_trace_begin(const char *name)
 {
-    if (name)
-        lwc_trace_put(NULL, TR_BEGIN, 0, 0, (uint64_t)(uintptr_t)name);
+    if (name && lwc_tracing())
+        lwc_trace_put(NULL, TR_BEGIN, 0, span_owner(), (uint64_t)(uintptr_t)name);
 }
 
 void lwc_trace_end(void)
 {
-    lwc_trace_put(NULL, TR_END, 0, 0, 0);
+    if (lwc_tracing())
+        lwc_trace_put(NULL, TR_END, 0, span_owner(), 0);
 }
 
 void lwc_trace_steal(lwc_scont_t *s, unsigned victim)

@@ -20,8 +20,8 @@ enum trace_kind {
     TR_CALL,        /* st: 1 a foreign call begins, 0 it ends; a: the SCont in it */
     TR_GC,          /* st: 1 a detector pass begins, 0 it ends; a: how many it woke */
     TR_MARK,        /* b: the name (the program's, not copied) */
-    TR_BEGIN,       /* b: the name */
-    TR_END,
+    TR_BEGIN,       /* a: the SCont (or OS thread) it belongs to, b: the name */
+    TR_END,         /* a: as TR_BEGIN's */
 };
 
 #define TRACE_NO_CAP 0xffffu

@@ -23,8 +23,10 @@
  * it).  A wake (or a creation) and the woken SCont's next run are the two
  * ends of a flow ("ph":"s" on the waker's track, "ph":"f" binding to the
  * run's slice), which the viewers draw as an arrow.  Foreign calls and
- * detector passes are slices of their own; marks are instants; spans are
- * "B"/"E" pairs.  Times are microseconds from the first event. */
+ * detector passes are slices of their own; marks are instants; the
+ * program's spans are nestable async events ("b"/"e", id: the SCont), since
+ * a thread's span may outlast its run and end on another capability, and
+ * "B"/"E" there would cross the run slices.  Times are microseconds from the first event. */
 
 /* Tracks: capabilities first, then OS threads (by buffer number, which wraps
  * past OS_TRACKS: a program with more OS threads shares their tracks). */
@@ -326,9 +328,12 @@ static void one(struct out *o, struct track *tracks, const struct trace_event *e
         break;
     case TR_BEGIN:
     case TR_END:
+        /* Nestable async events, one sequence per SCont: its span may begin
+         * on one capability and end on another, across its run slices. */
         begin_event(o);
-        fprintf(o->f, "{\"ph\":\"%s\",\"pid\":1,\"tid\":%u,\"ts\":" US_FMT ",\"cat\":\"span\"",
-                e->kind == TR_BEGIN ? "B" : "E", tid, US(since(o, e->ts)));
+        fprintf(o->f, "{\"ph\":\"%s\",\"pid\":1,\"tid\":%u,\"ts\":" US_FMT ",\"cat\":\"span\","
+                      "\"id\":\"0x%" PRIx64 "\"", e->kind == TR_BEGIN ? "b" : "e", tid,
+                US(since(o, e->ts)), e->a);
         if (e->kind == TR_BEGIN) {
             fputs(",\"name\":", o->f);
             json_string(o->f, (const char *)(uintptr_t)e->b);

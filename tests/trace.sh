@@ -19,8 +19,8 @@ turns=$(grep '^0 ' "$out.runs" | sed -n 's/.*"\(p[io]ng\)".*/\1/p' | uniq | wc -
 [ "$turns" -ge 20 ] || { cat "$out.runs"; fail "ping and pong took $turns turns, not 20 or more"; }
 grep -q '"ping": blocked on a data structure' "$out.runs" || fail "ping never blocked"
 grep -q '"pong": completed' "$out.runs" || fail "pong never completed"
-grep -q '"ph":"B".*"name":"exchange"' "$json" || fail "no span begins"
-grep -q '"ph":"E"' "$json" || fail "no span ends"
+grep -q '"ph":"b".*"cat":"span","id":"0x2","name":"exchange"' "$json" || fail "no span begins"
+grep -q '"ph":"e".*"cat":"span","id":"0x2"' "$json" || fail "no span ends"
 grep -q '"ph":"i".*"name":"halfway"' "$json" || fail "no mark"
 grep -q '"cat":"call","name":"foreign call of SCont 1"' "$json" || fail "no foreign call"
 grep -q '"cat":"detector","name":"detector pass: ' "$json" || fail "no detector pass"
