@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "trace.h"
 
@@ -14,8 +15,10 @@
  * Each OS thread that records has a buffer of its own, a list of chunks of
  * events, found through thread-local storage: recording is a store of 32
  * bytes and a release store of the chunk's count, with no lock and no system
- * call (lwc_clock_ns reads the vDSO's clock).  A full chunk gets a new one
- * from malloc, once every TRACE_CHUNK events.  The buffers hang on one list,
+ * call (Note [Trace clocks]).  A full chunk gets a new one, twice as big up
+ * to TRACE_CHUNK_MAX events, mapped with its pages in place (MAP_POPULATE):
+ * touched one by one, a fresh page cost a fault every 128 events, which on
+ * this project's VM was most of an event's cost.  The buffers hang on one list,
  * under a mutex taken once per OS thread, so the writer finds them all, and
  * reads each chunk up to the count it published.
  *
@@ -25,12 +28,14 @@
  * so nothing is freed while the runtime may record.  lwc_trace_shutdown
  * frees them, and bumps the generation, which tells every thread that its
  * buffer pointer is stale. */
-#define TRACE_CHUNK 4096
+#define TRACE_CHUNK_MIN 4096
+#define TRACE_CHUNK_MAX 65536
 
 struct trace_chunk {
     struct trace_chunk *next;
     _Atomic unsigned    n;
-    struct trace_event  ev[TRACE_CHUNK];
+    unsigned            cap;            /* events it holds */
+    struct trace_event  ev[];
 };
 
 struct trace_buf {
@@ -78,20 +83,33 @@ static inline uint64_t trace_ticks(void) { return lwc_clock_ns(); }
 #define TRACE_TSC 0
 #endif
 
-static struct trace_chunk *chunk_new(void)
+static size_t chunk_bytes(unsigned cap)
 {
-    struct trace_chunk *c = malloc(sizeof *c);
-    if (c) {
-        c->next = NULL;
-        atomic_init(&c->n, 0);
-    }
+    return sizeof(struct trace_chunk) + (size_t)cap * sizeof(struct trace_event);
+}
+
+static struct trace_chunk *chunk_new(unsigned cap)
+{
+    void *p = mmap(NULL, chunk_bytes(cap), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    struct trace_chunk *c = p;
+    c->next = NULL;
+    c->cap = cap;
+    atomic_init(&c->n, 0);
     return c;
+}
+
+static void chunk_free(struct trace_chunk *c)
+{
+    munmap(c, chunk_bytes(c->cap));
 }
 
 static __attribute__((noinline, cold)) struct trace_buf *buf_new(void)
 {
     struct trace_buf *b = calloc(1, sizeof *b);
-    struct trace_chunk *c = b ? chunk_new() : NULL;
+    struct trace_chunk *c = b ? chunk_new(TRACE_CHUNK_MIN) : NULL;
     if (!c) {
         free(b);
         return NULL;
@@ -111,7 +129,7 @@ static __attribute__((noinline, cold)) struct trace_buf *buf_new(void)
 static __attribute__((noinline)) struct trace_chunk *chunk_more(struct trace_buf *b,
                                                                 struct trace_chunk *c)
 {
-    struct trace_chunk *more = chunk_new();
+    struct trace_chunk *more = chunk_new(c->cap < TRACE_CHUNK_MAX ? 2 * c->cap : c->cap);
     if (!more)
         return NULL;                    /* the event is lost, nothing else */
     c->next = more;
@@ -129,7 +147,7 @@ void lwc_trace_put(struct lwc_thread *t, unsigned kind, unsigned st, uint64_t a,
             return;
     struct trace_chunk *c = atomic_load_explicit(&buf->last, memory_order_relaxed);
     unsigned n = atomic_load_explicit(&c->n, memory_order_relaxed);
-    if (n == TRACE_CHUNK) {
+    if (n == c->cap) {
         if (!(c = chunk_more(buf, c)))
             return;
         n = 0;
@@ -266,13 +284,13 @@ static void empty_buffers(bool free_all)
         next = b->next;
         for (struct trace_chunk *c = b->first->next, *cn; c; c = cn) {
             cn = c->next;
-            free(c);
+            chunk_free(c);
         }
         b->first->next = NULL;
         atomic_store(&b->first->n, 0);
         atomic_store(&b->last, b->first);
         if (free_all) {
-            free(b->first);
+            chunk_free(b->first);
             free(b);
         }
     }
