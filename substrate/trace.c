@@ -23,16 +23,17 @@
  * reads each chunk up to the count it published.
  *
  * A buffer outlives its thread (the events are the trace's), and a trace
- * that stops keeps its buffers for the next one, emptied: a thread that
- * read the flag just before the stop may still be writing into its chunk,
- * so nothing is freed while the runtime may record.  lwc_trace_shutdown
+ * that stops keeps its buffers and their chunks for the next one, emptied:
+ * a thread that read the flag just before the stop may still be writing
+ * into a chunk, so nothing is freed while the runtime may record (such an
+ * event is lost, or lands in the next trace).  lwc_trace_shutdown
  * frees them, and bumps the generation, which tells every thread that its
  * buffer pointer is stale. */
 #define TRACE_CHUNK_MIN 4096
 #define TRACE_CHUNK_MAX 65536
 
 struct trace_chunk {
-    struct trace_chunk *next;
+    _Atomic(struct trace_chunk *) next;
     _Atomic unsigned    n;
     unsigned            cap;            /* events it holds */
     struct trace_event  ev[];
@@ -95,7 +96,7 @@ static struct trace_chunk *chunk_new(unsigned cap)
     if (p == MAP_FAILED)
         return NULL;
     struct trace_chunk *c = p;
-    c->next = NULL;
+    atomic_init(&c->next, NULL);
     c->cap = cap;
     atomic_init(&c->n, 0);
     return c;
@@ -126,13 +127,16 @@ static __attribute__((noinline, cold)) struct trace_buf *buf_new(void)
     return b;
 }
 
+/* The next chunk: one an earlier trace left (emptied), or a new one. */
 static __attribute__((noinline)) struct trace_chunk *chunk_more(struct trace_buf *b,
                                                                 struct trace_chunk *c)
 {
-    struct trace_chunk *more = chunk_new(c->cap < TRACE_CHUNK_MAX ? 2 * c->cap : c->cap);
-    if (!more)
-        return NULL;                    /* the event is lost, nothing else */
-    c->next = more;
+    struct trace_chunk *more = atomic_load_explicit(&c->next, memory_order_acquire);
+    if (!more) {
+        if (!(more = chunk_new(c->cap < TRACE_CHUNK_MAX ? 2 * c->cap : c->cap)))
+            return NULL;                /* the event is lost, nothing else */
+        atomic_store_explicit(&c->next, more, memory_order_release);
+    }
     atomic_store_explicit(&b->last, more, memory_order_release);
     return more;
 }
@@ -258,14 +262,14 @@ static struct trace_event *gather(size_t *n)
 {
     size_t total = 0;
     for (struct trace_buf *b = trace.bufs; b; b = b->next)
-        for (struct trace_chunk *c = b->first; c; c = c->next)
+        for (struct trace_chunk *c = b->first; c; c = atomic_load_explicit(&c->next, memory_order_acquire))
             total += atomic_load_explicit(&c->n, memory_order_acquire);
     struct trace_event *all = malloc((total ? total : 1) * sizeof *all);
     if (!all)
         return NULL;
     size_t k = 0;
     for (struct trace_buf *b = trace.bufs; b; b = b->next)
-        for (struct trace_chunk *c = b->first; c; c = c->next) {
+        for (struct trace_chunk *c = b->first; c; c = atomic_load_explicit(&c->next, memory_order_acquire)) {
             unsigned m = atomic_load_explicit(&c->n, memory_order_acquire);
             if (k + m > total)
                 m = (unsigned)(total - k);  /* recorded since we counted */
@@ -276,35 +280,34 @@ static struct trace_event *gather(size_t *n)
     return all;
 }
 
-/* Empty every buffer for the next trace, keeping the first chunk of each
- * (Note [Trace buffers]), and the names. */
+/* Empty every buffer for the next trace (Note [Trace buffers]): its chunks
+ * stay, to be filled again, since a thread that read the flag before the
+ * stop may still write into one; so do the names, which an event in flight
+ * may name.  With free_all (lwc_shutdown: nothing records), all go. */
 static void empty_buffers(bool free_all)
 {
     for (struct trace_buf *b = trace.bufs, *next; b; b = next) {
         next = b->next;
-        for (struct trace_chunk *c = b->first->next, *cn; c; c = cn) {
-            cn = c->next;
-            chunk_free(c);
+        for (struct trace_chunk *c = b->first, *cn; c; c = cn) {
+            cn = atomic_load(&c->next);
+            atomic_store(&c->n, 0);
+            if (free_all)
+                chunk_free(c);
         }
-        b->first->next = NULL;
-        atomic_store(&b->first->n, 0);
         atomic_store(&b->last, b->first);
-        if (free_all) {
-            chunk_free(b->first);
+        if (free_all)
             free(b);
-        }
     }
+    if (!free_all)
+        return;
     for (size_t i = 0; i < trace.nnames; i++)
         free(trace.names[i]);
-    trace.nnames = 0;
-    if (free_all) {
-        free(trace.names);
-        trace.names = NULL;
-        trace.cap_names = 0;
-        trace.bufs = NULL;
-        trace.nbufs = 0;
-        atomic_fetch_add(&trace.generation, 1);
-    }
+    free(trace.names);
+    trace.names = NULL;
+    trace.nnames = trace.cap_names = 0;
+    trace.bufs = NULL;
+    trace.nbufs = 0;
+    atomic_fetch_add(&trace.generation, 1);
 }
 
 static int stop(bool free_all)
