@@ -6,7 +6,7 @@ copy_tree() {
     rm -rf "$2"
     mkdir -p "$2"
     (cd "$1" && tar -cf - configure.ac Makefile.am bootstrap lwc*.pc.in README.md ChangeLog \
-        DEVELOPERS.md m4/.keep include substrate ptm schedulers tests tools examples) |
+        DEVELOPERS.md m4/.keep include substrate ptm schedulers tests tools examples doc) |
         (cd "$2" && tar -xf -)
     (cd "$2" && find . -name '*.o' -o -name '*.lo' -o -name '*.la' -o -name '.deps' -o \
         -name '.libs' -o -name '.dirstamp' -o -name '*.log' -o -name '*.trs' | xargs rm -rf)
