@@ -571,6 +571,16 @@ static void offload_callback(struct lwc_thread *t, void (*fn)(void *), void *arg
 
 /* The call on a spare, the calling SCont waiting (the Note).  False: no
  * spare, the caller makes the call itself. */
+/* errno = e on the OS thread that runs the caller now.  A function of its
+ * own: errno is *__errno_location(), a function the compiler may call once
+ * and reuse, and a callback (lwc_outcall_callback) may resume its SCont on
+ * another OS thread (Note [TLS across switches] in cap.c), whose errno is the
+ * one to set: ThreadSanitizer caught the old thread's being written. */
+static __attribute__((noinline)) void errno_here(int e)
+{
+    errno = e;
+}
+
 static bool offload_call(struct lwc_thread *t, void (*fn)(void *), void *arg, bool interruptible,
                          int *err)
 {
@@ -636,7 +646,7 @@ static __attribute__((noinline)) int outcall(void (*fn)(void *), void *arg, bool
         lwc_trace_put(NULL, TR_CALL, 0, 0, 0);
     err = call_end(t, true);
     atomic_store_explicit(&t->call_interruptible, false, memory_order_relaxed);
-    errno = e;
+    errno = e;                  /* the same OS thread: come_back binds s to it */
     (void)here;
     return err;
 }
@@ -687,7 +697,7 @@ int lwc_outcall_callback(void (*fn)(void *), void *arg)
     if (atomic_load_explicit(&t->call_interruptible, memory_order_relaxed) &&
         lwc_pvar_load(&s->pending))
         lwc_outcall_interrupt(s);                   /* thrown meanwhile: signal again */
-    errno = e;
+    errno_here(e);
     return LWC_OK;
 }
 
