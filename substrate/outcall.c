@@ -569,8 +569,6 @@ static void offload_callback(struct lwc_thread *t, void (*fn)(void *), void *arg
     atomic_store_explicit(&t->call_interruptible, interruptible, memory_order_relaxed);
 }
 
-/* The call on a spare, the calling SCont waiting (the Note).  False: no
- * spare, the caller makes the call itself. */
 /* errno = e on the OS thread that runs the caller now.  A function of its
  * own: errno is *__errno_location(), a function the compiler may call once
  * and reuse, and a callback (lwc_outcall_callback) may resume its SCont on
@@ -581,6 +579,8 @@ static __attribute__((noinline)) void errno_here(int e)
     errno = e;
 }
 
+/* The call on a spare, the calling SCont waiting (the Note).  False: no
+ * spare, the caller makes the call itself. */
 static bool offload_call(struct lwc_thread *t, void (*fn)(void *), void *arg, bool interruptible,
                          int *err)
 {

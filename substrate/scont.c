@@ -904,6 +904,9 @@ struct lwc_thread *lwc_land(lwc_transfer_t tr)
     lwc_ctx_saved(t->prev_ctx, tr);
     lwc_san_switch_end(t);
     lwc_scont_t *prev = t->prev;
+    /* The switch is traced here, on the stack switched to, and not in
+     * lwc_swap_to: a call there would leave `to` in the frames of the SCont
+     * that goes out (Note [Switch targets]). */
     if (lwc_tracing())
         lwc_trace_landed(t, prev);
     if (prev) {

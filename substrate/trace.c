@@ -141,10 +141,9 @@ static __attribute__((noinline)) struct trace_chunk *chunk_more(struct trace_buf
     return more;
 }
 
+/* The caller has seen the flag set (every hook is behind lwc_tracing). */
 void lwc_trace_put(struct lwc_thread *t, unsigned kind, unsigned st, uint64_t a, uint64_t b)
 {
-    if (!lwc_tracing())
-        return;
     struct trace_buf *buf = my_buf;
     if (!buf || my_generation != atomic_load_explicit(&trace.generation, memory_order_relaxed))
         if (!(buf = buf_new()))
@@ -217,7 +216,8 @@ void lwc_trace_named(lwc_scont_t *s)
 static void wake_committed(void *slot)
 {
     unsigned i = (unsigned)(uintptr_t)slot;
-    lwc_trace_put(NULL, TR_WAKE, 0, my_wakes[i].woken, my_wakes[i].waker);
+    if (lwc_tracing())                  /* the trace may have stopped since */
+        lwc_trace_put(NULL, TR_WAKE, 0, my_wakes[i].woken, my_wakes[i].waker);
 }
 
 void lwc_trace_wake_in(lwc_tx_t *tx, lwc_scont_t *s)
@@ -345,7 +345,7 @@ int lwc_trace_stop(void)
 
 void lwc_trace_mark(const char *name)
 {
-    if (name)
+    if (name && lwc_tracing())
         lwc_trace_put(NULL, TR_MARK, 0, 0, (uint64_t)(uintptr_t)name);
 }
 
@@ -371,7 +371,7 @@ void lwc_trace_end(void)
 
 void lwc_trace_steal(lwc_scont_t *s, unsigned victim)
 {
-    if (s)
+    if (s && lwc_tracing())
         lwc_trace_put(NULL, TR_STEAL, 0, lwc_scont_id(s), victim);
 }
 

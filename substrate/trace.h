@@ -45,6 +45,8 @@ static inline bool lwc_tracing(void)
     return __builtin_expect(atomic_load_explicit(&lwc_trace_flag, memory_order_relaxed), 0);
 }
 
+/* Record one event on the calling OS thread's buffer; t is its record, or
+ * NULL to look it up.  Only behind lwc_tracing(): it does not look again. */
 void lwc_trace_put(struct lwc_thread *t, unsigned kind, unsigned st, uint64_t a, uint64_t b);
 void lwc_trace_landed(struct lwc_thread *t, lwc_scont_t *prev);
 void lwc_trace_created(lwc_scont_t *s);
